@@ -41,7 +41,9 @@ _log = logging.getLogger(__name__)
 
 _TEMP_KIND = "tmp"
 _ASIDE_KIND = "old"
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})$")
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})$"
+)
 
 # Temporary paths this process is using right now. A leftover carrying our own pid is stale
 # only when it is not in this set (a thread of ours may be mid-save).
