@@ -1,0 +1,48 @@
+"""Hypothesis profiles of the suite: ``dev``, ``ci`` and ``nightly``.
+
+Registered when the plugin is imported, so ``--hypothesis-profile=ci`` works in any session.
+Without that option the suite loads ``ci`` when ``CI=true`` and ``dev`` otherwise, and only
+in sessions that collect suite tests: other projects' Hypothesis settings are left alone.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Building and saving a model takes a second or more: no deadline, and the fixtures the
+# suite hands to properties (the implementation, a tmp path factory) are meant to be shared.
+_COMMON = dict(
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+    print_blob=True,
+)
+
+PROFILES = {
+    "dev": dict(max_examples=5, **_COMMON),
+    "ci": dict(max_examples=20, derandomize=True, database=None, **_COMMON),
+    "nightly": dict(max_examples=300, **_COMMON),
+}
+
+
+def register():
+    for name, values in PROFILES.items():
+        settings.register_profile(name, **values)
+
+
+def default_profile_name():
+    return "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+
+
+def load_default(config):
+    """Load the suite's default profile unless the user chose one."""
+    if config.getoption("hypothesis_profile", default=None):
+        return
+    settings.load_profile(default_profile_name())
+
+
+def current_profile_name():
+    return settings.get_current_profile_name()

@@ -1,0 +1,174 @@
+"""The per-clause conformance report: collected from test reports, written as JSON or Markdown.
+
+Under xdist every test report reaches the controller, which alone assembles and writes it.
+"""
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from conformance.clauses import CLAUSE_IDS
+
+# Test properties the suite's tests attach (``request.node.user_properties``).
+EXAMPLES_PROPERTY = "conformance_examples"
+FAILURE_PROPERTY = "conformance_failure"
+
+STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
+
+
+@dataclass
+class ClauseResult:
+    tests: dict = field(default_factory=dict)  # nodeid -> outcome
+    examples: int = 0
+    failures: list = field(default_factory=list)
+    skip_reasons: set = field(default_factory=set)
+
+    @property
+    def status(self):
+        outcomes = set(self.tests.values())
+        for status in ("fail", "xpass", "xfail", "pass"):
+            if status in outcomes:
+                return status
+        if self.skip_reasons and all(r.startswith("not claimed") for r in self.skip_reasons):
+            return "not claimed"
+        return "skipped" if outcomes else "not run"
+
+
+def _outcome(report):
+    if hasattr(report, "wasxfail"):
+        return "xpass" if report.passed else "xfail"
+    if report.failed:
+        return "fail"
+    if report.skipped:
+        return "skipped"
+    return "pass"
+
+
+class ClauseReport:
+    def __init__(self):
+        self.clauses = {clause_id: ClauseResult() for clause_id in CLAUSE_IDS}
+        self.cross_worker = None
+
+    def add(self, clause_id, report):
+        result = self.clauses[clause_id]
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        outcome = _outcome(report)
+        previous = result.tests.get(report.nodeid)
+        if previous is None or STATUS_ORDER.index(outcome) < STATUS_ORDER.index(previous):
+            result.tests[report.nodeid] = outcome
+        if report.skipped and not hasattr(report, "wasxfail"):
+            result.skip_reasons.add(_skip_reason(report))
+        for name, value in report.user_properties:
+            if name == EXAMPLES_PROPERTY and report.when == "call":
+                result.examples += int(value)
+            elif name == FAILURE_PROPERTY and report.failed:
+                result.failures.append(dict(value, test=report.nodeid))
+
+    def add_cross_worker(self, problems, workers):
+        self.cross_worker = {"workers": workers, "problems": list(problems)}
+        if problems:
+            self.clauses["SIG-STABLE"].tests["<cross-worker comparison>"] = "fail"
+
+    def has_results(self):
+        return any(result.tests for result in self.clauses.values())
+
+    def unexpected_passes(self):
+        return sorted(
+            nodeid
+            for result in self.clauses.values()
+            for nodeid, outcome in result.tests.items()
+            if outcome == "xpass"
+        )
+
+    def summary_lines(self):
+        counts = {}
+        lines = []
+        for clause_id, result in self.clauses.items():
+            status = result.status
+            counts[status] = counts.get(status, 0) + 1
+            lines.append(f"  {clause_id:<24} {status:<12} {result.examples:>5} examples")
+        total = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        return [f"clauses: {total}", *lines]
+
+    def as_dict(self):
+        return {
+            clause_id: {
+                "status": result.status,
+                "examples": result.examples,
+                "tests": dict(sorted(result.tests.items())),
+                "skip_reasons": sorted(result.skip_reasons),
+                "failures": result.failures,
+            }
+            for clause_id, result in self.clauses.items()
+        }
+
+
+def _skip_reason(report):
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = longrepr[2]
+        return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
+    return str(longrepr)
+
+
+def _version(distribution):
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def report_document(state, config):
+    from conformance import profiles
+
+    return {
+        "implementation": state.impl_spec,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": _version("tensorflow"),
+            "keras": _version("keras"),
+            "tf_keras": _version("tf-keras"),
+            "hypothesis": _version("hypothesis"),
+        },
+        "hypothesis": {
+            "profile": profiles.current_profile_name(),
+            "seed": config.getoption("hypothesis_seed", default=None),
+        },
+        "command": " ".join(sys.argv),
+        "cross_worker": state.report.cross_worker,
+        "clauses": state.report.as_dict(),
+    }
+
+
+def markdown(document):
+    versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items() if v)
+    lines = [
+        f"# Keras SavedModel conformance: `{document['implementation']}`",
+        "",
+        f"{versions}; Hypothesis profile `{document['hypothesis']['profile']}`.",
+        "",
+        "| clause | status | examples | failure (shrunk spec, reproduce) |",
+        "|---|---|---|---|",
+    ]
+    for clause_id, result in document["clauses"].items():
+        failure = ""
+        if result["failures"]:
+            first = result["failures"][-1]
+            failure = f"`{first.get('spec', '')}` — `{first.get('command', '')}`"
+        elif result["status"] in ("not claimed", "skipped") and result["skip_reasons"]:
+            failure = "; ".join(result["skip_reasons"])
+        lines.append(
+            f"| {clause_id} | {result['status']} | {result['examples']} | "
+            f"{failure.replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path, state, config):
+    document = report_document(state, config)
+    text = markdown(document) if str(path).endswith(".md") else json.dumps(document, indent=2)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,69 @@
+"""Expected failures as data: one clause id or test id per line, ``# reason`` after it.
+
+    CALL-TRAINING                      # our Dropout ignores training=True
+    conformance/test_losses.py::test_activity_losses   # tracked upstream
+
+An entry that matches no collected test is an error (a stale entry hides nothing quietly);
+an expected failure that passes is reported at the end of the run.
+"""
+
+from dataclasses import dataclass, field
+
+from conformance.clauses import CLAUSE_IDS
+
+
+class XfailsError(ValueError):
+    """A malformed xfails file."""
+
+
+@dataclass
+class Xfails:
+    path: str
+    entries: dict  # clause id or test id -> reason
+    matched: set = field(default_factory=set)
+
+    def match(self, clause_id, nodeid):
+        """The reason ``nodeid`` (checking ``clause_id``) is expected to fail, or None."""
+        for key, reason in self.entries.items():
+            if key == clause_id or _same_test(key, nodeid):
+                self.matched.add(key)
+                return f"{reason} (from {self.path})"
+        return None
+
+    def unmatched(self):
+        return sorted(set(self.entries) - self.matched)
+
+
+def _same_test(key, nodeid):
+    # Test ids differ by rootdir (a checkout, site-packages), so a suffix at a path boundary
+    # matches; an entry without "[...]" covers every parametrization of the test.
+    for candidate in (nodeid, nodeid.split("[", 1)[0]):
+        if candidate == key or candidate.endswith("/" + key):
+            return True
+    return False
+
+
+def read_xfails(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise XfailsError(f"cannot read xfails file {path}: {exc}") from None
+    entries = {}
+    for number, line in enumerate(lines, start=1):
+        text, _, reason = line.partition("#")
+        key = text.strip()
+        if not key:
+            continue
+        reason = reason.strip()
+        if not reason:
+            raise XfailsError(f"{path}:{number}: entry {key!r} needs a reason after '#'")
+        if "::" not in key and key not in CLAUSE_IDS:
+            raise XfailsError(
+                f"{path}:{number}: {key!r} is neither a clause id nor a test id "
+                "(path::name)"
+            )
+        if key in entries:
+            raise XfailsError(f"{path}:{number}: duplicate entry {key!r}")
+        entries[key] = reason
+    return Xfails(path=str(path), entries=entries)
