@@ -1,0 +1,129 @@
+"""Read any Keras SavedModel through plain ``tf.saved_model.load``.
+
+The on-disk clauses check the format, not an implementation's own loader, so everything the
+suite looks at on disk goes through here: the ``keras_api`` objects of the root and of every
+layer, their object lists and traced functions, and the serving signatures.
+"""
+
+from dataclasses import dataclass
+
+# What the format puts under ``keras_api`` (tf_keras' serialized_attributes.py).
+LAYER_OBJECTS = (
+    "variables",
+    "trainable_variables",
+    "non_trainable_variables",
+    "layers",
+    "metrics",
+    "regularization_losses",
+    "layer_regularization_losses",
+    "layer_metrics",
+)
+CALL_FUNCTIONS = (
+    "__call__",
+    "call_and_return_conditional_losses",
+    "call_and_return_all_conditional_losses",
+)
+ROOT_FUNCTIONS = ("_default_save_signature",)
+# The root object also carries these directly, outside keras_api.
+ROOT_ENDPOINTS = (
+    "variables",
+    "trainable_variables",
+    "regularization_losses",
+    "__call__",
+    "call_and_return_all_conditional_losses",
+)
+
+
+@dataclass
+class SavedLayer:
+    """One object of the saved layer tree: where it sits, and its ``keras_api`` (or None)."""
+
+    path: str  # "root", "root.layers[0]", "root.layers[0].layers[2]", ...
+    obj: object
+    keras_api: object | None
+
+    def objects(self, name):
+        """The list attribute ``name`` of ``keras_api`` (empty when absent)."""
+        value = getattr(self.keras_api, name, None)
+        return list(value) if value is not None else []
+
+    def function(self, name):
+        return getattr(self.keras_api, name, None) if self.keras_api is not None else None
+
+    @property
+    def children(self):
+        return self.objects("layers")
+
+    def __repr__(self):
+        return f"SavedLayer({self.path})"
+
+
+def load(path):
+    """``tf.saved_model.load`` with TensorFlow imported quietly."""
+    from conformance.environment import quiet_tensorflow
+
+    tf = quiet_tensorflow()
+    return tf.saved_model.load(str(path))
+
+
+def walk(loaded):
+    """Every object of the saved layer tree once, depth first, in ``layers`` order.
+
+    A shared layer appears once, at the first place it is reached.
+    """
+    seen = set()
+    out = []
+
+    def visit(obj, path):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        node = SavedLayer(path, obj, getattr(obj, "keras_api", None))
+        out.append(node)
+        for index, child in enumerate(node.children):
+            visit(child, f"{path}.layers[{index}]")
+
+    visit(loaded, "root")
+    return out
+
+
+def concrete_functions(function):
+    """The concrete functions of a restored ``tf.function`` (empty for None)."""
+    if function is None:
+        return []
+    return list(getattr(function, "concrete_functions", None) or [])
+
+
+def training_values(function):
+    """The ``training`` values a call function was traced for (True / False / None)."""
+    values = set()
+    for concrete in concrete_functions(function):
+        args, kwargs = concrete.structured_input_signature
+        if "training" in kwargs:
+            values.add(kwargs["training"])
+        elif len(args) > 1 and isinstance(args[1], bool):
+            values.add(args[1])
+    return values
+
+
+def variable_key(variable):
+    """What identifies a saved variable across object lists: its handle's identity."""
+    return id(variable)
+
+
+def serving_signature(loaded, key="serving_default"):
+    """``(inputs, outputs)`` of a serving signature as {name: (dtype name, shape list)}."""
+    function = loaded.signatures[key]
+    _, input_kwargs = function.structured_input_signature
+    inputs = {
+        name: (spec.dtype.name, _shape(spec.shape)) for name, spec in sorted(input_kwargs.items())
+    }
+    outputs = {
+        name: (spec.dtype.name, _shape(spec.shape))
+        for name, spec in sorted(function.structured_outputs.items())
+    }
+    return inputs, outputs
+
+
+def _shape(shape):
+    return None if shape.rank is None else [dim for dim in shape.as_list()]
