@@ -1,0 +1,284 @@
+"""Build a :class:`ModelSpec` with Keras 3 (TensorFlow backend) or tf_keras.
+
+Weights are set after building from ``spec.seed`` with numpy: every variable's generator is
+keyed by ``crc32(layer name / variable short name # occurrence)``, never by Python ``hash`` or
+by global variable order, so the same spec gives bitwise-identical weights in both frameworks
+and in every process. The catalog's shape rule is checked against every built layer's real
+output shape; a disagreement raises :class:`ShapeRuleError`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+
+from conformance.environment import quiet_tensorflow
+
+from .catalog import REGISTRY, custom_objects
+from .spec import LayerSpec, ModelSpec, RegularizerSpec
+
+quiet_tensorflow()
+
+FRAMEWORKS = ("keras", "tf_keras")
+
+
+class ShapeRuleError(AssertionError):
+    """A catalog shape rule disagrees with the shape Keras built."""
+
+
+def framework_module(framework: str):
+    if framework == "keras":
+        import keras
+
+        return keras
+    if framework == "tf_keras":
+        import tf_keras
+
+        return tf_keras
+    raise ValueError(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
+
+
+def make_regularizer(K, reg: RegularizerSpec):
+    p = reg.param_dict
+    if reg.kind == "l1":
+        return K.regularizers.L1(l1=p["l1"])
+    if reg.kind == "l2":
+        return K.regularizers.L2(l2=p["l2"])
+    if reg.kind == "l1l2":
+        return K.regularizers.L1L2(l1=p["l1"], l2=p["l2"])
+    if reg.kind == "orthogonal":
+        return K.regularizers.OrthogonalRegularizer(factor=p["factor"], mode=p["mode"])
+    if reg.kind == "ksc_scaled_l2":
+        return custom_objects(K)["KscScaledL2"](factor=p["factor"])
+    raise ValueError(f"unknown regularizer kind {reg.kind!r}")
+
+
+def make_layer(K, node: LayerSpec, dtype: str):
+    kind = REGISTRY[node.kind]
+    kw: dict[str, Any] = {"name": node.layer_name, "dtype": dtype}
+    for slot, reg in node.regularizers:
+        kw[slot] = make_regularizer(K, reg)
+    params = {k: (list(v) if k == "target_shape" else v) for k, v in node.params}
+    return kind.make(K, params, kw)
+
+
+def _shape(t) -> tuple:
+    shape = t.shape
+    if hasattr(shape, "as_list"):
+        shape = shape.as_list()
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def _check(node: LayerSpec, tensor, where: str) -> None:
+    got = _shape(tensor)[1:]
+    if got != tuple(node.out_shape):
+        raise ShapeRuleError(
+            f"{where}: node {node.id} ({node.kind} {dict(node.params)}) built output shape "
+            f"{got}, the catalog's shape rule says {node.out_shape}"
+        )
+
+
+def _apply(layer, node: LayerSpec, args: list):
+    kind = REGISTRY.get(node.kind)
+    if kind is None or kind.arity == "unary":
+        return layer(args[0])
+    if kind.arity == "merge":
+        return layer(list(args))
+    if node.kind == "MultiHeadAttention":
+        return layer(args[0], args[1])
+    return layer([args[0], args[1]])
+
+
+def _make_layers(K, spec: ModelSpec) -> dict[str, Any]:
+    """One layer object per node; shared nodes reuse the original's; sub-models built."""
+    layers: dict[str, Any] = {}
+    for node in spec.nodes:
+        if node.shares:
+            layers[node.id] = layers[node.shares]
+        elif node.submodel is not None:
+            layers[node.id] = _build_graph(K, node.submodel)
+        else:
+            layers[node.id] = make_layer(K, node, spec.dtype)
+    return layers
+
+
+def _inputs(K, spec: ModelSpec) -> list:
+    return [
+        K.Input(shape=i.shape, dtype=i.dtype, batch_size=i.batch_size, name=i.name)
+        for i in spec.inputs
+    ]
+
+
+def _build_graph(K, spec: ModelSpec):
+    """Sequential or functional model (no weights set yet)."""
+    layers = _make_layers(K, spec)
+    ins = _inputs(K, spec)
+    if spec.topology == "sequential":
+        model = K.Sequential([ins[0]] + [layers[n.id] for n in spec.nodes], name=spec.name)
+        for n in spec.nodes:
+            _check(n, layers[n.id].output, "Sequential")
+        return model
+    env = {i.name: t for i, t in zip(spec.inputs, ins, strict=True)}
+    for n in spec.nodes:
+        out = _apply(layers[n.id], n, [env[r] for r in n.inputs])
+        _check(n, out, "functional")
+        env[n.id] = out
+    outs = [env[o] for o in spec.outputs]
+    model_in = {i.name: t for i, t in zip(spec.inputs, ins, strict=True)} if spec.dict_inputs \
+        else (ins[0] if len(ins) == 1 else ins)
+    return K.Model(inputs=model_in, outputs=outs[0] if len(outs) == 1 else outs, name=spec.name)
+
+
+def _build_subclassed(K, spec: ModelSpec):
+    layers = _make_layers(K, spec)
+    names = [i.name for i in spec.inputs]
+
+    class SpecModel(K.Model):
+        def __init__(self):
+            super().__init__(name=spec.name)
+            seen = set()
+            for n in spec.nodes:
+                layer = layers[n.id]
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    setattr(self, n.layer_name, layer)
+            self._node_layers = {n.id: layers[n.id] for n in spec.nodes}
+            self.check_shapes = True
+
+        def call(self, inputs, training=None):
+            if isinstance(inputs, dict):
+                env = {k: inputs[k] for k in names}
+            elif isinstance(inputs, list | tuple):
+                env = dict(zip(names, inputs, strict=True))
+            else:
+                env = {names[0]: inputs}
+            for n in spec.nodes:
+                out = _apply(self._node_layers[n.id], n, [env[r] for r in n.inputs])
+                if self.check_shapes:
+                    _check(n, out, "subclassed")
+                env[n.id] = out
+            outs = [env[o] for o in spec.outputs]
+            return outs[0] if len(outs) == 1 else outs
+
+    model = SpecModel()
+    probe = {
+        i.name: np.zeros((i.batch_size or 1,) + tuple(i.shape), dtype=i.dtype)
+        for i in spec.inputs
+    }
+    from .generate import call_inputs
+
+    model(call_inputs(spec, probe))
+    return model
+
+
+# --- weights -------------------------------------------------------------------------------
+
+
+def _leaf_layers(model) -> list:
+    """Layers that own variables directly, each once, in a stable (graph) order; sub-models
+    are walked into, wrappers (Bidirectional, TimeDistributed) count as one layer."""
+    out, seen = [], set()
+
+    def is_model(layer) -> bool:
+        return any(c.__name__ == "Model" for c in type(layer).__mro__)
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if is_model(layer):
+            for child in layer.layers:
+                visit(child)
+        else:
+            out.append(layer)
+
+    visit(model)
+    return out
+
+
+def _short(var) -> str:
+    name = getattr(var, "path", None) or var.name
+    name = name.split("/")[-1]
+    return name.split(":")[0]
+
+
+def _variables(layer) -> list:
+    seen, out = set(), []
+    for v in layer.weights:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def weight_keys(model) -> list[tuple[str, Any]]:
+    """(stable key, variable) for every floating-point variable of the model."""
+    items = []
+    for layer in _leaf_layers(model):
+        counts: dict[str, int] = {}
+        for v in _variables(layer):
+            dtype = str(getattr(v.dtype, "name", v.dtype))
+            if "float" not in dtype:
+                continue
+            short = _short(v)
+            i = counts.get(short, 0)
+            counts[short] = i + 1
+            items.append((f"{layer.name}/{short}#{i}", v))
+    return items
+
+
+def _values(key: str, short: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode())])
+    n = int(np.prod(shape)) if shape else 1
+    if short in ("moving_variance",):
+        vals = rng.uniform(0.5, 1.5, n)
+    elif short in ("gamma",):
+        vals = rng.uniform(0.8, 1.2, n)
+    elif short in ("scale",):  # KscWeightLoss
+        vals = rng.uniform(0.5, 1.5, n)
+    elif short in ("moving_mean", "beta", "offset", "alpha"):
+        vals = rng.uniform(-0.2, 0.2, n)
+    elif "bias" in short:
+        vals = rng.uniform(-0.1, 0.1, n)
+    elif short == "embeddings":
+        vals = rng.uniform(-0.5, 0.5, n)
+    elif len(shape) >= 2:
+        fan_in = int(np.prod(shape[:-1]))
+        if "depthwise" in short:
+            fan_in = int(np.prod(shape[:-2]))
+        limit = float(np.sqrt(3.0 / max(fan_in, 1)))
+        vals = rng.uniform(-limit, limit, n)
+    else:
+        vals = rng.uniform(-0.5, 0.5, n)
+    return vals.reshape(shape)
+
+
+def set_weights(model, seed: int) -> dict[str, np.ndarray]:
+    """Assign every float variable from ``seed``; returns the arrays assigned, by key."""
+    assigned = {}
+    for key, v in weight_keys(model):
+        shape = tuple(int(d) for d in v.shape)
+        dtype = str(getattr(v.dtype, "name", v.dtype))
+        arr = _values(key, key.split("/")[-1].split("#")[0], shape, seed).astype(dtype)
+        v.assign(arr)
+        assigned[key] = arr
+    return assigned
+
+
+def weight_arrays(model) -> dict[str, np.ndarray]:
+    """Current values of every float variable, by stable key."""
+    return {key: np.asarray(v.numpy()) for key, v in weight_keys(model)}
+
+
+def build_model(spec: ModelSpec, framework: str = "keras"):
+    """The built model, weights set from ``spec.seed``; raises ShapeRuleError on a mismatch."""
+    K = framework_module(framework)
+    custom_objects(K)
+    if spec.topology == "subclassed":
+        model = _build_subclassed(K, spec)
+    else:
+        model = _build_graph(K, spec)
+    set_weights(model, spec.seed)
+    return model

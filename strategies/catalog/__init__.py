@@ -1,0 +1,50 @@
+"""The layer catalog: one module per layer family, all entries in :data:`REGISTRY`."""
+
+from . import (  # noqa: F401  (each module registers its kinds)
+    core,
+    convolution,
+    pooling,
+    normalization,
+    noise,
+    reshaping,
+    merging,
+    recurrent,
+    attention,
+    custom,
+)
+from .base import FLOAT_DTYPES, INT_DTYPES, REGISTRY, Kind, framework_name
+from .custom import custom_objects
+
+FAMILIES = (
+    "core",
+    "convolution",
+    "pooling",
+    "normalization",
+    "noise",
+    "reshaping",
+    "merging",
+    "recurrent",
+    "attention",
+    "custom",
+)
+
+
+def kind(name: str) -> Kind:
+    return REGISTRY[name]
+
+
+def all_kinds() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+__all__ = [
+    "FAMILIES",
+    "FLOAT_DTYPES",
+    "INT_DTYPES",
+    "REGISTRY",
+    "Kind",
+    "all_kinds",
+    "custom_objects",
+    "framework_name",
+    "kind",
+]

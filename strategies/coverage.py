@@ -1,0 +1,208 @@
+"""Coverage of drawn specs: layer kinds, (kind, input rank, dtype) combinations, parameter bins
+and adjacent-kind pairs, measured against what the catalog makes reachable.
+
+``python -m strategies.coverage -n 2000`` draws specs (no building) and prints the table.
+While a :func:`collect` block is open, every spec ``model_specs`` draws is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .spec import ModelSpec
+
+
+def _bin(value: Any) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return repr(value)
+    if isinstance(value, int | float):
+        if value == 0:
+            return "0"
+        sign = "-" if value < 0 else ""
+        return f"{sign}2^{int(math.floor(math.log2(abs(value))))}"
+    if isinstance(value, tuple):
+        flat = [v for v in value if isinstance(v, int | float) and not isinstance(v, bool)]
+        if not flat:
+            return f"tuple[{len(value)}]"
+        return f"len{len(value)}:max{_bin(max(flat))}"
+    return type(value).__name__
+
+
+@dataclass
+class Features:
+    kinds: Counter = field(default_factory=Counter)
+    combos: Counter = field(default_factory=Counter)  # (kind, rank, dtype)
+    params: Counter = field(default_factory=Counter)  # (kind, param, bin)
+    pairs: Counter = field(default_factory=Counter)  # (producer kind, consumer kind)
+    topologies: Counter = field(default_factory=Counter)
+    regularizers: Counter = field(default_factory=Counter)  # (slot, regularizer kind)
+    specs: int = 0
+
+    def update(self, other: Features) -> None:
+        for name in ("kinds", "combos", "params", "pairs", "topologies", "regularizers"):
+            getattr(self, name).update(getattr(other, name))
+        self.specs += other.specs
+
+
+def features(spec: ModelSpec) -> Features:
+    """What one spec covers (nested sub-models included)."""
+    f = Features(specs=1)
+    f.topologies[spec.topology] += 1
+    _walk(spec, f)
+    return f
+
+
+def _walk(spec: ModelSpec, f: Features) -> None:
+    shapes: dict[str, tuple[tuple[int, ...], str]] = {
+        i.name: (i.shape, i.dtype) for i in spec.inputs
+    }
+    kinds: dict[str, str] = {}
+    for n in spec.nodes:
+        shape, dtype = shapes[n.inputs[0]]
+        if n.submodel is not None:
+            _walk(n.submodel, f)
+            kinds[n.id] = "Submodel"
+        else:
+            kinds[n.id] = n.kind
+            f.kinds[n.kind] += 1
+            f.combos[(n.kind, len(shape), dtype)] += 1
+            for key, value in n.params:
+                f.params[(n.kind, key, _bin(value))] += 1
+            for slot, reg in n.regularizers:
+                f.regularizers[(slot, reg.kind)] += 1
+            for ref in n.inputs:
+                producer = kinds.get(ref)
+                if producer is not None and producer != "Submodel":
+                    f.pairs[(producer, n.kind)] += 1
+        out_dtype = spec.dtype
+        shapes[n.id] = (n.out_shape, out_dtype)
+
+
+# --- collector -----------------------------------------------------------------------------
+
+_ACTIVE: list[Features] = []
+
+
+def record(spec: ModelSpec) -> None:
+    """Called by ``model_specs`` for every drawn spec; a no-op unless :func:`collect` is open."""
+    if _ACTIVE:
+        f = features(spec)
+        for c in _ACTIVE:
+            c.update(f)
+
+
+@contextlib.contextmanager
+def collect() -> Iterator[Features]:
+    acc = Features()
+    _ACTIVE.append(acc)
+    try:
+        yield acc
+    finally:
+        _ACTIVE.remove(acc)
+
+
+# --- what is reachable ---------------------------------------------------------------------
+
+
+def reachable_combos(dtypes: tuple[str, ...] | None = None) -> set[tuple[str, int, str]]:
+    from .catalog import FLOAT_DTYPES, REGISTRY
+
+    dts = set(dtypes or FLOAT_DTYPES) | {"int32"}
+    return {
+        (k.name, r, d) for k in REGISTRY.values() for r in k.ranks for d in k.dtypes if d in dts
+    }
+
+
+def reachable_pairs() -> set[tuple[str, str]]:
+    """(a, b) where some output rank of ``a`` is an input rank of ``b`` (float tensors; a
+    masked output of Masking only feeds kinds that support masks)."""
+    from .catalog import REGISTRY
+
+    out = set()
+    for a in REGISTRY.values():
+        out_ranks = {o for r in a.ranks for o in a.out_ranks(r)}
+        for b in REGISTRY.values():
+            if "int32" in b.dtypes and len(b.dtypes) == 1:
+                continue
+            if a.name == "Masking" and not b.supports_mask:
+                continue
+            if out_ranks & set(b.ranks):
+                out.add((a.name, b.name))
+    return out
+
+
+def table(f: Features, dtypes: tuple[str, ...] | None = None) -> str:
+    from .catalog import REGISTRY
+
+    combos = reachable_combos(dtypes)
+    pairs = reachable_pairs()
+    got_combos = set(f.combos) & combos
+    got_pairs = set(f.pairs) & pairs
+    never = [k for k in REGISTRY if k not in f.kinds]
+    lines = [
+        f"specs drawn:                    {f.specs}",
+        f"layer kinds drawn:              {len(set(f.kinds) & set(REGISTRY))} / {len(REGISTRY)}",
+        f"(kind, rank, dtype) combos:     {len(got_combos)} / {len(combos)} reachable "
+        f"= {100.0 * len(got_combos) / max(len(combos), 1):.1f} %",
+        f"adjacent kind pairs:            {len(got_pairs)} / {len(pairs)} reachable "
+        f"= {100.0 * len(got_pairs) / max(len(pairs), 1):.1f} %",
+        f"parameter bins seen:            {len(f.params)}",
+        f"(slot, regularizer) seen:       {len(f.regularizers)}",
+        "topologies:                     "
+        + ", ".join(f"{k}={v}" for k, v in sorted(f.topologies.items())),
+        f"kinds never drawn:              {', '.join(never) if never else '-'}",
+        "",
+        "per kind: draws, combos covered / reachable",
+    ]
+    for name in REGISTRY:
+        reach = {c for c in combos if c[0] == name}
+        got = {c for c in got_combos if c[0] == name}
+        lines.append(f"  {name:26s} {f.kinds.get(name, 0):6d}   {len(got):2d} / {len(reach):2d}")
+    return "\n".join(lines)
+
+
+def draw_specs(n: int, seed: int = 0, **knobs: Any) -> Features:
+    """Draw ``n`` specs (seeded, no building) and return their coverage."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+
+    from strategies import coverage as registered  # the module model_specs records into
+    from strategies.generate import model_specs
+
+    with registered.collect() as acc:
+
+        @hseed(seed)
+        @settings(
+            max_examples=n,
+            database=None,
+            phases=[Phase.generate],
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(model_specs(**knobs))
+        def _draw(spec: ModelSpec) -> None:
+            pass
+
+        _draw()
+    return acc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=2000, help="number of specs to draw")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-layers", type=int, default=8)
+    args = parser.parse_args(argv)
+    f = draw_specs(args.n, seed=args.seed, max_layers=args.max_layers)
+    print(table(f))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,463 @@
+"""Hypothesis strategies that draw :class:`ModelSpec` values valid by construction.
+
+No ``assume``/``filter``: a node only picks kinds that accept the shape, dtype and mask of its
+source tensor, parameters are bounded by that shape, and merges of mismatched shapes get
+adapters (Flatten -> Dense -> Reshape). Node ``i`` draws its source among earlier tensors,
+latest first, so graphs shrink toward a chain; counts, ranks and dims shrink toward small and
+the dtype toward float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import event
+from hypothesis import strategies as st
+
+from .catalog import FLOAT_DTYPES, REGISTRY, Kind
+from .catalog.base import prod
+from .spec import TOPOLOGIES, InputSpec, LayerSpec, ModelSpec, RegularizerSpec, freeze_params
+
+REGULARIZER_KINDS = ("l2", "l1", "l1l2", "orthogonal", "ksc_scaled_l2")
+FACTORS = (0.0, 0.01, 0.1, 0.001)
+# largest per-example dims of an input, by rank (spatial, channels): tiny models build fast
+_INPUT_DIMS = {1: (8, 8), 2: (8, 6), 3: (6, 4), 4: (4, 3)}
+ADAPTER_KINDS = ("Flatten", "Dense", "Reshape", "Activation")
+_ADAPT_BUDGET = 16384  # largest Dense kernel an adapter may need
+
+
+@st.composite
+def regularizer_specs(draw, orthogonal: bool = True) -> RegularizerSpec:
+    """One regularizer. ``orthogonal=False`` leaves OrthogonalRegularizer out (it needs 2-D)."""
+    kinds = REGULARIZER_KINDS if orthogonal else tuple(
+        k for k in REGULARIZER_KINDS if k != "orthogonal"
+    )
+    kind = draw(st.sampled_from(kinds))
+    f = st.sampled_from(FACTORS)
+    if kind == "l1":
+        params = {"l1": draw(f)}
+    elif kind == "l2":
+        params = {"l2": draw(f)}
+    elif kind == "l1l2":
+        params = {"l1": draw(f), "l2": draw(f)}
+    elif kind == "orthogonal":
+        params = {"factor": draw(f), "mode": draw(st.sampled_from(("rows", "columns")))}
+    else:
+        params = {"factor": draw(f)}
+    return RegularizerSpec(kind=kind, params=freeze_params(params))
+
+
+def _input_shape(draw, rank: int) -> tuple[int, ...]:
+    spatial, channels = _INPUT_DIMS[rank]
+    dims = [draw(st.integers(1, spatial)) for _ in range(rank - 1)]
+    dims.append(draw(st.integers(1, channels if rank > 1 else spatial)))
+    return tuple(dims)
+
+
+@st.composite
+def input_specs(
+    draw,
+    *,
+    name: str = "in_0",
+    ranks: tuple[int, ...] = (1, 2, 3, 4),
+    dtypes: tuple[str, ...] = ("float32",),
+    allow_int: bool = False,
+    batch_size: int | None = None,
+) -> InputSpec:
+    """One input: rank and dims shrink toward small, dtype toward the first of ``dtypes``."""
+    rank = draw(st.sampled_from(tuple(sorted(ranks))))
+    shape = _input_shape(draw, rank)
+    if allow_int and rank <= 2 and draw(st.booleans()):
+        return InputSpec(name, shape, "int32", batch_size, vocab=draw(st.integers(2, 10)))
+    return InputSpec(name, shape, draw(st.sampled_from(dtypes)), batch_size)
+
+
+@dataclass
+class _Tensor:
+    ref: str
+    shape: tuple[int, ...]
+    dtype: str
+    masked: bool
+    kind: str  # producing kind, "Input" for model inputs
+    vocab: int | None = None
+
+
+class _Graph:
+    """Mutable state of one spec being drawn."""
+
+    def __init__(self, draw, allowed: list[Kind], dtype: str, topology: str, prefix: str):
+        self.draw = draw
+        self.allowed = allowed
+        self.dtype = dtype
+        self.topology = topology
+        self.prefix = prefix
+        self.nodes: list[LayerSpec] = []
+        self.tensors: list[_Tensor] = []
+        self.consumed: set[str] = set()
+        self.node_dtype: dict[str, str] = {}
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        return f"n{len(self.nodes)}"
+
+    def _layer_name(self, node_id: str, kind: str) -> str:
+        return f"{self.prefix}{node_id}_{kind.lower()}"
+
+    def candidates(self, t: _Tensor) -> list[Kind]:
+        out = []
+        for k in self.allowed:
+            if self.topology == "sequential" and not k.in_sequential:
+                continue
+            if k.can_take(t.shape, t.dtype, t.masked):
+                out.append(k)
+        return out
+
+    def add(self, kind: Kind, inputs: list[_Tensor], params: dict, regs=()):
+        node_id = self._new_id()
+        shapes = tuple(t.shape for t in inputs)
+        out_shape = tuple(kind.out_shape(shapes, params))
+        masked = kind.produces_mask(params, inputs[0].masked)
+        node = LayerSpec(
+            id=node_id,
+            kind=kind.name,
+            inputs=tuple(t.ref for t in inputs),
+            params=freeze_params(params),
+            regularizers=tuple(regs),
+            out_shape=out_shape,
+            layer_name=self._layer_name(node_id, kind.name),
+        )
+        self.nodes.append(node)
+        for t in inputs:
+            self.consumed.add(t.ref)
+        out = _Tensor(node_id, out_shape, self.dtype, masked, kind.name)
+        self.tensors.append(out)
+        return out
+
+    def regularizers(self, kind: Kind, out_rank: int) -> list[tuple[str, RegularizerSpec]]:
+        draw = self.draw
+        slots = list(kind.reg_slots)
+        if kind.activity:
+            slots.append(("activity_regularizer", out_rank == 1))
+        if not slots or not draw(st.booleans()):
+            return []
+        regs = []
+        for slot, ortho in slots:
+            if draw(st.booleans()):
+                regs.append((slot, draw(regularizer_specs(orthogonal=ortho))))
+        return regs
+
+    # --- adapters --------------------------------------------------------------------------
+    def adapt(self, t: _Tensor, target: tuple[int, ...]) -> _Tensor:
+        """Flatten -> Dense -> Reshape so that ``t`` gets shape ``target``."""
+        if t.shape == target:
+            return t
+        if len(t.shape) > 1:
+            t = self.add(REGISTRY["Flatten"], [t], {})
+        n = prod(target)
+        t = self.add(
+            REGISTRY["Dense"], [t], {"units": n, "activation": "linear", "use_bias": True}
+        )
+        if target != (n,):
+            t = self.add(REGISTRY["Reshape"], [t], {"target_shape": target})
+        return t
+
+    def _partner(self, source: _Tensor, target: tuple[int, ...], concat: bool) -> _Tensor:
+        """Another tensor for a merge or attention, adapted to ``target`` when affordable."""
+        pool = [t for t in reversed(self.tensors) if not t.masked and t.dtype == source.dtype]
+        others = [t for t in pool if t.ref != source.ref]
+        if not others:
+            return source
+        t = others[self.draw(st.integers(0, len(others) - 1))]
+        if t.shape == target or (concat and t.shape[:-1] == target[:-1]):
+            return t
+        if prod(t.shape) * prod(target) > _ADAPT_BUDGET:
+            return source
+        return self.adapt(t, target)
+
+    # --- one step --------------------------------------------------------------------------
+    def step(self, source: _Tensor, kind: Kind) -> _Tensor:
+        draw = self.draw
+        if kind.arity == "merge":
+            n = draw(st.integers(*kind.n_inputs))
+            ins = [source]
+            for _ in range(n - 1):
+                ins.append(self._partner(source, source.shape, kind.name == "Concatenate"))
+        elif kind.arity == "attention":
+            ins = [source]
+            if draw(st.booleans()):
+                ins.append(self._partner(source, source.shape, False))
+            else:
+                ins.append(source)
+        else:
+            ins = [source]
+        shapes = tuple(t.shape for t in ins)
+        params = kind.params(draw, shapes, source.dtype)
+        if kind.name == "Embedding":
+            params["input_dim"] = (source.vocab or 2) + draw(st.integers(0, 2))
+        out_rank = len(kind.out_shape(shapes, params))
+        regs = self.regularizers(kind, out_rank)
+        return self.add(kind, ins, params, regs)
+
+    def try_share(self, source: _Tensor) -> _Tensor | None:
+        """Call an earlier node's layer again on ``source`` (same shape, dtype and mask)."""
+        if self.topology == "sequential" or source.dtype not in FLOAT_DTYPES:
+            return None
+        by_ref = {t.ref: t for t in self.tensors}
+        options = []
+        for n in self.nodes:
+            k = REGISTRY.get(n.kind)
+            if k is None or n.shares or n.submodel is not None or not k.shareable:
+                continue
+            if len(n.inputs) != 1 or n.inputs[0] == source.ref:
+                continue
+            src = by_ref[n.inputs[0]]
+            if (src.shape, src.dtype, src.masked) == (source.shape, source.dtype, source.masked):
+                options.append(n)
+        if not options or not self.draw(st.booleans()):
+            return None
+        orig = options[self.draw(st.integers(0, len(options) - 1))]
+        kind = REGISTRY[orig.kind]
+        node_id = self._new_id()
+        masked = kind.produces_mask(orig.param_dict, source.masked)
+        node = LayerSpec(
+            id=node_id,
+            kind=orig.kind,
+            inputs=(source.ref,),
+            params=orig.params,
+            regularizers=orig.regularizers,
+            shares=orig.id,
+            out_shape=orig.out_shape,
+            layer_name=orig.layer_name,
+        )
+        self.nodes.append(node)
+        self.consumed.add(source.ref)
+        out = _Tensor(node_id, orig.out_shape, self.dtype, masked, orig.kind)
+        self.tensors.append(out)
+        return out
+
+    def submodel(self, source: _Tensor) -> _Tensor:
+        """A nested sequential/functional chain used as one layer."""
+        draw = self.draw
+        node_id = self._new_id()
+        name = self._layer_name(node_id, "sub")
+        inner_top = draw(st.sampled_from(("sequential", "functional")))
+        inner_allowed = [
+            k
+            for k in self.allowed
+            if k.arity == "unary" and k.name != "Masking" and k.dtypes != ("int32",)
+        ] or [REGISTRY["Dense"]]
+        inner = _Graph(draw, inner_allowed, self.dtype, inner_top, prefix=f"{name}_")
+        inp = InputSpec(f"{name}_in", source.shape, source.dtype)
+        t = _Tensor(inp.name, inp.shape, inp.dtype, False, "Input")
+        inner.tensors.append(t)
+        for _ in range(draw(st.integers(1, 3))):
+            cands = inner.candidates(t)
+            if not cands:
+                break
+            t = inner.step(t, draw(st.sampled_from(cands)))
+        if not inner.nodes:
+            t = inner.step(t, REGISTRY["Dense"])
+        sub = ModelSpec(
+            inputs=(inp,),
+            nodes=tuple(inner.nodes),
+            outputs=(inner.nodes[-1].id,),
+            topology=inner_top,
+            dtype=self.dtype,
+            seed=0,
+            name=name,
+        )
+        node = LayerSpec(
+            id=node_id,
+            kind="Submodel",
+            inputs=(source.ref,),
+            out_shape=inner.nodes[-1].out_shape,
+            submodel=sub,
+            layer_name=name,
+        )
+        self.nodes.append(node)
+        self.consumed.add(source.ref)
+        out = _Tensor(node_id, node.out_shape, self.dtype, False, "Submodel")
+        self.tensors.append(out)
+        return out
+
+
+def _allowed_kinds(kinds) -> list[Kind]:
+    if kinds is None:
+        return list(REGISTRY.values())
+    unknown = [k for k in kinds if k not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown layer kinds: {unknown}")
+    return [REGISTRY[k] for k in REGISTRY if k in set(kinds)]
+
+
+@st.composite
+def model_specs(
+    draw,
+    *,
+    max_layers: int = 8,
+    kinds: list[str] | tuple[str, ...] | None = None,
+    topologies: list[str] | tuple[str, ...] | None = None,
+    dtypes: list[str] | tuple[str, ...] | None = None,
+) -> ModelSpec:
+    """Random valid models.
+
+    ``max_layers`` bounds the drawn steps (adapters for merges may add a few layers).
+    ``kinds`` restricts the drawn kinds (Flatten/Dense/Reshape/Activation may still appear
+    as adapters). ``topologies`` picks among sequential, functional, subclassed, nested;
+    ``dtypes`` among float32, float16, float64 (the first listed is the shrink target).
+    """
+    allowed = _allowed_kinds(kinds)
+    tops = tuple(topologies or TOPOLOGIES)
+    bad = [t for t in tops if t not in TOPOLOGIES]
+    if bad:
+        raise ValueError(f"unknown topologies: {bad}")
+    dts = tuple(dtypes or FLOAT_DTYPES)
+    topology = draw(st.sampled_from(tops))
+    dtype = draw(st.sampled_from(dts))
+    float_kinds = [k for k in allowed if dtype in k.dtypes]
+    int_ok = any(k.name == "Embedding" for k in allowed)
+    if not float_kinds and not int_ok:
+        raise ValueError("no allowed kind accepts the requested dtypes")
+    g = _Graph(draw, [k for k in allowed if dtype in k.dtypes or k.dtypes == ("int32",)],
+               dtype, topology, prefix="")
+    if topology == "sequential":
+        g.allowed = [k for k in g.allowed if k.in_sequential]
+
+    # inputs
+    n_inputs = 1 if topology == "sequential" else draw(st.integers(1, 3))
+    batch_size = draw(st.integers(1, 4)) if draw(st.booleans()) else None
+    ranks = sorted({r for k in float_kinds if k.in_sequential or topology != "sequential"
+                    for r in k.ranks}) or [1]
+    inputs = []
+    for j in range(n_inputs):
+        only_int = not float_kinds
+        spec = draw(
+            input_specs(
+                name=f"in_{j}",
+                ranks=(1, 2) if only_int else tuple(ranks),
+                dtypes=(dtype,),
+                allow_int=int_ok and (only_int or topology != "nested"),
+                batch_size=batch_size,
+            )
+        )
+        if only_int and spec.dtype != "int32":
+            spec = InputSpec(spec.name, spec.shape, "int32", batch_size, vocab=4)
+        inputs.append(spec)
+        g.tensors.append(_Tensor(spec.name, spec.shape, spec.dtype, False, "Input", spec.vocab))
+    dict_inputs = topology in ("functional", "nested") and draw(st.booleans())
+
+    n_steps = draw(st.integers(n_inputs, max(n_inputs, max_layers)))
+    sub_at = draw(st.integers(0, n_steps - 1)) if topology == "nested" else -1
+    for i in range(n_steps):
+        if i < n_inputs:
+            source = g.tensors[i]
+            if not g.candidates(source):
+                continue
+        else:
+            viable = [t for t in reversed(g.tensors) if g.candidates(t)]
+            if topology == "sequential":
+                viable = viable[:1] if viable and viable[0] is g.tensors[-1] else []
+            if not viable:
+                break
+            source = viable[draw(st.integers(0, len(viable) - 1))]
+        if i == sub_at and source.dtype in FLOAT_DTYPES and not source.masked:
+            g.submodel(source)
+            continue
+        if i >= n_inputs and g.try_share(source) is not None:
+            continue
+        cands = g.candidates(source)
+        g.step(source, draw(st.sampled_from(cands)))
+    if topology == "nested" and not any(n.submodel is not None for n in g.nodes):
+        # the sub-model position fell on an unsuitable tensor: nest at the end instead
+        floats = [t for t in reversed(g.tensors) if t.dtype in FLOAT_DTYPES and not t.masked]
+        if floats:
+            g.submodel(floats[0])
+    if not g.nodes:
+        raise ValueError("no allowed kind accepts any input: widen `kinds`")
+
+    # every input must reach an output
+    for t in list(g.tensors):
+        if t.kind == "Input" and t.ref not in g.consumed:
+            g.step(t, REGISTRY["Embedding"] if t.dtype == "int32" else REGISTRY["Activation"])
+
+    # outputs: every sink, from a layer called exactly once (names stay unambiguous)
+    uses: dict[str, int] = {}
+    for n in g.nodes:
+        uses[n.layer_name] = uses.get(n.layer_name, 0) + 1
+    outputs = []
+    for t in list(g.tensors):
+        if t.kind == "Input" or t.ref in g.consumed:
+            continue
+        node = g.nodes[int(t.ref[1:])]
+        if uses[node.layer_name] > 1:
+            t = g.add(REGISTRY["Activation"], [t], {"activation": "linear"})
+        outputs.append(t.ref)
+    if topology == "sequential":
+        outputs = [g.nodes[-1].id]
+
+    spec = ModelSpec(
+        inputs=tuple(inputs),
+        nodes=tuple(g.nodes),
+        outputs=tuple(outputs),
+        topology=topology,
+        dtype=dtype,
+        seed=draw(st.integers(0, 2**31 - 1)),
+        dict_inputs=dict_inputs,
+    )
+    for k in sorted(set(spec.kinds())):
+        event(f"kind={k}")
+    from . import coverage  # lazily: `python -m strategies.coverage` runs it as __main__
+
+    coverage.record(spec)
+    return spec
+
+
+def _vocab_of(spec: ModelSpec, name: str) -> int | None:
+    for i in spec.inputs:
+        if i.name == name:
+            return i.vocab
+    return None
+
+
+def _batch(spec: ModelSpec, draw) -> int:
+    for i in spec.inputs:
+        if i.batch_size is not None:
+            return i.batch_size
+    return draw(st.integers(1, 4))
+
+
+@st.composite
+def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
+    """Arrays for every input, keyed by input name, one shared batch size 1-4.
+
+    Floats lie in [-2, 2] (safe for float16), sometimes with whole timesteps at 0 so that
+    Masking has something to mask; integer ids lie in ``[0, vocab)``.
+    """
+    import numpy as np
+
+    batch = _batch(spec, draw)
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from((1.0, 2.0, 0.0)))
+    zero_steps = draw(st.booleans())
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for i in spec.inputs:
+        shape = (batch,) + tuple(i.shape)
+        if i.dtype.startswith("int"):
+            arr = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
+        else:
+            arr = (rng.uniform(-1.0, 1.0, size=shape) * scale).astype(i.dtype)
+            if zero_steps and len(i.shape) >= 2:
+                arr[:, 0] = 0
+        out[i.name] = arr
+    return out
+
+
+def call_inputs(spec: ModelSpec, data: dict[str, Any]) -> Any:
+    """What ``model(...)`` of the built model expects: one array, a list, or a dict."""
+    if spec.dict_inputs:
+        return {i.name: data[i.name] for i in spec.inputs}
+    if len(spec.inputs) == 1:
+        return data[spec.inputs[0].name]
+    return [data[i.name] for i in spec.inputs]

@@ -1,0 +1,275 @@
+"""Random Keras models as plain data.
+
+A :class:`ModelSpec` is a frozen, hashable, JSON-able description of a model: its inputs, a DAG
+of layer nodes, its outputs, its topology and a weight seed. ``to_json``/``from_json``
+round-trip exactly. Every layer, input and model gets an explicit deterministic name from the
+spec, so the same spec builds the same names in any process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+TOPOLOGIES = ("sequential", "functional", "subclassed", "nested")
+
+_DTYPE_SHORT = {
+    "float32": "f32",
+    "float16": "f16",
+    "float64": "f64",
+    "bfloat16": "bf16",
+    "int32": "i32",
+    "int64": "i64",
+}
+
+
+def _freeze(value: Any) -> Any:
+    """Lists become tuples, recursively (JSON gives lists back)."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def freeze_params(params: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """A params dict as a tuple of sorted ``(key, value)`` pairs, values frozen."""
+    return tuple(sorted((str(k), _freeze(v)) for k, v in (params or {}).items()))
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, tuple):
+        return "(" + ",".join(_short_value(x) for x in v) + ")"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _short_shape(shape: tuple[int, ...]) -> str:
+    return "(" + ",".join(str(d) for d in shape) + ")"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: shape without the batch axis, dtype, optional fixed batch size.
+
+    ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    batch_size: int | None = None
+    vocab: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "vocab": self.vocab,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputSpec:
+        return cls(
+            name=d["name"],
+            shape=tuple(d["shape"]),
+            dtype=d["dtype"],
+            batch_size=d.get("batch_size"),
+            vocab=d.get("vocab"),
+        )
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.batch_size is not None:
+            extra += f",b={self.batch_size}"
+        if self.vocab is not None:
+            extra += f",vocab={self.vocab}"
+        return f"{self.name}:{_short_shape(self.shape)}{_DTYPE_SHORT.get(self.dtype, self.dtype)}{extra}"
+
+
+@dataclass(frozen=True)
+class RegularizerSpec:
+    """A regularizer: ``kind`` in l1, l2, l1l2, orthogonal, ksc_scaled_l2; params sorted pairs."""
+
+    kind: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": {k: _thaw(v) for k, v in self.params}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegularizerSpec:
+        return cls(kind=d["kind"], params=freeze_params(d["params"]))
+
+    def __repr__(self) -> str:
+        inner = ",".join(f"{k}={_short_value(v)}" for k, v in self.params)
+        return f"{self.kind}({inner})"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One node of the DAG.
+
+    ``inputs`` names earlier tensors: model inputs (``in_0``) or earlier nodes (``n3``).
+    ``shares`` names an earlier node whose layer *instance* this node calls again (shared
+    layer); ``kind``/``params``/``regularizers`` then repeat that node's. ``submodel`` holds
+    the inner spec of a nested sub-model node (kind ``Submodel``). ``out_shape`` is the shape
+    the catalog's shape rule predicts (without batch); ``build_model`` checks it.
+    """
+
+    id: str
+    kind: str
+    inputs: tuple[str, ...]
+    params: tuple[tuple[str, Any], ...] = ()
+    regularizers: tuple[tuple[str, RegularizerSpec], ...] = ()
+    shares: str | None = None
+    out_shape: tuple[int, ...] = ()
+    submodel: ModelSpec | None = None
+    layer_name: str = ""
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "params": {k: _thaw(v) for k, v in self.params},
+            "regularizers": [[slot, r.to_dict()] for slot, r in self.regularizers],
+            "shares": self.shares,
+            "out_shape": list(self.out_shape),
+            "submodel": None if self.submodel is None else self.submodel.to_dict(),
+            "layer_name": self.layer_name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LayerSpec:
+        return cls(
+            id=d["id"],
+            kind=d["kind"],
+            inputs=tuple(d["inputs"]),
+            params=freeze_params(d["params"]),
+            regularizers=tuple(
+                (slot, RegularizerSpec.from_dict(r)) for slot, r in d["regularizers"]
+            ),
+            shares=d.get("shares"),
+            out_shape=tuple(d["out_shape"]),
+            submodel=None if d.get("submodel") is None else ModelSpec.from_dict(d["submodel"]),
+            layer_name=d.get("layer_name", ""),
+        )
+
+    def __repr__(self) -> str:
+        if self.submodel is not None:
+            body = f"Submodel[{self.submodel!r}]"
+        else:
+            args = ",".join(f"{k}={_short_value(v)}" for k, v in self.params)
+            body = f"{self.kind}({args})"
+        if self.regularizers:
+            body += "{" + ",".join(f"{s}:{r!r}" for s, r in self.regularizers) + "}"
+        if self.shares:
+            body += f"=shares:{self.shares}"
+        src = ",".join(self.inputs)
+        return f"{self.id}={body}<-{src}->{_short_shape(self.out_shape)}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole model: inputs, DAG of nodes (topologically ordered), outputs, topology, seed."""
+
+    inputs: tuple[InputSpec, ...]
+    nodes: tuple[LayerSpec, ...]
+    outputs: tuple[str, ...]
+    topology: str = "functional"
+    dtype: str = "float32"
+    seed: int = 0
+    dict_inputs: bool = False
+    name: str = "model"
+    extra: tuple[tuple[str, Any], ...] = field(default=())
+
+    # --- lookups -------------------------------------------------------------------------
+    def node(self, node_id: str) -> LayerSpec:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    def output_names(self) -> tuple[str, ...]:
+        """Names of the output layers, in output order (functional serving keys in tf_keras)."""
+        return tuple(self.node(o).layer_name for o in self.outputs)
+
+    def kinds(self) -> tuple[str, ...]:
+        """Every layer kind in the model, nested sub-models included (with repeats)."""
+        out: list[str] = []
+        for n in self.nodes:
+            if n.submodel is not None:
+                out.extend(n.submodel.kinds())
+            else:
+                out.append(n.kind)
+        return tuple(out)
+
+    def num_layers(self) -> int:
+        return len(self.kinds())
+
+    # --- JSON -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [i.to_dict() for i in self.inputs],
+            "nodes": [n.to_dict() for n in self.nodes],
+            "outputs": list(self.outputs),
+            "topology": self.topology,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "dict_inputs": self.dict_inputs,
+            "name": self.name,
+            "extra": {k: _thaw(v) for k, v in self.extra},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        return cls(
+            inputs=tuple(InputSpec.from_dict(i) for i in d["inputs"]),
+            nodes=tuple(LayerSpec.from_dict(n) for n in d["nodes"]),
+            outputs=tuple(d["outputs"]),
+            topology=d["topology"],
+            dtype=d["dtype"],
+            seed=d["seed"],
+            dict_inputs=d["dict_inputs"],
+            name=d.get("name", "model"),
+            extra=freeze_params(d.get("extra", {})),
+        )
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        flags = [self.topology, self.dtype, f"seed={self.seed}"]
+        if self.dict_inputs:
+            flags.append("dict")
+        ins = " ".join(repr(i) for i in self.inputs)
+        nodes = "; ".join(repr(n) for n in self.nodes)
+        return f"ModelSpec<{' '.join(flags)} | {ins} | {nodes} | out={','.join(self.outputs)}>"
+
+
+def from_json(text: str) -> ModelSpec:
+    return ModelSpec.from_json(text)
