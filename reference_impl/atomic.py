@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference_impl import integrity
+
 __all__ = ["should_write", "atomic_directory", "recover"]
 
 _log = logging.getLogger(__name__)
@@ -243,12 +245,14 @@ def _swap_into_place(temp: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_directory(path: str | os.PathLike[str], *, manifest: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``path`` when the block ends.
 
     The directory is created beside ``path`` (same file system, so the final move is a
-    rename). On normal exit its files are flushed to disk and it is swapped into place. If
-    the block raises, the temporary directory is removed and ``path`` is left untouched.
+    rename). On normal exit a checksum manifest of its files is written (unless ``manifest``
+    is false; see :mod:`reference_impl.integrity`), everything is flushed to disk and the
+    directory is swapped into place. If the block raises, the temporary directory is
+    removed and ``path`` is left untouched.
     """
     target = Path(os.path.abspath(os.fspath(path)))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +264,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         temp.mkdir()
         try:
             yield temp
+            if manifest:
+                integrity.write_manifest(temp)
             _fsync_tree(temp)
             _swap_into_place(temp, target)
         except BaseException:

@@ -17,11 +17,15 @@ keras_metadata.pb unparsable or not JSON    MetadataError
 
 What is checked, and what cannot be:
 
+* Where the directory has a checksum manifest (every save made by ``reference_impl`` writes
+  one, see :mod:`reference_impl.integrity`), every file it lists must be present with the
+  recorded SHA-256. This detects any altered or truncated byte in those files.
 * ``saved_model.pb`` must parse as a ``SavedModel`` message with a meta graph whose object
   graph, function library and signatures refer to each other consistently. Protobuf has no
   checksum of its own, and TensorFlow's ``fingerprint.pb`` checksum cannot be recomputed
-  with public APIs, so an altered byte that leaves a valid message with consistent
-  references (a changed constant inside a function body, say) is not detected here.
+  with public APIs, so without a manifest (directories written by tf_keras or
+  ``tf.saved_model.save``) an altered byte that leaves a valid message with consistent
+  references (a changed constant inside a function body, say) is not detected.
 * The checkpoint in ``variables/`` must be complete: the index parses, every data shard it
   names is present, ``fingerprint.pb``'s ``checkpoint_hash`` (when present) matches the
   index, and every tensor reads back. TensorFlow's checkpoint reader verifies a CRC32C of
@@ -45,7 +49,7 @@ import tensorflow as tf
 from google.protobuf import message, text_format
 from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 
-from reference_impl import atomic
+from reference_impl import atomic, integrity
 from reference_impl.errors import (
     CorruptSavedModelError,
     MetadataError,
@@ -101,8 +105,8 @@ def open_saved_model(path: str | os.PathLike[str], *, check_variables: bool = Tr
 
     Args:
         path: the SavedModel directory.
-        check_variables: read every tensor of the checkpoint to verify its checksum (see
-            the module docstring). Turn off only where the data is verified elsewhere.
+        check_variables: read every tensor of the checkpoint to verify its CRC32C (see the
+            module docstring) when no checksum manifest covers the files already.
 
     Returns:
         A :class:`SavedModelFiles`.
@@ -118,9 +122,11 @@ def open_saved_model(path: str | os.PathLike[str], *, check_variables: bool = Tr
     if not os.path.isdir(path):
         raise NotASavedModelError(path, "is a file; a SavedModel is a directory")
 
+    verified = integrity.verify_manifest(path)
     saved_model = _read_saved_model(path)
     _check_object_graph(path, saved_model)
-    _check_variables(path, saved_model, read_tensors=check_variables)
+    # A verified manifest already covers every byte of the variable data.
+    _check_variables(path, saved_model, read_tensors=check_variables and not verified)
     return SavedModelFiles(path, saved_model, _read_keras_metadata(path, saved_model))
 
 

@@ -1,0 +1,335 @@
+"""``reference_impl.atomic``: the swap, crash recovery, and saves killed part-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import _infra_models as infra
+import pytest
+
+from reference_impl import atomic, integrity
+
+DEAD_PID = 2**22 + 12345  # Above Linux's default pid_max range: no process has it.
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` by relative name, with its bytes."""
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _write_model_dir(path: Path, payload: str) -> None:
+    path.mkdir(parents=True)
+    (path / "saved_model.pb").write_text(payload)
+    (path / "variables").mkdir()
+    (path / "variables" / "data").write_text(payload * 3)
+
+
+def _leftover(parent: Path, target: str, kind: str, pid: int, token: str = "0123abcd") -> Path:
+    path = parent / f".{target}.{kind}-{pid}-{token}"
+    path.mkdir()
+    (path / "saved_model.pb").write_text(f"{kind} of {pid}")
+    return path
+
+
+# -- the swap --------------------------------------------------------------------------------
+
+
+def test_new_target_appears_complete_and_alone(tmp_path):
+    target = tmp_path / "model"
+    with atomic.atomic_directory(target) as directory:
+        assert directory.parent == tmp_path
+        assert directory.name.startswith(".model.tmp-") and directory.is_dir()
+        assert not target.exists()
+        (directory / "saved_model.pb").write_text("new")
+    assert (target / "saved_model.pb").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+    assert integrity.verify_manifest(target)
+
+
+def test_existing_target_is_replaced(tmp_path):
+    target = tmp_path / "model"
+    _write_model_dir(target, "old")
+    with atomic.atomic_directory(target) as directory:
+        (directory / "saved_model.pb").write_text("new")
+        assert (target / "saved_model.pb").read_text() == "old"  # untouched until the end
+    assert (target / "saved_model.pb").read_text() == "new"
+    assert not (target / "variables").exists()  # replaced whole, not merged
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_exception_leaves_target_untouched_and_no_temp(tmp_path):
+    target = tmp_path / "model"
+    _write_model_dir(target, "old")
+    before = _tree(target)
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic.atomic_directory(target) as directory:
+            (directory / "saved_model.pb").write_text("half")
+            raise RuntimeError("boom")
+    assert _tree(target) == before
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_exception_with_no_previous_model_leaves_nothing(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_directory(target) as directory:
+            (directory / "f").write_text("x")
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+
+def test_manifest_can_be_turned_off(tmp_path):
+    with atomic.atomic_directory(tmp_path / "m", manifest=False) as directory:
+        (directory / "f").write_text("x")
+    assert os.listdir(tmp_path / "m") == ["f"]
+
+
+def test_parent_directories_are_created(tmp_path):
+    target = tmp_path / "a" / "b" / "model"
+    with atomic.atomic_directory(target) as directory:
+        (directory / "f").write_text("x")
+    assert (target / "f").read_text() == "x"
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+def test_recover_restores_previous_model_after_crash_between_renames(tmp_path):
+    target = tmp_path / "model"
+    _write_model_dir(target, "previous")
+    before = _tree(target)
+    # State after rename(target, aside) and before rename(temp, target), process dead.
+    aside = tmp_path / f".model.old-{DEAD_PID}-0123abcd"
+    os.rename(target, aside)
+    temp = _leftover(tmp_path, "model", "tmp", DEAD_PID)
+    atomic.recover(target)
+    assert _tree(target) == before
+    assert not aside.exists() and not temp.exists()
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_recover_removes_dead_leftovers_only_of_its_target(tmp_path):
+    target = tmp_path / "model"
+    _write_model_dir(target, "current")
+    dead_tmp = _leftover(tmp_path, "model", "tmp", DEAD_PID)
+    dead_old = _leftover(tmp_path, "model", "old", DEAD_PID, "89abcdef")
+    live_tmp = _leftover(tmp_path, "model", "tmp", os.getppid())  # our parent is alive
+    other_target = _leftover(tmp_path, "model2", "tmp", DEAD_PID)
+    prefix_target = _leftover(tmp_path, "mod", "tmp", DEAD_PID)
+    unrelated = tmp_path / ".model.tmp-notapid-0123abcd"
+    unrelated.mkdir()
+    atomic.recover(target)
+    assert not dead_tmp.exists() and not dead_old.exists()
+    assert live_tmp.exists(), "a live process's temp directory must be left alone"
+    assert other_target.exists() and prefix_target.exists(), "other targets are not ours"
+    assert unrelated.exists()
+    assert (target / "saved_model.pb").read_text() == "current"
+
+
+def test_recover_leaves_a_live_swap_alone(tmp_path):
+    target = tmp_path / "model"
+    # A live process is between its two renames: the target is missing on purpose.
+    aside = _leftover(tmp_path, "model", "old", os.getppid())
+    atomic.recover(target)
+    assert aside.exists() and not target.exists()
+
+
+def test_recover_cleans_own_stale_leftovers_but_not_active_ones(tmp_path):
+    target = tmp_path / "model"
+    stale = _leftover(tmp_path, "model", "tmp", os.getpid())
+    with atomic.atomic_directory(target) as directory:
+        atomic.recover(target)  # e.g. another thread starting a save meanwhile
+        assert directory.exists(), "our own active temp directory must survive recover()"
+        assert not stale.exists(), "our own pid, but not in use: stale"
+        (directory / "f").write_text("x")
+    assert (target / "f").read_text() == "x"
+
+
+def test_should_write_runs_recovery(tmp_path):
+    target = tmp_path / "model"
+    _write_model_dir(target, "previous")
+    os.rename(target, tmp_path / f".model.old-{DEAD_PID}-0123abcd")
+    with pytest.raises(FileExistsError):
+        atomic.should_write(target, overwrite=False)  # the previous model is back
+    assert (target / "saved_model.pb").read_text() == "previous"
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def test_concurrent_threads_saving_to_different_paths(tmp_path):
+    count, rounds = 6, 5
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            for round_ in range(rounds):
+                with atomic.atomic_directory(tmp_path / f"model_{index}") as directory:
+                    for part in range(5):
+                        (directory / f"part_{part}").write_text(f"{index}:{round_}:{part}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(os.listdir(tmp_path)) == sorted(f"model_{i}" for i in range(count))
+    for i in range(count):
+        target = tmp_path / f"model_{i}"
+        assert (target / "part_4").read_text() == f"{i}:{rounds - 1}:4"
+        assert integrity.verify_manifest(target)
+
+
+def test_concurrent_threads_saving_to_the_same_path_leave_one_complete_model(tmp_path):
+    target = tmp_path / "model"
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for _ in range(5):
+                with atomic.atomic_directory(target) as directory:
+                    for part in range(3):
+                        (directory / f"part_{part}").write_text(str(index))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+    contents = {(target / f"part_{part}").read_text() for part in range(3)}
+    assert len(contents) == 1, "parts of two saves were mixed"
+    assert integrity.verify_manifest(target)
+
+
+# -- saves killed part-way -------------------------------------------------------------------
+
+# The child builds the model, saves it once (the "previous" model), reports, and saves a
+# second model over it, killing itself at the moment named by KILL_AT. Self-kills make the
+# dangerous moments (between the renames, say) certain rather than a matter of timing.
+_KILL_SCRIPT = """
+import json, os, signal, shutil, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tests", "reference_impl"))
+import numpy as np
+import _infra_models as infra
+from reference_impl import atomic, metadata
+
+target, kill_at = sys.argv[1], os.environ["KILL_AT"]
+model = infra.wide_model()
+saver = infra.save_any(model, target)
+print(json.dumps({"saved": saver}), flush=True)
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if kill_at == "writing":          # the SavedModel is half written in the temp directory
+    metadata.write_metadata = die
+elif kill_at == "between_renames":  # target moved aside, new model not yet in place
+    rename, final = os.rename, os.path.abspath(target)
+    def rename_unless_into_place(src, dst):
+        if os.fspath(dst) == final and not os.path.lexists(final):
+            die()  # the previous model is aside, the new one not yet moved in
+        rename(src, dst)
+    os.rename = rename_unless_into_place
+elif kill_at == "before_cleanup":  # new model in place, the aside copy not yet removed
+    atomic._remove = die
+model.get_layer("wide_out").kernel.assign(np.ones((512, 2), "float32"))
+if kill_at == "external":
+    print(json.dumps({"saving": True}), flush=True)
+    while True:
+        infra.save_any(model, target)
+infra.save_any(model, target)
+print(json.dumps({"survived": True}), flush=True)
+"""
+
+
+def _check_loadable(target: Path, expect_new: bool | None) -> None:
+    """``target`` holds one complete model: valid files, loadable, with the expected head."""
+    import numpy as np
+    import tensorflow as tf
+
+    from reference_impl.validate import open_saved_model
+
+    files = open_saved_model(target)
+    assert files.metadata_nodes is not None
+    if infra.HAS_LOAD:
+        import reference_impl
+
+        model = reference_impl.load(target, compile=False)
+        kernel = model.get_layer("wide_out").kernel.numpy()
+    else:
+        loaded = tf.saved_model.load(str(target))
+        kernels = [v.numpy() for v in loaded.variables if tuple(v.shape) == (512, 2)]
+        assert len(kernels) == 1
+        kernel = kernels[0]
+    is_new = bool(np.all(kernel == 1.0))
+    if expect_new is not None:
+        assert is_new == expect_new
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "expect_new"),
+    [("writing", False), ("between_renames", False), ("before_cleanup", True)],
+)
+def test_save_killed_at_a_critical_moment_leaves_a_loadable_model(tmp_path, kill_at, expect_new):
+    target = tmp_path / "model"
+    result = subprocess.run(
+        infra.python_script(_KILL_SCRIPT) + [str(target)],
+        cwd=infra.REPO_ROOT,
+        env=infra.subprocess_env(KILL_AT=kill_at),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert '"saved"' in result.stdout
+    if kill_at == "between_renames":
+        assert not target.exists(), "the kill should have fallen between the renames"
+    # Loading (like the next save) recovers first.
+    _check_loadable(target, expect_new)
+    assert sorted(os.listdir(tmp_path)) == ["model"], "leftovers of the dead save remain"
+
+
+def test_save_killed_from_outside_at_random_moments_leaves_a_loadable_model(tmp_path):
+    target = tmp_path / "model"
+    process = subprocess.Popen(
+        infra.python_script(_KILL_SCRIPT) + [str(target)],
+        cwd=infra.REPO_ROOT,
+        env=infra.subprocess_env(KILL_AT="external"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if '"saving"' in line:
+                break
+        else:
+            pytest.fail("the saving subprocess ended before it started saving")
+        # Kill at several moments of the save loop; each time the model must be whole.
+        time.sleep(1.7)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    _check_loadable(target, expect_new=None)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
