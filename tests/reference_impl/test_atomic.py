@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -221,115 +222,132 @@ def test_concurrent_threads_saving_to_the_same_path_leave_one_complete_model(tmp
 
 # -- saves killed part-way -------------------------------------------------------------------
 
-# The child builds the model, saves it once (the "previous" model), reports, and saves a
-# second model over it, killing itself at the moment named by KILL_AT. Self-kills make the
-# dangerous moments (between the renames, say) certain rather than a matter of timing.
+# The child overwrites the "previous" model at argv[1] (already there, saved by the test)
+# with a new one whose output kernel is all ones, and dies by SIGKILL at the moment named
+# by KILL_AT. Self-kills make the dangerous moments (between the renames, say) certain
+# rather than a matter of timing; "external" saves in a loop until the test kills it.
 _KILL_SCRIPT = """
-import json, os, signal, shutil, sys
+import json, os, signal, sys
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "reference_impl"))
 import numpy as np
 import _infra_models as infra
 from reference_impl import atomic, metadata
 
 target, kill_at = sys.argv[1], os.environ["KILL_AT"]
-model = infra.wide_model()
-saver = infra.save_any(model, target)
-print(json.dumps({"saved": saver}), flush=True)
+model = infra.functional_model()
+model.get_layer("out").kernel.assign(np.ones((3, 2), "float32"))
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-if kill_at == "writing":          # the SavedModel is half written in the temp directory
+if kill_at == "writing":  # the new SavedModel is half written in the temp directory
     metadata.write_metadata = die
-elif kill_at == "between_renames":  # target moved aside, new model not yet in place
+elif kill_at == "between_renames":  # the target is aside, the new model not yet in place
     rename, final = os.rename, os.path.abspath(target)
     def rename_unless_into_place(src, dst):
         if os.fspath(dst) == final and not os.path.lexists(final):
-            die()  # the previous model is aside, the new one not yet moved in
+            die()
         rename(src, dst)
     os.rename = rename_unless_into_place
-elif kill_at == "before_cleanup":  # new model in place, the aside copy not yet removed
+elif kill_at == "before_cleanup":  # the new model is in place, the aside copy not removed
     atomic._remove = die
-model.get_layer("wide_out").kernel.assign(np.ones((512, 2), "float32"))
-if kill_at == "external":
-    print(json.dumps({"saving": True}), flush=True)
-    while True:
-        infra.save_any(model, target)
-infra.save_any(model, target)
-print(json.dumps({"survived": True}), flush=True)
+print(json.dumps({"saving": True}), flush=True)
+while True:
+    infra.save_any(model, target)
+    if kill_at != "external":
+        print(json.dumps({"survived": True}), flush=True)
+        break
 """
 
+# Where each self-kill falls, and whether the model found afterwards is the new one.
+_KILL_MOMENTS = {"writing": False, "between_renames": False, "before_cleanup": True}
 
-def _check_loadable(target: Path, expect_new: bool | None) -> None:
-    """``target`` holds one complete model: valid files, loadable, with the expected head."""
-    import numpy as np
+
+def _output_kernel(target: Path):
+    """Load ``target`` and return the ``out`` layer's kernel (core's load when present)."""
     import tensorflow as tf
 
-    from reference_impl.validate import open_saved_model
-
-    files = open_saved_model(target)
-    assert files.metadata_nodes is not None
     if infra.HAS_LOAD:
         import reference_impl
 
-        model = reference_impl.load(target, compile=False)
-        kernel = model.get_layer("wide_out").kernel.numpy()
-    else:
-        loaded = tf.saved_model.load(str(target))
-        kernels = [v.numpy() for v in loaded.variables if tuple(v.shape) == (512, 2)]
-        assert len(kernels) == 1
-        kernel = kernels[0]
-    is_new = bool(np.all(kernel == 1.0))
+        return reference_impl.load(target, compile=False).get_layer("out").kernel.numpy()
+    loaded = tf.saved_model.load(str(target))
+    kernels = [v.numpy() for v in loaded.variables if tuple(v.shape) == (3, 2)]
+    assert len(kernels) == 1
+    return kernels[0]
+
+
+def _assert_whole_model(target: Path, expect_new: bool | None) -> None:
+    """``target`` holds one complete model: its files check out, it loads, it is the
+    expected one (previous or new), and no temporary leftovers remain beside it."""
+    from reference_impl.validate import open_saved_model
+
+    assert open_saved_model(target).metadata_nodes is not None  # recovers first
+    kernel = _output_kernel(target)
+    is_new = bool((kernel == 1.0).all())
     if expect_new is not None:
         assert is_new == expect_new
+    assert sorted(os.listdir(target.parent)) == [target.name], "leftovers of the dead save"
 
 
-@pytest.mark.parametrize(
-    ("kill_at", "expect_new"),
-    [("writing", False), ("between_renames", False), ("before_cleanup", True)],
-)
-def test_save_killed_at_a_critical_moment_leaves_a_loadable_model(tmp_path, kill_at, expect_new):
-    target = tmp_path / "model"
-    result = subprocess.run(
-        infra.python_script(_KILL_SCRIPT) + [str(target)],
-        cwd=infra.REPO_ROOT,
-        env=infra.subprocess_env(KILL_AT=kill_at),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
-    assert '"saved"' in result.stdout
-    if kill_at == "between_renames":
-        assert not target.exists(), "the kill should have fallen between the renames"
-    # Loading (like the next save) recovers first.
-    _check_loadable(target, expect_new)
-    assert sorted(os.listdir(tmp_path)) == ["model"], "leftovers of the dead save remain"
+@pytest.fixture(scope="module")
+def previous_model(tmp_path_factory) -> Path:
+    """A saved model, to be copied where each killed save will overwrite it."""
+    path = tmp_path_factory.mktemp("previous") / "model"
+    infra.save_any(infra.functional_model(), path)
+    return path
 
 
-def test_save_killed_from_outside_at_random_moments_leaves_a_loadable_model(tmp_path):
-    target = tmp_path / "model"
-    process = subprocess.Popen(
-        infra.python_script(_KILL_SCRIPT) + [str(target)],
-        cwd=infra.REPO_ROOT,
-        env=infra.subprocess_env(KILL_AT="external"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+@pytest.fixture(scope="module")
+def killed_saves(previous_model, tmp_path_factory) -> dict[str, tuple]:
+    """Run every killed save at once (they are independent); per moment return the target,
+    the return code, stdout and the tail of stderr.
+
+    The self-killing children die on their own. The "external" child saves in a loop and
+    is sent SIGKILL from here, an arbitrary time after it started saving.
+    """
+    runs = {}
+    for moment in [*_KILL_MOMENTS, "external"]:
+        target = tmp_path_factory.mktemp(f"killed_{moment}") / "model"
+        shutil.copytree(previous_model, target)
+        process = subprocess.Popen(
+            [*infra.python_script(_KILL_SCRIPT), str(target)],
+            cwd=infra.REPO_ROOT,
+            env=infra.subprocess_env(KILL_AT=moment),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        runs[moment] = (target, process)
+    results = {}
     try:
-        for line in process.stdout:
-            if '"saving"' in line:
-                break
-        else:
-            pytest.fail("the saving subprocess ended before it started saving")
-        # Kill at several moments of the save loop; each time the model must be whole.
-        time.sleep(1.7)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        external = runs["external"][1]
+        first_line = external.stdout.readline()
+        if '"saving"' in first_line:
+            time.sleep(2.5)
+            external.send_signal(signal.SIGKILL)
+        for moment, (target, process) in runs.items():
+            try:
+                stdout, stderr = process.communicate(timeout=240)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+            if moment == "external":
+                stdout = first_line + stdout
+            results[moment] = (target, process.returncode, stdout, stderr[-3000:])
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    _check_loadable(target, expect_new=None)
-    assert sorted(os.listdir(tmp_path)) == ["model"]
+        for _target, process in runs.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results
+
+
+@pytest.mark.parametrize("moment", [*_KILL_MOMENTS, "external"])
+def test_killed_save_leaves_a_whole_loadable_model(killed_saves, moment):
+    target, returncode, stdout, stderr = killed_saves[moment]
+    assert returncode == -signal.SIGKILL, stderr
+    assert '"saving"' in stdout and "survived" not in stdout
+    if moment == "between_renames":
+        assert not target.exists(), "the kill should have fallen between the renames"
+    _assert_whole_model(target, _KILL_MOMENTS.get(moment))
