@@ -1,0 +1,160 @@
+"""The objects and functions a saved Keras object carries under ``keras_api``.
+
+These are tf_keras' attribute sets (``serialized_attributes.py``), written down as data:
+
+* :data:`COMMON_OBJECTS` / :data:`COMMON_FUNCTIONS` are also set directly on the root;
+* a layer (and a model) carries :data:`LAYER_OBJECTS` and :data:`LAYER_FUNCTIONS`;
+* a metric carries :data:`METRIC_OBJECTS` only.
+
+:func:`mirror_node` builds the trackable object saved for one Keras object. It only reads
+the Keras object: the saved tree is a separate tree of ``AutoTrackable`` nodes that refer to
+the layer's underlying ``tf.Variable`` objects, so the values are saved bitwise and each
+variable once, and the model itself is never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+__all__ = [
+    "COMMON_FUNCTIONS",
+    "COMMON_OBJECTS",
+    "KERAS_API",
+    "LAYER_FUNCTIONS",
+    "LAYER_OBJECTS",
+    "METRIC_OBJECTS",
+    "Node",
+    "RegularizationLosses",
+    "mirror_metric",
+    "mirror_node",
+    "tf_variables",
+]
+
+#: The child under which every saved Keras object keeps its attributes.
+KERAS_API = "keras_api"
+
+COMMON_OBJECTS = ("variables", "trainable_variables", "regularization_losses")
+COMMON_FUNCTIONS = ("__call__", "call_and_return_all_conditional_losses")
+
+LAYER_OBJECTS = (
+    *COMMON_OBJECTS,
+    "non_trainable_variables",
+    "layers",
+    "metrics",
+    "layer_regularization_losses",
+    "layer_metrics",
+)
+LAYER_FUNCTIONS = (
+    *COMMON_FUNCTIONS,
+    "call_and_return_conditional_losses",
+    "activity_regularizer_fn",
+    "_default_save_signature",
+)
+
+METRIC_OBJECTS = ("variables",)
+
+# AutoTrackable is TensorFlow's plain trackable object: what `tf.saved_model.load` returns
+# for any saved object, and what tf_keras itself builds its `keras_api` nodes from.
+Node = tf.__internal__.tracking.AutoTrackable
+
+
+def tf_variables(variables: Iterable[Any]) -> list[tf.Variable]:
+    """The ``tf.Variable`` behind each Keras variable (the same object, not a copy)."""
+    return [getattr(v, "value", v) for v in variables]
+
+
+class RegularizationLosses:
+    """One zero-argument ``tf.function`` per regularized variable, shared across layers.
+
+    The function computes the variable's regularizer on the variable, exactly what Keras
+    adds to ``layer.losses``. A variable regularized once gets one function object, so it is
+    saved once even though it appears in the lists of the layer and of all its parents.
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[int, tf.types.experimental.GenericFunction] = {}
+
+    def for_variables(self, variables: Iterable[Any]) -> list:
+        functions = []
+        for variable in variables:
+            if getattr(variable, "regularizer", None) is None:
+                continue
+            key = id(variable)
+            if key not in self._functions:
+                self._functions[key] = self._make(variable, len(self._functions))
+            functions.append(self._functions[key])
+        return functions
+
+    @staticmethod
+    def _make(variable: Any, index: int) -> tf.types.experimental.GenericFunction:
+        regularizer = variable.regularizer
+
+        def loss_fn():
+            return regularizer(variable)
+
+        loss_fn.__name__ = f"loss_fn_{index}"
+        return tf.function(loss_fn, input_signature=[])
+
+
+def _own_trainable_variables(layer: keras.layers.Layer) -> list:
+    """The trainable variables the layer created itself (not its sublayers')."""
+    return [v for v in layer._trainable_variables if v.trainable] if layer.trainable else []
+
+
+def mirror_node(
+    layer: keras.layers.Layer,
+    *,
+    layers: list[Any],
+    metrics: list[Any],
+    layer_metrics: list[Any],
+    functions: dict[str, Callable],
+    losses: RegularizationLosses,
+    is_root: bool,
+) -> Any:
+    """The saved object for ``layer``: a node whose ``keras_api`` holds the attribute sets.
+
+    Args:
+        layer: the Keras layer or model (only read).
+        layers: the mirror nodes of its direct sublayers.
+        metrics, layer_metrics: mirror nodes of its metrics (all / its own).
+        functions: the traced call functions by attribute name (empty when skipped).
+        losses: the shared per-variable regularization loss functions.
+        is_root: whether this is the saved model itself.
+    """
+    api = Node()
+    api.variables = tf_variables(layer.variables)
+    api.trainable_variables = tf_variables(layer.trainable_variables)
+    api.non_trainable_variables = tf_variables(layer.non_trainable_variables)
+    api.layers = list(layers)
+    api.metrics = list(metrics)
+    # Keras computes weight regularization losses from the trainable weights, in order.
+    api.regularization_losses = losses.for_variables(layer.trainable_weights)
+    api.layer_regularization_losses = losses.for_variables(_own_trainable_variables(layer))
+    api.layer_metrics = list(layer_metrics)
+    for name in LAYER_FUNCTIONS:
+        if name in functions:
+            setattr(api, name, functions[name])
+
+    node = Node()
+    node.keras_api = api
+    if is_root:
+        # tf_keras puts the common endpoints on the root itself too (the same objects).
+        for name in COMMON_OBJECTS:
+            setattr(node, name, getattr(api, name))
+        for name in COMMON_FUNCTIONS:
+            if name in functions:
+                setattr(node, name, functions[name])
+    return node
+
+
+def mirror_metric(metric: keras.metrics.Metric) -> Any:
+    """The saved object for a metric: ``keras_api.variables`` only."""
+    api = Node()
+    api.variables = tf_variables(metric.variables)
+    node = Node()
+    node.keras_api = api
+    return node

@@ -1,0 +1,392 @@
+"""``save``: write a Keras 3 model in the Keras SavedModel format.
+
+The steps, in order:
+
+1. List the layers: the root, then every sublayer breadth-first, each once (a shared layer
+   is one saved object).
+2. Trace the call functions (:mod:`reference_impl.tracing`): the root for its input
+   signature, which reaches every layer it calls with the shapes it calls them with; then
+   any built layer not reached that way, from the shapes it was built with. Layers that are
+   not built (or a root whose inputs are unknown) get no functions and one warning each.
+3. Build the saved tree (:mod:`reference_impl.attributes`): one ``AutoTrackable`` node per
+   layer and metric, with its ``keras_api``; the optimizer's variables under
+   ``optimizer`` when ``include_optimizer``.
+4. Write ``saved_model.pb`` and the checkpoint with ``tf.saved_model.save`` into a temporary
+   directory (:mod:`reference_impl.atomic`), read back the object graph to learn each
+   node's id, write ``keras_metadata.pb`` (:mod:`reference_impl.metadata`), and move the
+   directory into place.
+
+The model is only read: every temporary change made while tracing is undone before
+``save`` returns, whether it succeeds or not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import keras
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from reference_impl import atomic, metadata
+from reference_impl.attributes import (
+    KERAS_API,
+    Node,
+    RegularizationLosses,
+    mirror_metric,
+    mirror_node,
+    tf_variables,
+)
+from reference_impl.tracing import (
+    LayerCallFunctions,
+    call_traced,
+    children_call_traced_functions,
+    in_save_context,
+    relaxed_spec,
+)
+
+__all__ = ["save", "input_signature", "output_names", "object_graph_node_ids"]
+
+SERVING_KEY = "serving_default"
+
+
+def save(
+    model: keras.layers.Layer,
+    filepath: str | os.PathLike[str],
+    overwrite: bool = True,
+    include_optimizer: bool = True,
+    signatures: Any = None,
+) -> None:
+    """Save ``model`` (a Keras 3 model or layer) as a Keras SavedModel at ``filepath``.
+
+    Args:
+        model: the model to save; it is not modified.
+        filepath: the SavedModel directory to write.
+        overwrite: if False and ``filepath`` exists, ask on an interactive terminal and
+            raise ``FileExistsError`` otherwise.
+        include_optimizer: save the optimizer's variables and the training config.
+        signatures: passed to ``tf.saved_model.save`` as given; by default the model's
+            ``_default_save_signature`` is saved as ``serving_default``.
+    """
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"save() expects a Keras model or layer, got {type(model).__name__}")
+    if not atomic.should_write(filepath, overwrite):
+        return
+
+    layers = _layers_breadth_first(model)
+    # Metadata is read before tracing, while every layer is exactly as the user left it.
+    layer_records = {
+        id(layer): metadata.layer_metadata(
+            layer, is_root=layer is model, include_optimizer=include_optimizer
+        )
+        for layer in layers
+    }
+    collections = _call_collections(model, layers)
+    options = tf.saved_model.SaveOptions()
+    with children_call_traced_functions(collections.values(), model):
+        with in_save_context(options):
+            functions = _trace_layers(model, layers, collections)
+        root, paths = _build_saved_tree(model, layers, functions, include_optimizer)
+        if signatures is None and "_default_save_signature" in functions.get(id(model), {}):
+            signatures = {SERVING_KEY: functions[id(model)]["_default_save_signature"]}
+        with atomic.atomic_directory(filepath) as directory:
+            tf.saved_model.save(root, os.fspath(directory), signatures=signatures, options=options)
+            _write_metadata(directory, paths, layer_records)
+
+
+def _write_metadata(
+    directory: Any, paths: dict[int, tuple[str, Any]], layer_records: dict[int, dict]
+) -> None:
+    """Write ``keras_metadata.pb``, with node ids read back from ``saved_model.pb``."""
+    node_ids = object_graph_node_ids(directory, [p for p, _ in paths.values()])
+    nodes = []
+    for path, keras_object in paths.values():
+        record = layer_records.get(id(keras_object))
+        if record is None:
+            record = metadata.layer_metadata(keras_object, is_root=False)
+        nodes.append(
+            metadata.MetadataNode(
+                node_id=node_ids[path],
+                node_path=path,
+                identifier=metadata.identifier(keras_object),
+                metadata=record,
+            )
+        )
+    metadata.write_metadata(directory, nodes)
+
+
+# -- step 1: the layers ----------------------------------------------------------------------
+
+
+def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layer's direct sublayers, in Keras' order."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def _layers_breadth_first(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    order: list[keras.layers.Layer] = []
+    seen: set[int] = set()
+    queue = deque([model])
+    while queue:
+        layer = queue.popleft()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        order.append(layer)
+        queue.extend(_sublayers(layer))
+    return order
+
+
+# -- step 2: tracing -------------------------------------------------------------------------
+
+
+def _has_call_functions(layer: keras.layers.Layer) -> bool:
+    """Input layers have nothing to call; every other layer does."""
+    return not isinstance(layer, keras.layers.InputLayer)
+
+
+def _warn_skipped(layer: keras.layers.Layer, reason: str) -> None:
+    warnings.warn(
+        f"Skipping full serialization of Keras layer '{layer.name}' "
+        f"({type(layer).__name__}): {reason}. It is saved without call functions.",
+        stacklevel=3,
+    )
+
+
+def _call_collections(
+    model: keras.layers.Layer, layers: list[keras.layers.Layer]
+) -> dict[int, LayerCallFunctions]:
+    """A :class:`LayerCallFunctions` per built layer, by ``id(layer)``; warn for the others."""
+    collections: dict[int, LayerCallFunctions] = {}
+    for layer in layers:
+        if not _has_call_functions(layer):
+            continue
+        if not layer.built:
+            _warn_skipped(layer, "it is not built")
+            continue
+        collections[id(layer)] = LayerCallFunctions(layer)
+    return collections
+
+
+def _trace_layers(
+    model: keras.layers.Layer,
+    layers: list[keras.layers.Layer],
+    collections: dict[int, LayerCallFunctions],
+) -> dict[int, dict[str, Any]]:
+    """Trace the call functions; return them by ``id(layer)``.
+
+    Layers that cannot be traced are removed from ``collections`` (with a warning).
+    """
+    root_signature = input_signature(model) if id(model) in collections else None
+    if root_signature is not None:
+        collections[id(model)].trace_all_modes(root_signature)
+    for layer in layers:
+        collection = collections.get(id(layer))
+        if collection is None or collection.signatures:
+            continue
+        spec = _built_input_signature(layer)
+        if spec is None:
+            what = "its inputs are not defined" if layer is model else "no input shape known"
+            _warn_skipped(layer, what)
+            del collections[id(layer)]
+            continue
+        try:
+            collection.trace_all_modes(spec)
+        except Exception as error:  # noqa: BLE001 - a layer we cannot call alone
+            _warn_skipped(layer, f"calling it on {spec} failed ({type(error).__name__})")
+            del collections[id(layer)]
+    functions = {key: collection.endpoints() for key, collection in collections.items()}
+    if id(model) in functions and root_signature is not None:
+        functions[id(model)]["_default_save_signature"] = _default_save_signature(
+            model, root_signature, functions[id(model)]["__call__"], collections[id(model)]
+        )
+    return functions
+
+
+def _built_input_signature(layer: keras.layers.Layer) -> Any:
+    """Input spec from the shapes the layer was built with (one call argument only)."""
+    shapes = getattr(layer, "_build_shapes_dict", None)
+    if not shapes or len(shapes) != 1:
+        return None
+    shape = next(iter(shapes.values()))
+    if not _is_shape(shape):
+        return None
+    dims = list(shape)
+    if dims:
+        dims[0] = None
+    return tf.TensorSpec(dims, tf.as_dtype(layer.input_dtype))
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value
+    )
+
+
+def _functional_of(model: keras.layers.Layer) -> Any:
+    """The Functional graph of a Functional model or a built Sequential, else None."""
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, keras.Sequential):
+        return getattr(model, "_functional", None)
+    if isinstance(model, Functional):
+        return model
+    return None
+
+
+def input_signature(model: keras.layers.Layer) -> Any:
+    """The model's input structure as named ``tf.TensorSpec`` with a None batch dimension.
+
+    Functional models (and built Sequential ones) name each input after its Input layer.
+    Other models and layers use the shape they were built with, named after the first
+    argument of ``call``. Returns None when the inputs are not known.
+    """
+    functional = _functional_of(model)
+    if functional is not None:
+        return tf.nest.map_structure(
+            lambda x: tf.TensorSpec(relaxed_spec(x).shape, x.dtype, name=x.name),
+            functional._inputs_struct,
+        )
+    spec = _built_input_signature(model)
+    if spec is None:
+        return None
+    return tf.TensorSpec(spec.shape, spec.dtype, name=_first_call_argument(model))
+
+
+def _first_call_argument(layer: keras.layers.Layer) -> str:
+    parameters = inspect.signature(type(layer).call).parameters
+    names = [name for name in parameters if name != "self"]
+    return names[0] if names else "inputs"
+
+
+def output_names(model: keras.layers.Layer, outputs: Any) -> list[str] | None:
+    """The serving output keys for a flat list of outputs, or None for dict outputs.
+
+    Functional models use their output layers' names; subclassed models ``output_1..n``.
+    """
+    if isinstance(outputs, dict):
+        return None
+    flat = tf.nest.flatten(outputs)
+    functional = _functional_of(model)
+    if functional is not None and not isinstance(functional._outputs_struct, dict):
+        names = list(functional.output_names)
+        if len(names) == len(flat) and len(set(names)) == len(names):
+            return names
+    return [f"output_{i}" for i in range(1, len(flat) + 1)]
+
+
+def _default_save_signature(
+    model: keras.layers.Layer,
+    signature: Any,
+    call_fn: Any,
+    collection: LayerCallFunctions,
+) -> Any:
+    """The ``serving_default`` function: inference-mode call, outputs keyed by name."""
+    training = (False,) if collection.takes_training else ()
+
+    def _default_save_signature(inputs):
+        outputs = call_traced(call_fn, inputs, *training)
+        names = output_names(model, outputs)
+        if names is None:
+            return dict(outputs)
+        return dict(zip(names, tf.nest.flatten(outputs), strict=True))
+
+    function = tf.function(_default_save_signature, input_signature=[signature])
+    function.get_concrete_function()
+    return function
+
+
+# -- step 3: the saved tree ------------------------------------------------------------------
+
+
+def _build_saved_tree(
+    model: keras.layers.Layer,
+    layers: list[keras.layers.Layer],
+    functions: dict[int, dict[str, Any]],
+    include_optimizer: bool,
+) -> tuple[Any, dict[int, tuple[str, Any]]]:
+    """Build the saved nodes; return the root and, per saved node, (path, Keras object).
+
+    Nodes are built children first (a parent lists its children's nodes). Paths are
+    assigned breadth-first from the root, through ``keras_api.layers`` and
+    ``keras_api.metrics``, so each object gets the shortest, first-found path.
+    """
+    losses = RegularizationLosses()
+    nodes: dict[int, Any] = {}
+    metric_nodes: dict[int, Any] = {}
+
+    def metric_node(metric: keras.metrics.Metric) -> Any:
+        if id(metric) not in metric_nodes:
+            metric_nodes[id(metric)] = mirror_metric(metric)
+        return metric_nodes[id(metric)]
+
+    for layer in reversed(layers):
+        own_metrics = list(getattr(layer, "_metrics", []))
+        nodes[id(layer)] = mirror_node(
+            layer,
+            layers=[nodes[id(sub)] for sub in _sublayers(layer)],
+            metrics=[metric_node(m) for m in _all_metrics(layer)],
+            layer_metrics=[metric_node(m) for m in own_metrics],
+            functions=functions.get(id(layer), {}),
+            losses=losses,
+            is_root=layer is model,
+        )
+    root = nodes[id(model)]
+    if include_optimizer and getattr(model, "optimizer", None) is not None:
+        optimizer = Node()
+        optimizer.variables = tf_variables(model.optimizer.variables)
+        root.optimizer = optimizer
+
+    keras_objects = {id(layer): layer for layer in layers}
+    paths: dict[int, tuple[str, Any]] = {}
+    queue = deque([("root", model)])
+    while queue:
+        path, layer = queue.popleft()
+        node = nodes[id(layer)]
+        if id(node) in paths:
+            continue
+        paths[id(node)] = (path, layer)
+        for i, sub in enumerate(_sublayers(layer)):
+            queue.append((f"{path}.{KERAS_API}.layers.{i}", keras_objects[id(sub)]))
+        for i, metric in enumerate(_all_metrics(layer)):
+            metric_path = f"{path}.{KERAS_API}.metrics.{i}"
+            if id(metric_nodes[id(metric)]) not in paths:
+                paths[id(metric_nodes[id(metric)])] = (metric_path, metric)
+    return root, paths
+
+
+def _all_metrics(layer: keras.layers.Layer) -> list[keras.metrics.Metric]:
+    """The layer's metrics (its own and its sublayers'), as Keras lists them."""
+    try:
+        return [m for m in layer.metrics if isinstance(m, keras.metrics.Metric)]
+    except Exception:  # noqa: BLE001 - a model that was never compiled may not list them
+        return []
+
+
+# -- step 4: node ids --------------------------------------------------------------------
+
+
+def object_graph_node_ids(
+    directory: str | os.PathLike[str], paths: Iterable[str]
+) -> dict[str, int]:
+    """Map ``root.keras_api.layers.0``-style paths to node ids in ``saved_model.pb``.
+
+    Each path is followed from node 0 (the root), one child name at a time.
+    """
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(os.fspath(directory), "saved_model.pb"), "rb") as file:
+        proto.ParseFromString(file.read())
+    graph = proto.meta_graphs[0].object_graph_def
+    ids = {}
+    for path in paths:
+        node_id = 0
+        for name in path.split(".")[1:]:
+            children = {child.local_name: child.node_id for child in graph.nodes[node_id].children}
+            node_id = children[name]
+        ids[path] = node_id
+    return ids

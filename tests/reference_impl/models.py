@@ -1,0 +1,238 @@
+"""Hand-written Keras 3 models for the reference implementation's tests.
+
+Each builder returns a built model; :data:`SAMPLES` gives an input batch for each. Layer
+names are fixed so that saved names do not depend on how many layers a process created.
+Classes registered under the ``reference_tests`` package load from their config; the
+``Unregistered*`` classes are unknown to a loader and exercise revival.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+PACKAGE = "reference_tests"
+
+
+def sample(shape, seed: int = 0, dtype: str = "float32") -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# -- custom classes --------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AddLossLayer(layers.Layer):
+    """Adds an input-dependent loss: ``rate * mean(x**2)``."""
+
+    def __init__(self, rate: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs):
+        self.add_loss(self.rate * ops.mean(ops.square(inputs)))
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TwoDense(keras.Model):
+    """A registered subclassed model: dense -> dropout -> dense, config-serializable."""
+
+    def __init__(self, units: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = layers.Dense(8, activation="relu", name="hidden")
+        self.dropout = layers.Dropout(0.5, name="drop")
+        self.head = layers.Dense(units, name="head")
+
+    def call(self, inputs):
+        return self.head(self.dropout(self.hidden(inputs)))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class UnregisteredScaler(layers.Layer):
+    """A custom layer no loader knows: scales by a trainable vector, adds a loss."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            shape=(input_shape[-1],), initializer="ones", regularizer="l2", name="scale"
+        )
+
+    def call(self, inputs, training=None):
+        outputs = inputs * self.scale
+        self.add_loss(0.01 * ops.sum(ops.abs(outputs)))
+        if training:
+            outputs = outputs * 2.0
+        return outputs
+
+
+class UnregisteredModel(keras.Model):
+    """A subclassed model no loader knows, with a BatchNormalization and a custom layer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(6, kernel_regularizer="l2", name="dense")
+        self.norm = layers.BatchNormalization(name="norm")
+        self.scaler = UnregisteredScaler(name="scaler")
+        self.out = layers.Dense(2, name="out")
+
+    def call(self, inputs):
+        return self.out(self.scaler(self.norm(self.dense(inputs))))
+
+
+class SharedDenseModel(keras.Model):
+    """Calls one Dense layer on a rank-2 and on a rank-3 input."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.shared = layers.Dense(3, name="shared")
+
+    def call(self, inputs):
+        flat = self.shared(inputs)
+        stacked = self.shared(ops.stack([inputs, inputs], axis=1))
+        return flat + ops.sum(stacked, axis=1)
+
+
+class WithUnbuiltLayer(keras.Model):
+    """A model holding a layer that its call never uses, so it stays unbuilt."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.used = layers.Dense(2, name="used")
+        self.spare = layers.Dense(2, name="spare")
+
+    def call(self, inputs):
+        return self.used(inputs)
+
+
+# -- builders --------------------------------------------------------------------------------
+
+
+def sequential() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((4,), name="features"),
+            layers.Dense(8, activation="relu", name="dense_a"),
+            layers.Dense(3, name="dense_b"),
+        ],
+        name="sequential_model",
+    )
+
+
+def functional_branch_merge() -> keras.Model:
+    """Two branches from one input, merged, and two outputs."""
+    inputs = keras.Input((6,), name="x")
+    left = layers.Dense(4, activation="tanh", name="left")(inputs)
+    right = layers.Dense(4, activation="relu", name="right")(inputs)
+    merged = layers.Concatenate(name="merge")([left, right])
+    first = layers.Dense(2, name="first_output")(merged)
+    second = layers.Dense(1, name="second_output")(right)
+    return keras.Model(inputs, [first, second], name="branchy")
+
+
+def subclassed() -> keras.Model:
+    model = TwoDense(units=3, name="two_dense")
+    model(sample((2, 4)))
+    return model
+
+
+def nested() -> keras.Model:
+    """A Functional model used as a layer inside another Functional model."""
+    inner_in = keras.Input((5,), name="inner_in")
+    inner_out = layers.Dense(4, activation="relu", name="inner_dense")(inner_in)
+    inner = keras.Model(inner_in, inner_out, name="inner")
+    outer_in = keras.Input((5,), name="outer_in")
+    hidden = inner(outer_in)
+    hidden = layers.Dropout(0.3, name="outer_drop")(hidden)
+    outer_out = layers.Dense(2, name="outer_dense")(hidden)
+    return keras.Model(outer_in, outer_out, name="outer")
+
+
+def shared_layer() -> keras.Model:
+    model = SharedDenseModel(name="shared_model")
+    model(sample((2, 4)))
+    return model
+
+
+def batchnorm_dropout() -> keras.Model:
+    inputs = keras.Input((5,), name="x")
+    hidden = layers.Dense(6, name="dense")(inputs)
+    hidden = layers.BatchNormalization(name="norm")(hidden)
+    hidden = layers.Dropout(0.5, name="drop")(hidden)
+    outputs = layers.Dense(2, name="out")(hidden)
+    return keras.Model(inputs, outputs, name="bn_dropout")
+
+
+def regularized() -> keras.Model:
+    """Every regularizer placement: kernel, bias, activity, gamma/beta, embeddings, recurrent."""
+    tokens = keras.Input((7,), dtype="int32", name="tokens")
+    hidden = layers.Embedding(20, 4, embeddings_regularizer="l2", name="embed")(tokens)
+    hidden = layers.SimpleRNN(
+        5, kernel_regularizer="l1", recurrent_regularizer="l2", name="rnn"
+    )(hidden)
+    hidden = layers.Dense(
+        6,
+        kernel_regularizer=keras.regularizers.L2(0.02),
+        bias_regularizer="l1",
+        activity_regularizer=keras.regularizers.L1(0.05),
+        bias_initializer="ones",
+        name="dense",
+    )(hidden)
+    hidden = layers.BatchNormalization(
+        gamma_regularizer="l2", beta_regularizer="l1", beta_initializer="ones", name="norm"
+    )(hidden)
+    hidden = AddLossLayer(0.2, name="add_loss")(hidden)
+    outputs = layers.Dense(1, name="out")(hidden)
+    return keras.Model(tokens, outputs, name="regularized")
+
+
+def unregistered() -> keras.Model:
+    model = UnregisteredModel(name="unregistered")
+    model(sample((3, 4)))
+    return model
+
+
+def with_unbuilt_layer() -> keras.Model:
+    model = WithUnbuiltLayer(name="with_unbuilt")
+    model(sample((2, 3)))
+    return model
+
+
+def dense_batchnorm_chain(depth: int) -> keras.Model:
+    """``depth`` layers alternating Dense and BatchNormalization (for timings)."""
+    model_layers = [keras.Input((16,), name="x")]
+    for i in range(depth):
+        if i % 2 == 0:
+            model_layers.append(layers.Dense(16, activation="relu", name=f"dense_{i}"))
+        else:
+            model_layers.append(layers.BatchNormalization(name=f"norm_{i}"))
+    return keras.Sequential(model_layers, name=f"chain_{depth}")
+
+
+BUILDERS = {
+    "sequential": sequential,
+    "functional": functional_branch_merge,
+    "subclassed": subclassed,
+    "nested": nested,
+    "shared": shared_layer,
+    "batchnorm_dropout": batchnorm_dropout,
+    "regularized": regularized,
+    "unregistered": unregistered,
+}
+
+SAMPLES = {
+    "sequential": lambda: sample((3, 4)),
+    "functional": lambda: sample((3, 6)),
+    "subclassed": lambda: sample((3, 4)),
+    "nested": lambda: sample((3, 5)),
+    "shared": lambda: sample((3, 4)),
+    "batchnorm_dropout": lambda: sample((4, 5)),
+    "regularized": lambda: np.random.default_rng(0).integers(0, 20, (3, 7)).astype("int32"),
+    "unregistered": lambda: sample((3, 4)),
+}

@@ -1,0 +1,393 @@
+"""``reference_impl.save``: what it writes, read back with plain ``tf.saved_model.load``."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import models as test_models
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+import reference_impl
+from reference_impl import metadata
+
+TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
+
+LAYER_OBJECTS = (
+    "variables",
+    "trainable_variables",
+    "non_trainable_variables",
+    "layers",
+    "metrics",
+    "regularization_losses",
+    "layer_regularization_losses",
+    "layer_metrics",
+)
+LAYER_FUNCTIONS = (
+    "__call__",
+    "call_and_return_conditional_losses",
+    "call_and_return_all_conditional_losses",
+)
+
+
+def assert_close(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    tol = TOLERANCE.get(str(expected.dtype), 1e-6)
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+def assert_bitwise(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    assert actual.tobytes() == expected.tobytes()
+
+
+class Saved:
+    """A model, its sample input, where it was saved, and the plain TF view of it."""
+
+    def __init__(self, name, model, x, path):
+        self.name, self.model, self.x, self.path = name, model, x, path
+        self.loaded = tf.saved_model.load(path)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Every test model saved once; tests only read them."""
+    keras.utils.set_random_seed(0)
+    result = {}
+    for name, build in test_models.BUILDERS.items():
+        model = build()
+        path = str(tmp_path_factory.mktemp("save") / name)
+        reference_impl.save(model, path)
+        result[name] = Saved(name, model, test_models.SAMPLES[name](), path)
+    return result
+
+
+def expected_outputs(model, x):
+    return tf.nest.map_structure(np.asarray, model(x, training=False))
+
+
+def call_loaded(loaded, x, training=False):
+    try:
+        return loaded(x, training=training)
+    except (TypeError, ValueError):
+        return loaded(x)
+
+
+@pytest.mark.parametrize("name", list(test_models.BUILDERS))
+def test_inference_outputs_match(saved, name):
+    case = saved[name]
+    expected = expected_outputs(case.model, case.x)
+    actual = call_loaded(case.loaded, case.x)
+    tf.nest.map_structure(assert_close, actual, expected)
+    actual_api = call_loaded(case.loaded.keras_api, case.x)
+    tf.nest.map_structure(assert_close, actual_api, expected)
+
+
+@pytest.mark.parametrize("name", list(test_models.BUILDERS))
+def test_variables_saved_bitwise_in_model_order(saved, name):
+    case = saved[name]
+    loaded_vars = case.loaded.keras_api.variables
+    assert len(loaded_vars) == len(case.model.variables)
+    for got, want in zip(loaded_vars, case.model.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    assert len(case.loaded.keras_api.trainable_variables) == len(case.model.trainable_variables)
+    assert len(case.loaded.keras_api.non_trainable_variables) == len(
+        case.model.non_trainable_variables
+    )
+    assert case.loaded.variables is case.loaded.keras_api.variables
+
+
+def test_each_variable_saved_once(saved):
+    reader = tf.train.load_checkpoint(os.path.join(saved["nested"].path, "variables", "variables"))
+    values = [k for k in reader.get_variable_to_shape_map() if k.endswith("VARIABLE_VALUE")]
+    assert len(values) == len(saved["nested"].model.variables)
+
+
+def test_keras_api_attribute_sets(saved):
+    loaded = saved["functional"].loaded
+    for name in ("variables", "trainable_variables", "regularization_losses", "keras_api"):
+        assert hasattr(loaded, name), name
+    for name in ("__call__", "call_and_return_all_conditional_losses"):
+        assert hasattr(loaded, name), name
+    api = loaded.keras_api
+    for name in (*LAYER_OBJECTS, *LAYER_FUNCTIONS, "_default_save_signature"):
+        assert hasattr(api, name), name
+    # Every sub-layer (input layers included) has keras_api; the called ones have functions.
+    layer_names = [layer.name for layer in saved["functional"].model.layers]
+    assert len(api.layers) == len(saved["functional"].model._layers)
+    for child in api.layers:
+        for name in LAYER_OBJECTS:
+            assert hasattr(child.keras_api, name), name
+        assert not hasattr(child.keras_api, "_default_save_signature")
+    called = [c for c in api.layers if hasattr(c.keras_api, "__call__")]
+    assert len(called) == len([n for n in layer_names if n != "x"])
+
+
+def test_serving_signature_names_functional(saved):
+    signature = saved["functional"].loaded.signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["x"]
+    assert sorted(signature.structured_outputs) == ["first_output", "second_output"]
+    out = signature(x=tf.constant(saved["functional"].x))
+    first, second = expected_outputs(saved["functional"].model, saved["functional"].x)
+    assert_close(out["first_output"], first)
+    assert_close(out["second_output"], second)
+
+
+def test_serving_signature_names_subclassed(saved):
+    signature = saved["subclassed"].loaded.signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["inputs"]
+    assert list(signature.structured_outputs) == ["output_1"]
+    assert signature.structured_input_signature[1]["inputs"].shape.as_list() == [None, 4]
+
+
+def test_serving_signature_sequential_named_after_input_and_last_layer(saved):
+    signature = saved["sequential"].loaded.signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["features"]
+    assert list(signature.structured_outputs) == ["dense_b"]
+
+
+def test_training_argument_changes_outputs(saved):
+    case = saved["batchnorm_dropout"]
+    fn = case.loaded.keras_api.call_and_return_conditional_losses
+    inference, _ = fn(case.x, False)
+    training, _ = fn(case.x, True)
+    assert not np.allclose(inference, training)
+    assert_close(inference, expected_outputs(case.model, case.x))
+    # The BatchNormalization layer on its own: training normalizes with the batch statistics.
+    norm = next(c for c in case.loaded.keras_api.layers if _has_fn(c) and _n_vars(c) == 4)
+    hidden = np.random.default_rng(1).normal(3.0, 2.0, (8, 6)).astype("float32")
+    normalized = norm.keras_api.__call__(hidden, True)
+    assert np.allclose(np.mean(normalized, axis=0), 0.0, atol=1e-3)
+
+
+def _has_fn(node):
+    return hasattr(node.keras_api, "__call__")
+
+
+def _n_vars(node):
+    return len(node.keras_api.variables)
+
+
+def test_layers_without_training_take_no_training_argument(saved):
+    case = saved["functional"]
+    index = [layer.name for layer in case.model._layers].index("merge")
+    merge = case.loaded.keras_api.layers[index].keras_api
+    halves = [np.ones((2, 4), "float32"), np.zeros((2, 4), "float32")]
+    assert_close(merge.__call__(halves), np.concatenate(halves, axis=-1))
+    with pytest.raises((TypeError, ValueError)):
+        merge.__call__(halves, True)
+    # Keras 3's Dense takes `training`, so its functions do too.
+    dense = case.loaded.keras_api.layers[index - 1].keras_api
+    assert_close(dense.__call__(np.ones((2, 6), "float32"), False).shape, (2, 4))
+
+
+def test_weight_regularization_losses(saved):
+    case = saved["regularized"]
+    model = case.model
+    weight_losses = [float(loss) for loss in model._get_regularization_losses()]
+    # embeddings, rnn kernel + recurrent kernel, dense kernel + bias, gamma, beta
+    assert len(weight_losses) == 7
+    saved_losses = [float(fn()) for fn in case.loaded.regularization_losses]
+    np.testing.assert_allclose(saved_losses, weight_losses, rtol=1e-6)
+    # Each layer lists its own; the RNN's recurrent kernel belongs to its cell.
+    per_layer = {}
+    for child, layer in zip(case.loaded.keras_api.layers, model._layers, strict=True):
+        per_layer[layer.name] = len(child.keras_api.regularization_losses)
+    assert per_layer == {
+        "tokens": 0,
+        "embed": 1,
+        "rnn": 2,
+        "dense": 2,
+        "norm": 2,
+        "add_loss": 0,
+        "out": 0,
+    }
+    dense = case.loaded.keras_api.layers[3]
+    assert len(dense.keras_api.layer_regularization_losses) == 2
+
+
+def test_conditional_losses_activity_and_add_loss(saved):
+    case = saved["regularized"]
+    model = case.model
+    model(case.x)
+    input_losses = [float(x) for x in model.losses[: len(model.losses) - 7]]
+    assert len(input_losses) == 2  # the activity regularizer and add_loss
+    _, losses = case.loaded.call_and_return_all_conditional_losses(case.x, False)
+    np.testing.assert_allclose(sorted(float(x) for x in losses), sorted(input_losses), rtol=1e-5)
+    # On the Dense layer: the activity loss is in the "all" variant only.
+    dense = case.loaded.keras_api.layers[3]
+    hidden = np.ones((2, 5), "float32")
+    _, without = dense.keras_api.call_and_return_conditional_losses(hidden, False)
+    outputs, with_all = dense.keras_api.call_and_return_all_conditional_losses(hidden, False)
+    assert len(without) == 0 and len(with_all) == 1
+    expected = 0.05 * np.sum(np.abs(outputs)) / 2
+    np.testing.assert_allclose(float(with_all[0]), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        float(dense.keras_api.activity_regularizer_fn(outputs)), expected, rtol=1e-5
+    )
+
+
+def test_shared_layer_is_one_node_traced_for_both_shapes(saved):
+    case = saved["shared"]
+    api = case.loaded.keras_api
+    assert len(api.layers) == 1
+    shared = api.layers[0].keras_api
+    traces = sorted(
+        (len(fn.structured_input_signature[0][0].shape), fn.structured_input_signature[0][1])
+        for fn in shared.__call__.concrete_functions
+    )
+    assert traces == [(2, False), (2, True), (3, False), (3, True)]
+    assert_close(shared.__call__(np.ones((2, 2, 4), "float32"), False).shape, (2, 2, 3))
+
+
+def test_parent_calls_children_traced_functions(saved):
+    """The root's trace holds function calls, not the children's own ops."""
+    api = saved["sequential"].loaded.keras_api
+    graph = api.call_and_return_conditional_losses.concrete_functions[0].graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert "MatMul" not in op_types
+    assert op_types & {"StatefulPartitionedCall", "PartitionedCall"}
+
+
+def test_unbuilt_layer_saved_without_functions_and_one_warning(tmp_path):
+    model = test_models.with_unbuilt_layer()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference_impl.save(model, str(tmp_path / "m"))
+    skipped = [w for w in caught if "Skipping full serialization" in str(w.message)]
+    assert len(skipped) == 1 and "'spare'" in str(skipped[0].message)
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    spare = [c for c in loaded.keras_api.layers if len(c.keras_api.variables) == 0]
+    assert len(spare) == 1 and not hasattr(spare[0].keras_api, "__call__")
+    assert hasattr(loaded.keras_api, "__call__")
+
+
+def test_model_without_inputs_saved_with_warning(tmp_path):
+    model = keras.Sequential([keras.layers.Dense(2, name="lonely")], name="never_built")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference_impl.save(model, str(tmp_path / "m"))
+    skipped = [str(w.message) for w in caught if "Skipping full serialization" in str(w.message)]
+    assert any("'never_built'" in m for m in skipped) or any("'lonely'" in m for m in skipped)
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert not hasattr(loaded.keras_api, "__call__")
+    assert "serving_default" not in loaded.signatures
+
+
+def _fit_one_step(model, x, y):
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, epochs=1, batch_size=len(x), verbose=0)
+
+
+@pytest.mark.parametrize("include_optimizer", [True, False])
+def test_include_optimizer(tmp_path, include_optimizer):
+    model = test_models.sequential()
+    x = test_models.sample((4, 4))
+    _fit_one_step(model, x, test_models.sample((4, 3), seed=1))
+    optimizer = model.optimizer
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path, include_optimizer=include_optimizer)
+    assert model.optimizer is optimizer
+    loaded = tf.saved_model.load(path)
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    keys = [
+        k
+        for k in reader.get_variable_to_shape_map()
+        if k.endswith("VARIABLE_VALUE") and "metrics" not in k
+    ]
+    n_model = len(model.variables)
+    if include_optimizer:
+        assert len(loaded.optimizer.variables) == len(optimizer.variables)
+        for got, want in zip(loaded.optimizer.variables, optimizer.variables, strict=True):
+            assert_bitwise(got.numpy(), want.numpy())
+        assert len(keys) == n_model + len(optimizer.variables)
+    else:
+        assert not hasattr(loaded, "optimizer")
+        assert len(keys) == n_model
+
+
+def test_model_unchanged_after_save(tmp_path):
+    model = test_models.regularized()
+    x = test_models.SAMPLES["regularized"]()
+    _fit_one_step(model, x, test_models.sample((3, 1)))
+    model.layers[1].trainable = False
+    model(x)
+    before_out = np.asarray(model(x, training=False))
+    model(x)
+    before_losses = [np.asarray(v) for v in model.losses]
+    before_vars = [v.numpy().copy() for v in model.variables]
+    before_trainable = [(layer.name, layer.trainable) for layer in model._flatten_layers()]
+    before_dicts = {layer.name: set(vars(layer)) for layer in model._flatten_layers()}
+    before_reg = [layer.activity_regularizer for layer in model._flatten_layers()]
+    optimizer = model.optimizer
+    reference_impl.save(model, str(tmp_path / "m"))
+    after_losses = [np.asarray(v) for v in model.losses]
+    assert len(after_losses) == len(before_losses)
+    for got, want in zip(after_losses, before_losses, strict=True):
+        assert_bitwise(got, want)
+    assert [(layer.name, layer.trainable) for layer in model._flatten_layers()] == before_trainable
+    assert {layer.name: set(vars(layer)) for layer in model._flatten_layers()} == before_dicts
+    assert all("call" not in vars(layer) for layer in model._flatten_layers())
+    assert [layer.activity_regularizer for layer in model._flatten_layers()] == before_reg
+    for got, want in zip(model.variables, before_vars, strict=True):
+        assert_bitwise(got.numpy(), want)
+    assert model.optimizer is optimizer
+    assert_bitwise(model(x, training=False), before_out)
+
+
+def _object_graph(path):
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        proto.ParseFromString(file.read())
+    return proto.meta_graphs[0].object_graph_def
+
+
+def test_metadata_node_ids_match_object_graph(saved):
+    case = saved["nested"]
+    nodes = metadata.read_metadata(case.path)
+    graph = _object_graph(case.path)
+    by_path = {node.node_path: node for node in nodes}
+    assert by_path["root"].node_id == 0
+    assert by_path["root"].identifier == "_tf_keras_network"
+    for node in nodes:
+        node_id = 0
+        for name in node.node_path.split(".")[1:]:
+            node_id = {c.local_name: c.node_id for c in graph.nodes[node_id].children}[name]
+        assert node_id == node.node_id
+        assert "keras_api" in {c.local_name for c in graph.nodes[node_id].children}
+    names = sorted(node.metadata["name"] for node in nodes)
+    assert names == sorted(layer.name for layer in case.model._flatten_layers())
+
+
+def test_saving_twice_is_deterministic(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = test_models.functional_branch_merge()
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    reference_impl.save(model, first)
+    reference_impl.save(model, second)
+    with open(os.path.join(first, "keras_metadata.pb"), "rb") as a:
+        with open(os.path.join(second, "keras_metadata.pb"), "rb") as b:
+            assert a.read() == b.read()
+    fa = tf.saved_model.experimental.read_fingerprint(first)
+    fb = tf.saved_model.experimental.read_fingerprint(second)
+    assert fa.signature_def_hash == fb.signature_def_hash
+    assert fa.graph_def_program_hash == fb.graph_def_program_hash
+    assert fa.saved_object_graph_hash == fb.saved_object_graph_hash
+    assert fa.checkpoint_hash == fb.checkpoint_hash
+
+
+def test_signatures_argument_replaces_serving_default(tmp_path):
+    model = test_models.sequential()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+    def doubled(features):
+        return {"twice": model(features) * 2.0}
+
+    reference_impl.save(model, str(tmp_path / "m"), signatures={"twice": doubled})
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert list(loaded.signatures) == ["twice"]
