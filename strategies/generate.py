@@ -95,7 +95,7 @@ class _Graph:
         self.nodes: list[LayerSpec] = []
         self.tensors: list[_Tensor] = []
         self.consumed: set[str] = set()
-        self.node_dtype: dict[str, str] = {}
+        self.fixed_batch = False
 
     # --- helpers ---------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -138,13 +138,16 @@ class _Graph:
         draw = self.draw
         slots = list(kind.reg_slots)
         if kind.activity:
-            slots.append(("activity_regularizer", out_rank == 1))
+            # tf_keras' OrthogonalRegularizer needs a static batch size on activities
+            slots.append(("activity_regularizer", out_rank == 1 and self.fixed_batch))
+        # Keras 3's OrthogonalRegularizer builds a float32 identity: float32 weights only
+        ortho_ok = self.dtype == "float32"
         if not slots or not draw(st.booleans()):
             return []
         regs = []
         for slot, ortho in slots:
             if draw(st.booleans()):
-                regs.append((slot, draw(regularizer_specs(orthogonal=ortho))))
+                regs.append((slot, draw(regularizer_specs(orthogonal=ortho and ortho_ok))))
         return regs
 
     # --- adapters --------------------------------------------------------------------------
@@ -312,6 +315,10 @@ def model_specs(
     bad = [t for t in tops if t not in TOPOLOGIES]
     if bad:
         raise ValueError(f"unknown topologies: {bad}")
+    if not any(k.in_sequential for k in allowed):
+        tops = tuple(t for t in tops if t != "sequential")
+        if not tops:
+            raise ValueError(f"no kind of {kinds} fits a Sequential model")
     dts = tuple(dtypes or FLOAT_DTYPES)
     topology = draw(st.sampled_from(tops))
     dtype = draw(st.sampled_from(dts))
@@ -327,6 +334,7 @@ def model_specs(
     # inputs
     n_inputs = 1 if topology == "sequential" else draw(st.integers(1, 3))
     batch_size = draw(st.integers(1, 4)) if draw(st.booleans()) else None
+    g.fixed_batch = batch_size is not None
     ranks = sorted({r for k in float_kinds if k.in_sequential or topology != "sequential"
                     for r in k.ranks}) or [1]
     inputs = []

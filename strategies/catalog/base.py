@@ -20,8 +20,8 @@ FLOAT_DTYPES = ("float32", "float16", "float64")
 INT_DTYPES = ("int32",)
 
 MAX_DIM = 8  # largest dimension of an input
-GROW_MAX = 12  # largest dimension a growing layer (UpSampling, padding, ...) may produce
-MAX_ELEMENTS = 1024  # largest per-example tensor a growing layer may produce
+GROW_MAX = 16  # largest dimension a growing layer (UpSampling, padding, ...) may produce
+MAX_ELEMENTS = 2048  # largest per-example tensor a growing layer may produce
 
 ACTIVATIONS = (
     "linear",
@@ -129,7 +129,9 @@ def deconv_len(d: int, k: int, s: int, padding: str) -> int:
     return d * s + max(k - s, 0)
 
 
-def spatial_conv_params(draw: Draw, spatial: Shape, *, allow_dilation: bool = True) -> dict:
+def spatial_conv_params(
+    draw: Draw, spatial: Shape, *, allow_dilation: bool = True, equal_strides: bool = False
+) -> dict:
     """kernel_size, strides, padding, dilation_rate bounded so every output dim is >= 1."""
     n = len(spatial)
     padding = pick(draw, ("valid", "same"))
@@ -142,7 +144,9 @@ def spatial_conv_params(draw: Draw, spatial: Shape, *, allow_dilation: bool = Tr
         if padding == "valid" and dil > 1:
             kmax = min(kmax, (d - 1) // dil + 1)
         k = ints(draw, 1, kmax)
-        s = ints(draw, 1, 2) if strided else 1
+        s = ints(draw, 1, 2) if strided and not (equal_strides and ss) else 1
+        if equal_strides and ss:
+            s = ss[0]
         ks.append(k)
         ss.append(s)
         ds.append(dil)

@@ -50,7 +50,12 @@ for _n in (1, 2, 3):
 
 
 def _sep_params(draw, shapes, dtype):
-    p = _conv_params(draw, shapes, dtype)
+    (shape,) = shapes
+    # TensorFlow's depthwise kernels need equal strides along all spatial axes
+    p = spatial_conv_params(draw, shape[:-1], equal_strides=True)
+    p["filters"] = ints(draw, 1, 4)
+    p["activation"] = activation(draw)
+    p["use_bias"] = not draw(st.booleans())
     p["depth_multiplier"] = ints(draw, 1, 2)
     return p
 
@@ -78,7 +83,7 @@ for _n in (1, 2):
 
 def _depthwise_params(draw, shapes, dtype):
     (shape,) = shapes
-    p = spatial_conv_params(draw, shape[:-1])
+    p = spatial_conv_params(draw, shape[:-1], equal_strides=True)
     p["depth_multiplier"] = ints(draw, 1, 2)
     p["activation"] = activation(draw)
     p["use_bias"] = not draw(st.booleans())

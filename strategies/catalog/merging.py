@@ -47,7 +47,8 @@ register(
 
 def _dot_params(draw, shapes, dtype):
     rank = len(shapes[0])
-    return {"axes": rank, "normalize": draw(st.booleans())}
+    # float16 underflows the l2-normalize epsilon: zero vectors would give NaN
+    return {"axes": rank, "normalize": dtype != "float16" and draw(st.booleans())}
 
 
 def _dot_out(shapes, p):

@@ -36,10 +36,8 @@ for _op in ("Max", "Average"):
                 ranks=(_n + 1,),
                 params=_pool_params,
                 out_shape=_pool_out,
-                # TensorFlow has no float16 AvgPool3D kernel on CPU
-                dtypes=("float32", "float64")
-                if (_op, _n) == ("Average", 3)
-                else ("float32", "float16", "float64"),
+                # TensorFlow's CPU MaxPool3D/AvgPool3D kernels are float32 only
+                dtypes=("float32",) if _n == 3 else ("float32", "float16", "float64"),
                 make=(
                     lambda cls: lambda K, p, kw: getattr(K.layers, cls)(**p, **kw)
                 )(f"{_op}Pooling{_n}D"),
