@@ -292,3 +292,40 @@ def test_intact_copies_open_cleanly(tmp_path):
 
     tf.saved_model.save(tf.Module(), str(plain))
     assert open_saved_model(plain).metadata_nodes is None
+
+
+def test_open_recovers_a_save_interrupted_between_renames(tmp_path):
+    from reference_impl.validate import open_saved_model
+
+    target = tmp_path / "model"
+    infra.save_plain(infra.functional_model(), target)
+    os.rename(target, tmp_path / f".model.old-{2**22 + 7}-0123abcd")  # dead pid
+    assert open_saved_model(target).metadata_nodes is not None
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_metadata_node_outside_the_object_graph(tmp_path):
+    from reference_impl.errors import MetadataError
+    from reference_impl.validate import open_saved_model
+
+    target = tmp_path / "model"
+    infra.save_plain(infra.functional_model(), target)
+    node = metadata.MetadataNode(10_000, "root.nowhere", "_tf_keras_layer", {"name": "x"})
+    metadata.write_metadata(target, [*metadata.read_metadata(target), node])
+    integrity.write_manifest(target)
+    with pytest.raises(MetadataError, match="node 10000"):
+        open_saved_model(target)
+
+
+def test_text_saved_model_is_read(tmp_path):
+    from google.protobuf import text_format
+
+    from reference_impl.validate import open_saved_model
+
+    target = tmp_path / "model"
+    infra.save_plain(infra.functional_model(), target)
+    files = open_saved_model(target)
+    (target / "saved_model.pbtxt").write_text(text_format.MessageToString(files.saved_model))
+    (target / "saved_model.pb").unlink()
+    (target / integrity.MANIFEST_FILENAME).unlink()
+    assert open_saved_model(target).saved_model == files.saved_model
