@@ -18,6 +18,12 @@ tell the leftovers of a dead process, which it removes, from the work of a live 
 it leaves alone; the target name keeps saves to different paths in one directory apart.
 Process ids are only meaningful on one host: on a directory shared between machines a
 leftover of another host's process may be taken for live (and kept) or for dead.
+
+The target is replaced as a path: if it is a symbolic link, the link itself is replaced by
+the new directory (the directory it pointed to is left as it was).
+
+Before the swap, :func:`atomic_directory` writes a checksum manifest of the new files
+(:mod:`reference_impl.integrity`), so a later load can tell a damaged file from a good one.
 """
 
 from __future__ import annotations

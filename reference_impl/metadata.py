@@ -171,9 +171,7 @@ def _tagged(value: Any) -> Any:
     Objects with a Keras config are serialized with ``keras.saving.serialize_keras_object``.
     Anything else unknown raises TypeError.
     """
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, tuple):
         return {"class_name": "__tuple__", "items": [_tagged(item) for item in value]}
