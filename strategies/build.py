@@ -223,6 +223,8 @@ def weight_keys(model) -> list[tuple[str, Any]]:
             if "float" not in dtype:
                 continue
             short = _short(v)
+            if short == "kernel" and type(layer).__name__.startswith("DepthwiseConv"):
+                short = "depthwise_kernel"  # Keras 3 calls it "kernel", tf_keras does not
             i = counts.get(short, 0)
             counts[short] = i + 1
             items.append((f"{layer.name}/{short}#{i}", v))
