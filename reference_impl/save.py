@@ -296,7 +296,7 @@ def _default_save_signature(
             return dict(outputs)
         return dict(zip(names, tf.nest.flatten(outputs), strict=True))
 
-    function = tf.function(_default_save_signature, input_signature=[signature])
+    function = tf.function(_default_save_signature, input_signature=[signature], autograph=False)
     function.get_concrete_function()
     return function
 

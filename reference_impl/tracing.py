@@ -160,7 +160,10 @@ def _probe_output(output):
 
 
 # Trivial functions with the argument names the saved functions use.
-_PROBES = {"inputs": tf.function(_probe_inputs), "output": tf.function(_probe_output)}
+_PROBES = {
+    "inputs": tf.function(_probe_inputs, autograph=False),
+    "output": tf.function(_probe_output, autograph=False),
+}
 
 
 def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
@@ -345,9 +348,9 @@ class LayerCallFunctions:
         all_losses.__name__ = f"{layer.name}_layer_call_and_return_all_conditional_losses"
         call_fn.__name__ = f"{layer.name}_layer_call_fn"
         functions = {
-            "__call__": tf.function(call_fn),
+            "__call__": tf.function(call_fn, autograph=False),
             "call_and_return_conditional_losses": core,
-            "call_and_return_all_conditional_losses": tf.function(all_losses),
+            "call_and_return_all_conditional_losses": tf.function(all_losses, autograph=False),
         }
         if activity_fn is not None:
             functions["activity_regularizer_fn"] = activity_fn
