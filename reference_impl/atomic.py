@@ -59,7 +59,7 @@ _active_lock = threading.Lock()
 _active: set[str] = set()
 
 # How often to retry the swap when a concurrent save to the same target moves it under us.
-_SWAP_ATTEMPTS = 5
+_SWAP_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
