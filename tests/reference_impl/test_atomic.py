@@ -351,3 +351,51 @@ def test_killed_save_leaves_a_whole_loadable_model(killed_saves, moment):
     if moment == "between_renames":
         assert not target.exists(), "the kill should have fallen between the renames"
     _assert_whole_model(target, _KILL_MOMENTS.get(moment))
+
+
+# Child for the cross-process test: imports only reference_impl.atomic (not the package's
+# TensorFlow-heavy __init__) and saves ``rounds`` times to each of its targets.
+_SAVE_LOOP = """
+import os, sys, types
+package = types.ModuleType("reference_impl")
+package.__path__ = [os.path.join(os.getcwd(), "reference_impl")]
+sys.modules["reference_impl"] = package
+from reference_impl import atomic
+
+tag, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+for round_ in range(rounds):
+    for target in targets:
+        with atomic.atomic_directory(target) as directory:
+            for part in range(4):
+                with open(os.path.join(directory, f"part_{part}"), "w") as file:
+                    file.write(f"{tag}:{round_}")
+"""
+
+
+def test_concurrent_processes_do_not_disturb_each_other(tmp_path):
+    """Processes saving to their own paths and to a shared one in the same directory: each
+    one's recover() sees the others' live temporaries and must leave them alone."""
+    import sys
+
+    rounds = 40
+    shared = tmp_path / "shared"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SAVE_LOOP, tag, str(rounds), str(tmp_path / tag), str(shared)],
+            cwd=infra.REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b", "c")
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "c", "shared"]
+    for tag in ("a", "b", "c"):
+        assert {(tmp_path / tag / f"part_{p}").read_text() for p in range(4)} == {
+            f"{tag}:{rounds - 1}"
+        }
+        assert integrity.verify_manifest(tmp_path / tag)
+    assert len({(shared / f"part_{p}").read_text() for p in range(4)}) == 1
+    assert integrity.verify_manifest(shared)
