@@ -6,6 +6,7 @@
 every class is known, and otherwise revives it around the saved functions.
 """
 
+from reference_impl.load import load
 from reference_impl.save import save
 
-__all__ = ["save"]
+__all__ = ["load", "save"]

@@ -1,0 +1,315 @@
+"""``load``: turn a Keras SavedModel back into a Keras 3 model.
+
+Two ways, tried in this order:
+
+1. **From the config.** When every class the metadata names is known (built into Keras,
+   registered with ``keras.saving.register_keras_serializable``, or given in
+   ``custom_objects``), the model is rebuilt with ``keras.saving.deserialize_keras_object``
+   from the root's config, built, and its variables are assigned from the checkpoint, in
+   order, bitwise. No saved function is loaded and no saved code runs; ``safe_mode`` is
+   passed on, so Keras refuses Lambda bytecode and the like.
+2. **Revived** (:mod:`reference_impl.revive`). Otherwise the SavedModel is loaded with
+   ``tf.saved_model.load`` and wrapped in a Keras layer or model that calls the saved
+   functions. Running saved graph functions is running saved code (a graph can read and
+   write files), so, as Keras 3 itself does for ``TFSMLayer``, this needs
+   ``safe_mode=False``; with ``safe_mode=True`` an unknown class is an
+   :class:`~reference_impl.errors.UnknownClassError`.
+
+A SavedModel without ``keras_metadata.pb`` but with ``keras_api`` objects is revived with a
+warning (there is no config to rebuild from); one without either is not a Keras SavedModel.
+
+With ``compile=True`` a model saved with its training config is compiled again, and the
+optimizer's variables are restored when they were saved.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.saving import serialization_lib
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from reference_impl import atomic, validate
+from reference_impl.attributes import KERAS_API
+from reference_impl.errors import (
+    CorruptSavedModelError,
+    NotASavedModelError,
+    UnknownClassError,
+    UnsafeDeserializationError,
+)
+from reference_impl.metadata import MetadataNode
+
+__all__ = ["load"]
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_VARIABLE_VALUE = "VARIABLE_VALUE"
+# Where tf_keras' metadata has no "module", a built-in class lives in one of these.
+_BUILTIN_MODULES = ("keras.layers", "keras.models", "keras", "keras.metrics")
+
+
+def load(
+    filepath: str | os.PathLike[str],
+    compile: bool = True,
+    safe_mode: bool = True,
+    custom_objects: Mapping[str, Any] | None = None,
+) -> keras.layers.Layer:
+    """Load the Keras SavedModel at ``filepath`` as a Keras 3 model (or layer).
+
+    Args:
+        filepath: the SavedModel directory.
+        compile: compile the model from its saved training config, if there is one, and
+            restore the optimizer's variables where they were saved.
+        safe_mode: refuse anything that would run saved code: Lambda bytecode in configs,
+            and reviving classes that are not known (which runs the saved functions).
+        custom_objects: classes and functions by name, for the config's custom classes.
+
+    Raises:
+        SavedModelNotFoundError, NotASavedModelError, CorruptSavedModelError, MetadataError:
+            the files are missing or damaged (see :mod:`reference_impl.validate`).
+        UnknownClassError: a class is unknown and ``safe_mode`` is on.
+        UnsafeDeserializationError: the config holds code and ``safe_mode`` is on.
+    """
+    path = os.path.abspath(os.fspath(filepath))
+    atomic.recover(path)
+    files = validate.open_saved_model(path)
+    custom_objects = dict(custom_objects or {})
+
+    if files.metadata_nodes is None:
+        return _revive_without_metadata(files, compile)
+
+    nodes = files.metadata_nodes
+    root = _root_node(path, nodes)
+    unknown = _unknown_classes(nodes, custom_objects)
+    if not unknown:
+        model = _from_config(files, root, custom_objects, safe_mode)
+        if model is not None:
+            if compile:
+                _compile_and_restore_optimizer(files, model, root)
+            return model
+        unknown = [root]
+    if safe_mode:
+        names = ", ".join(sorted({_class_label(node.metadata) for node in unknown}))
+        raise UnknownClassError(
+            os.path.join(path, "keras_metadata.pb"),
+            f"class {names} is not built in, registered or in custom_objects. Pass it in "
+            "custom_objects, or load with safe_mode=False to revive the model from its saved "
+            "functions (which runs the saved graph code).",
+        )
+    from reference_impl import revive
+
+    model = revive.revive(files.path, root)
+    if compile:
+        _compile_and_restore_optimizer(files, model, root)
+    return model
+
+
+# -- metadata ----------------------------------------------------------------------------
+
+
+def _root_node(path: str, nodes: list[MetadataNode]) -> MetadataNode:
+    for node in nodes:
+        if node.node_id == 0:
+            return node
+    raise CorruptSavedModelError(
+        os.path.join(path, "keras_metadata.pb"), "no record for the root object (node 0)"
+    )
+
+
+def _class_label(record: Mapping[str, Any]) -> str:
+    return f"'{record.get('registered_name') or record.get('class_name')}'"
+
+
+def _class_is_known(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> bool:
+    """Whether Keras can find the class a metadata record names, without importing user code.
+
+    Keras' own lookup is used: registered and custom objects first, then Keras' public API.
+    Only ``keras`` packages are ever imported by it.
+    """
+    name = record.get("class_name")
+    if not isinstance(name, str):
+        return False
+    registered = record.get("registered_name") or name
+    modules = [record["module"]] if record.get("module") else list(_BUILTIN_MODULES)
+    for module in modules:
+        try:
+            serialization_lib._retrieve_class_or_fn(
+                name,
+                registered,
+                module,
+                obj_type="class",
+                full_config={},
+                custom_objects=custom_objects,
+            )
+            return True
+        except (TypeError, ValueError):
+            continue
+    return False
+
+
+def _unknown_classes(
+    nodes: list[MetadataNode], custom_objects: dict[str, Any]
+) -> list[MetadataNode]:
+    return [node for node in nodes if not _class_is_known(node.metadata, custom_objects)]
+
+
+# -- from the config ---------------------------------------------------------------------
+
+
+def _from_config(
+    files: validate.SavedModelFiles,
+    root: MetadataNode,
+    custom_objects: dict[str, Any],
+    safe_mode: bool,
+) -> keras.layers.Layer | None:
+    """Rebuild the root from its config and assign its variables; None if that cannot be.
+
+    Returns None (so the caller revives) when the config is missing, names a class Keras
+    cannot find, or builds a model whose variables do not match the saved ones.
+    """
+    record = root.metadata
+    if not isinstance(record.get("config"), Mapping):
+        return None
+    serialized = {
+        key: record[key]
+        for key in ("module", "class_name", "registered_name", "config")
+        if record.get(key) is not None
+    }
+    try:
+        model = keras.saving.deserialize_keras_object(
+            serialized, custom_objects=custom_objects, safe_mode=safe_mode
+        )
+    except Exception as error:  # noqa: BLE001 - sorted below
+        if "safe_mode" in str(error):
+            raise UnsafeDeserializationError(
+                os.path.join(files.path, "keras_metadata.pb"), error
+            ) from error
+        return None
+    if not model.built and record.get("build_config"):
+        try:
+            model.build_from_config(record["build_config"])
+        except Exception:  # noqa: BLE001 - a model we cannot build is revived instead
+            return None
+    saved = _saved_values(files, ("root", KERAS_API, "variables"))
+    if saved is None:
+        saved = _saved_values(files, ("root", "variables"))
+    if saved is None or not _assign(model.variables, saved):
+        return None
+    return model
+
+
+def _compile_and_restore_optimizer(
+    files: validate.SavedModelFiles, model: keras.layers.Layer, root: MetadataNode
+) -> None:
+    """Compile from ``training_config``; restore the optimizer's variables where saved."""
+    config = root.metadata.get("training_config")
+    if not isinstance(config, Mapping) or not isinstance(model, keras.Model):
+        return
+    try:
+        model.compile_from_config(dict(config))
+    except Exception as error:  # noqa: BLE001 - the model is still usable uncompiled
+        warnings.warn(
+            f"The model at '{files.path}' was loaded uncompiled: its training config could "
+            f"not be compiled ({type(error).__name__}: {error}).",
+            stacklevel=3,
+        )
+        return
+    saved = _saved_values(files, ("root", "optimizer", "variables"))
+    if saved is None:
+        return
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    if not _assign(optimizer.variables, saved):
+        warnings.warn(
+            f"The optimizer variables saved at '{files.path}' do not match the optimizer "
+            "built from the training config; it starts from scratch.",
+            stacklevel=3,
+        )
+
+
+# -- the checkpoint ----------------------------------------------------------------------
+
+
+def _node_at(files: validate.SavedModelFiles, path: tuple[str, ...]) -> int | None:
+    """The object-graph node id at ``path`` (``("root", "keras_api", ...)``), or None."""
+    graph = files.saved_model.meta_graphs[0].object_graph_def
+    node_id = 0
+    for name in path[1:]:
+        children = {child.local_name: child.node_id for child in graph.nodes[node_id].children}
+        if name not in children:
+            return None
+        node_id = children[name]
+    return node_id
+
+
+def _saved_values(
+    files: validate.SavedModelFiles, list_path: tuple[str, ...]
+) -> list[np.ndarray] | None:
+    """The checkpoint values of the variables listed at ``list_path``, in list order."""
+    list_id = _node_at(files, list_path)
+    if list_id is None:
+        return None
+    graph = files.saved_model.meta_graphs[0].object_graph_def
+    children = {child.local_name: child.node_id for child in graph.nodes[list_id].children}
+    variable_ids = [children[str(i)] for i in range(len(children)) if str(i) in children]
+    if len(variable_ids) != len(children):
+        return None
+    if not variable_ids:
+        return []
+    reader = tf.train.load_checkpoint(files.variables_prefix)
+    object_graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    object_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    values = []
+    for node_id in variable_ids:
+        keys = [
+            attribute.checkpoint_key
+            for attribute in object_graph.nodes[node_id].attributes
+            if attribute.name == _VARIABLE_VALUE
+        ]
+        if not keys:
+            return None
+        values.append(reader.get_tensor(keys[0]))
+    return values
+
+
+def _assign(variables: list[Any], values: list[np.ndarray]) -> bool:
+    """Assign ``values`` to ``variables`` in order if every shape and dtype matches."""
+    if len(variables) != len(values):
+        return False
+    for variable, value in zip(variables, values, strict=True):
+        value = np.asarray(value)
+        if tuple(variable.shape) != value.shape:
+            return False
+        if tf.as_dtype(variable.dtype) != tf.as_dtype(value.dtype):
+            return False
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+    return True
+
+
+# -- no metadata -------------------------------------------------------------------------
+
+
+def _revive_without_metadata(files: validate.SavedModelFiles, compile: bool) -> Any:
+    """A SavedModel without ``keras_metadata.pb``: revive it if it has ``keras_api``."""
+    del compile  # Without metadata there is no training config.
+    if _node_at(files, ("root", KERAS_API)) is None:
+        raise NotASavedModelError(
+            files.path,
+            "no keras_metadata.pb and no keras_api objects: a plain TensorFlow SavedModel, "
+            "not a Keras one (load it with tf.saved_model.load)",
+        )
+    warnings.warn(
+        f"The SavedModel at '{files.path}' has no keras_metadata.pb; it is revived from its "
+        "keras_api functions, without its config.",
+        stacklevel=3,
+    )
+    from reference_impl import revive
+
+    return revive.revive(files.path, None)
