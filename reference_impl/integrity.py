@@ -56,11 +56,11 @@ def write_manifest(dirpath: str | os.PathLike[str]) -> Path:
     return manifest
 
 
-def verify_manifest(dirpath: str | os.PathLike[str]) -> bool:
+def verify_manifest(dirpath: str | os.PathLike[str]) -> frozenset[str]:
     """Check the files of ``dirpath`` against its manifest.
 
-    Returns False when there is no manifest (nothing to check), True when every listed
-    file is present with its recorded digest. Files not listed are ignored.
+    Returns the relative paths (POSIX style) of the files verified: empty when there is no
+    manifest. Files the manifest does not list are not checked.
 
     Raises:
         CorruptSavedModelError: the manifest is malformed, or a listed file is missing or
@@ -69,11 +69,12 @@ def verify_manifest(dirpath: str | os.PathLike[str]) -> bool:
     root = Path(dirpath)
     manifest = root / MANIFEST_FILENAME
     if not manifest.is_file():
-        return False
+        return frozenset()
     try:
         text = manifest.read_text(encoding="ascii")
     except UnicodeDecodeError as exc:
         raise CorruptSavedModelError(manifest, f"checksum manifest is not text: {exc}") from exc
+    verified = set()
     for number, line in enumerate(text.splitlines(), start=1):
         match = _LINE.match(line)
         relative = match["path"] if match else ""
@@ -86,4 +87,5 @@ def verify_manifest(dirpath: str | os.PathLike[str]) -> bool:
             raise CorruptSavedModelError(
                 path, f"its SHA-256 differs from the one in {MANIFEST_FILENAME} (altered)"
             )
-    return True
+        verified.add(relative)
+    return frozenset(verified)
