@@ -173,9 +173,9 @@ def regularized() -> keras.Model:
     """Every regularizer placement: kernel, bias, activity, gamma/beta, embeddings, recurrent."""
     tokens = keras.Input((7,), dtype="int32", name="tokens")
     hidden = layers.Embedding(20, 4, embeddings_regularizer="l2", name="embed")(tokens)
-    hidden = layers.SimpleRNN(
-        5, kernel_regularizer="l1", recurrent_regularizer="l2", name="rnn"
-    )(hidden)
+    hidden = layers.SimpleRNN(5, kernel_regularizer="l1", recurrent_regularizer="l2", name="rnn")(
+        hidden
+    )
     hidden = layers.Dense(
         6,
         kernel_regularizer=keras.regularizers.L2(0.02),

@@ -1,0 +1,278 @@
+"""``reference_impl.load``: from the config, revived, compiled, fine-tuned and saved again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+
+import keras
+import models as test_models
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import reference_impl
+from reference_impl import errors, integrity
+from reference_impl.revive import RevivedLayer, RevivedModel
+
+TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
+FROM_CONFIG = ["sequential", "functional", "subclassed", "nested", "regularized"]
+
+
+def assert_close(actual, expected, scale=1.0):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    tol = TOLERANCE.get(str(expected.dtype), 1e-6) * scale
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+def assert_bitwise(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    assert actual.tobytes() == expected.tobytes()
+
+
+def outputs(model, x, training=False):
+    return tf.nest.map_structure(np.asarray, model(x, training=training))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """(model, sample input, path) for every test model, saved once."""
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("load")
+    result = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the RNN cell's "skipping" warning
+        for name, build in test_models.BUILDERS.items():
+            model = build()
+            reference_impl.save(model, str(root / name))
+            result[name] = (model, test_models.SAMPLES[name](), str(root / name))
+    return result
+
+
+@pytest.fixture(scope="module")
+def revived(saved):
+    model, x, path = saved["unregistered"]
+    return model, x, reference_impl.load(path, safe_mode=False)
+
+
+# -- from the config ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FROM_CONFIG)
+def test_from_config_same_class_outputs_and_bitwise_variables(saved, name):
+    model, x, path = saved[name]
+    loaded = reference_impl.load(path)
+    assert type(loaded) is type(model)
+    assert not isinstance(loaded, RevivedLayer)
+    for got, want in zip(loaded.variables, model.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    tf.nest.map_structure(assert_close, outputs(loaded, x), outputs(model, x))
+
+
+def test_from_config_losses_match(saved):
+    model, x, path = saved["regularized"]
+    loaded = reference_impl.load(path)
+    model(x)
+    loaded(x)
+    assert len(loaded.losses) == len(model.losses) == 9
+    for got, want in zip(loaded.losses, model.losses, strict=True):
+        assert_close(got, want)
+
+
+def test_from_config_keeps_trainable_flags(tmp_path):
+    model = test_models.functional_branch_merge()
+    model.get_layer("left").trainable = False
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = reference_impl.load(str(tmp_path / "m"))
+    assert not loaded.get_layer("left").trainable
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A compiled Sequential model after one step, saved with and without its optimizer."""
+    keras.utils.set_random_seed(0)
+    model = test_models.sequential()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    x, y = test_models.sample((8, 4)), test_models.sample((8, 3), seed=1)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    root = tmp_path_factory.mktemp("trained")
+    reference_impl.save(model, str(root / "with"))
+    reference_impl.save(model, str(root / "without"), include_optimizer=False)
+    return model, x, y, str(root / "with"), str(root / "without")
+
+
+def test_compile_and_optimizer_variables_restored(trained):
+    model, x, y, with_optimizer, _ = trained
+    loaded = reference_impl.load(with_optimizer)
+    assert loaded.compiled and isinstance(loaded.optimizer, keras.optimizers.Adam)
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
+    for got, want in zip(loaded.optimizer.variables, model.optimizer.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    # The next step continues identically: same update from the same state.
+    clone = reference_impl.load(with_optimizer)
+    clone.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for got, want in zip(loaded.variables, clone.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+
+
+def test_without_optimizer_compiles_fresh_or_not_at_all(trained):
+    model, _, _, _, without = trained
+    loaded = reference_impl.load(without)
+    # No training config and no optimizer variables were written.
+    assert not getattr(loaded, "compiled", False) or int(loaded.optimizer.iterations) == 0
+    loaded_uncompiled = reference_impl.load(trained[3], compile=False)
+    assert not loaded_uncompiled.compiled
+
+
+def test_fine_tune_then_save_again(trained, tmp_path):
+    model, x, y, with_optimizer, _ = trained
+    loaded = reference_impl.load(with_optimizer)
+    before = [v.numpy().copy() for v in loaded.trainable_variables]
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert any(
+        not np.array_equal(v.numpy(), b)
+        for v, b in zip(loaded.trainable_variables, before, strict=True)
+    )
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    again = reference_impl.load(str(tmp_path / "again"))
+    for got, want in zip(again.variables, loaded.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    assert_close(outputs(again, x), outputs(loaded, x))
+
+
+# -- safe mode ---------------------------------------------------------------------------
+
+
+def test_unknown_class_under_safe_mode_is_an_error(saved):
+    _, _, path = saved["unregistered"]
+    with pytest.raises(errors.UnknownClassError) as caught:
+        reference_impl.load(path)
+    assert isinstance(caught.value, ValueError)
+    assert "UnregisteredModel" in str(caught.value) and path in str(caught.value)
+
+
+def test_custom_objects_make_an_unknown_class_known(saved):
+    model, x, path = saved["unregistered"]
+    # Without get_config overrides these classes rebuild from their base config.
+    custom = {
+        "UnregisteredModel": test_models.UnregisteredModel,
+        "UnregisteredScaler": test_models.UnregisteredScaler,
+    }
+    loaded = reference_impl.load(path, custom_objects=custom)
+    assert isinstance(loaded, test_models.UnregisteredModel)
+    for got, want in zip(loaded.variables, model.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    assert_close(outputs(loaded, x), outputs(model, x))
+
+
+def test_lambda_refused_in_safe_mode(tmp_path):
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs))
+    reference_impl.save(model, str(tmp_path / "m"))
+    with pytest.raises(errors.ReferenceImplError) as caught:
+        reference_impl.load(str(tmp_path / "m"))
+    assert isinstance(caught.value, (errors.UnsafeDeserializationError, errors.UnknownClassError))
+    unsafe = reference_impl.load(str(tmp_path / "m"), safe_mode=False)
+    assert_close(unsafe(np.ones((1, 3), "float32")), np.full((1, 3), 2.0, "float32"))
+
+
+# -- revived -----------------------------------------------------------------------------
+
+
+def test_revived_outputs_both_training_modes(saved):
+    model, x, path = saved["unregistered"]
+    loaded = reference_impl.load(path, safe_mode=False)
+    assert isinstance(loaded, RevivedModel) and isinstance(loaded, keras.Model)
+    assert_close(outputs(loaded, x), outputs(model, x))
+    # UnregisteredScaler doubles its outputs in training; BatchNormalization uses batch stats
+    # (and updates its moving statistics, so the shared model's are put back afterwards).
+    state = [v.numpy() for v in model.variables]
+    try:
+        expected = outputs(model, x, training=True)
+    finally:
+        for variable, value in zip(model.variables, state, strict=True):
+            variable.assign(value)
+    assert_close(outputs(loaded, x, training=True), expected, scale=10)
+    assert not np.allclose(outputs(loaded, x, training=True), outputs(loaded, x))
+
+
+def test_revived_variables_shared_and_split_by_trainable(revived):
+    model, _, loaded = revived
+    pairs = [
+        (loaded.trainable_variables, model.trainable_variables),
+        (loaded.non_trainable_variables, model.non_trainable_variables),
+    ]
+    for got_list, want_list in pairs:
+        assert len(got_list) == len(want_list)
+        for got, want in zip(got_list, want_list, strict=True):
+            assert_bitwise(got.numpy(), want.numpy())
+    # The Keras variables wrap the loaded tf.Variables themselves: no copies.
+    saved_ids = {id(v) for v in loaded._saved.api.variables}
+    assert {id(v.value) for v in loaded.variables} == saved_ids
+
+
+def test_revived_losses(revived):
+    model, x, loaded = revived
+    model(x)
+    loaded(x)
+    # add_loss of the custom layer, then the dense kernel and scale regularizers.
+    assert len(loaded.losses) == len(model.losses) == 3
+    assert_close(sorted(np.asarray(loaded.losses)), sorted(np.asarray(model.losses)))
+
+
+def test_revived_gradient_step_fine_tunes(saved, tmp_path):
+    model, x, path = saved["unregistered"]
+    loaded = reference_impl.load(path, safe_mode=False)
+    loaded.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = [v.numpy().copy() for v in loaded.trainable_variables]
+    loaded.fit(x, np.zeros((len(x), 2), "float32"), epochs=1, batch_size=len(x), verbose=0)
+    changed = [
+        not np.array_equal(v.numpy(), b)
+        for v, b in zip(loaded.trainable_variables, before, strict=True)
+    ]
+    assert all(changed)
+    # The saved functions see the new values: outputs changed.
+    assert not np.allclose(outputs(loaded, x), outputs(model, x))
+    # ... and the revived model saves again, and revives again to the same outputs.
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    again = reference_impl.load(str(tmp_path / "again"), safe_mode=False)
+    assert_close(outputs(again, x), outputs(loaded, x))
+    for got, want in zip(again.variables, loaded.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+
+
+def test_revived_inside_a_new_model(revived):
+    model, x, loaded = revived
+    inputs = keras.Input((4,), name="new_in")
+    outer = keras.Model(inputs, keras.layers.Dense(1, name="head")(loaded(inputs)))
+    assert outer(x).shape == (3, 1)
+    outer(x)
+    # The revived layer's regularization and input-dependent losses reach the outer model.
+    assert len(outer.losses) == 3
+    assert len(outer.trainable_variables) == len(model.trainable_variables) + 2
+
+
+def test_saved_model_without_metadata_is_revived_with_a_warning(saved, tmp_path):
+    model, x, path = saved["functional"]
+    copy = tmp_path / "no_metadata"
+    shutil.copytree(path, copy)
+    os.remove(copy / "keras_metadata.pb")
+    (copy / integrity.MANIFEST_FILENAME).unlink(missing_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = reference_impl.load(str(copy))
+    assert any("keras_metadata.pb" in str(w.message) for w in caught)
+    assert isinstance(loaded, RevivedLayer)
+    tf.nest.map_structure(assert_close, outputs(loaded, x), outputs(model, x))
+
+
+def test_plain_saved_model_is_not_a_keras_one(tmp_path):
+    module = tf.Module()
+    module.v = tf.Variable(1.0)
+    tf.saved_model.save(module, str(tmp_path / "plain"))
+    with pytest.raises(errors.NotASavedModelError):
+        reference_impl.load(str(tmp_path / "plain"))
