@@ -104,6 +104,26 @@ def test_tf_keras_parses_our_file(tmp_path):
     assert layer["build_input_shape"] == tf.TensorShape([None, 4])
 
 
+@pytest.mark.skipif(not infra.HAS_SAVE, reason="core's reference_impl.save missing")
+def test_tf_keras_parses_every_node_of_a_reference_save(tmp_path):
+    from tf_keras.protobuf import saved_metadata_pb2
+    from tf_keras.src.saving.legacy.saved_model import json_utils
+
+    import reference_impl
+
+    reference_impl.save(infra.functional_model(compiled=True), tmp_path / "m")
+    proto = saved_metadata_pb2.SavedMetadata()
+    proto.ParseFromString((tmp_path / "m" / "keras_metadata.pb").read_bytes())
+    ours = metadata.read_metadata(tmp_path / "m")
+    assert [node.node_id for node in proto.nodes] == [node.node_id for node in ours]
+    assert [node.node_id for node in ours] == sorted(node.node_id for node in ours)
+    for node in proto.nodes:
+        assert node.identifier in metadata.KERAS_OBJECT_IDENTIFIERS
+        assert isinstance(json_utils.decode(node.metadata), dict)
+    names = {json_utils.decode(node.metadata).get("name") for node in proto.nodes}
+    assert {"infra_functional", "hidden", "out"} <= names
+
+
 def test_we_parse_a_file_tf_keras_writes(tmp_path):
     import tf_keras
 
