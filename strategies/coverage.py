@@ -58,16 +58,18 @@ def features(spec: ModelSpec) -> Features:
     return f
 
 
-def _walk(spec: ModelSpec, f: Features) -> None:
+def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
+    """Record ``spec``'s nodes; ``outer`` is the kind feeding a nested sub-model's input.
+    Returns the kind of the (first) output node, for the pair leaving a sub-model."""
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
         i.name: (i.shape, i.dtype) for i in spec.inputs
     }
     kinds: dict[str, str] = {}
+    input_names = {i.name for i in spec.inputs}
     for n in spec.nodes:
         shape, dtype = shapes[n.inputs[0]]
         if n.submodel is not None:
-            _walk(n.submodel, f)
-            kinds[n.id] = "Submodel"
+            kinds[n.id] = _walk(n.submodel, f, kinds.get(n.inputs[0])) or "Submodel"
         else:
             kinds[n.id] = n.kind
             f.kinds[n.kind] += 1
@@ -77,11 +79,12 @@ def _walk(spec: ModelSpec, f: Features) -> None:
             for slot, reg in n.regularizers:
                 f.regularizers[(slot, reg.kind)] += 1
             for ref in n.inputs:
-                producer = kinds.get(ref)
+                producer = outer if ref in input_names else kinds.get(ref)
                 if producer is not None and producer != "Submodel":
                     f.pairs[(producer, n.kind)] += 1
         out_dtype = spec.dtype
         shapes[n.id] = (n.out_shape, out_dtype)
+    return kinds.get(spec.outputs[0]) if spec.outputs else None
 
 
 # --- collector -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the dtype toward float32.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,49 @@ def input_specs(
     batch_size: int | None = None,
 ) -> InputSpec:
     """One input: rank and dims shrink toward small, dtype toward the first of ``dtypes``."""
-    rank = draw(st.sampled_from(tuple(sorted(ranks))))
+    rank = _choice(draw, tuple(sorted(ranks)))
     shape = _input_shape(draw, rank)
-    if allow_int and rank <= 2 and draw(st.booleans()):
+    if allow_int and rank <= 2 and _rare(draw, 4):
         return InputSpec(name, shape, "int32", batch_size, vocab=draw(st.integers(2, 10)))
     return InputSpec(name, shape, draw(st.sampled_from(dtypes)), batch_size)
+
+
+def _choice(draw, options: list | tuple, offset: int = 0):
+    """A choice closer to uniform than one draw, that still shrinks toward ``options[0]``.
+
+    Hypothesis favours some values when generating (the first entries, repeats); the sum of
+    two independent draws modulo ``len(options)`` spreads that bias out, and both draws
+    shrink to 0.
+    """
+    n = len(options)
+    if n == 1:
+        return options[0]
+    idx = st.sampled_from(range(n))
+    return options[(draw(idx) + draw(idx) + offset) % n]
+
+
+def _pick_kind(draw, cands: list[Kind], position: int = 0, producer: str = "") -> Kind:
+    """A kind for the current tensor, each weighted by 1 / (number of ranks it accepts): a
+    kind made for one rank (Conv2D) is drawn about as often overall as one taking any rank
+    (Dense), so rank-specific kinds and their pairs are not crowded out. Hypothesis draws the
+    minimal choice often, so the list is rotated by the node's position: the first node
+    shrinks toward the first candidate (Dense, when it fits), later ones spread the bias."""
+    weighted = [k for k in cands for _ in range(12 // len(k.ranks))]
+    offset = position * 37 + (zlib.crc32(producer.encode()) if position else 0)
+    return _choice(draw, weighted, offset=offset)
+
+
+def _rare(draw, one_in: int = 4) -> bool:
+    """A rare feature: True about one time in ``one_in``; shrinks to False."""
+    return draw(st.integers(0, one_in - 1)) == one_in - 1
+
+
+def _skewed_count(draw, lo: int, hi: int) -> int:
+    """An integer in [lo, hi], skewed toward hi when generating, shrinking toward lo."""
+    if hi <= lo:
+        return lo
+    u = draw(st.integers(0, 1000)) / 1000.0
+    return lo + round((hi - lo) * u**0.3)
 
 
 @dataclass
@@ -171,6 +210,13 @@ class _Graph:
         others = [t for t in pool if t.ref != source.ref]
         if not others:
             return source
+        fits = [
+            t
+            for t in others
+            if t.shape == target or (concat and t.shape[:-1] == target[:-1])
+        ]
+        if fits and not _rare(self.draw, 4):  # mostly a partner that fits, sometimes adapt
+            return fits[self.draw(st.integers(0, len(fits) - 1))]
         t = others[self.draw(st.integers(0, len(others) - 1))]
         if t.shape == target or (concat and t.shape[:-1] == target[:-1]):
             return t
@@ -217,7 +263,7 @@ class _Graph:
             src = by_ref[n.inputs[0]]
             if (src.shape, src.dtype, src.masked) == (source.shape, source.dtype, source.masked):
                 options.append(n)
-        if not options or not self.draw(st.booleans()):
+        if not options or not _rare(self.draw, 5):
             return None
         orig = options[self.draw(st.integers(0, len(options) - 1))]
         kind = REGISTRY[orig.kind]
@@ -244,7 +290,7 @@ class _Graph:
         draw = self.draw
         node_id = self._new_id()
         name = self._layer_name(node_id, "sub")
-        inner_top = draw(st.sampled_from(("sequential", "functional")))
+        inner_top = _choice(draw, ("sequential", "functional"))
         inner_allowed = [
             k
             for k in self.allowed
@@ -254,11 +300,11 @@ class _Graph:
         inp = InputSpec(f"{name}_in", source.shape, source.dtype)
         t = _Tensor(inp.name, inp.shape, inp.dtype, False, "Input")
         inner.tensors.append(t)
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(_skewed_count(draw, 1, 3)):
             cands = inner.candidates(t)
             if not cands:
                 break
-            t = inner.step(t, draw(st.sampled_from(cands)))
+            t = inner.step(t, _pick_kind(draw, cands, len(inner.nodes), t.kind))
         if not inner.nodes:
             t = inner.step(t, REGISTRY["Dense"])
         sub = ModelSpec(
@@ -332,7 +378,8 @@ def model_specs(
         g.allowed = [k for k in g.allowed if k.in_sequential]
 
     # inputs
-    n_inputs = 1 if topology == "sequential" else draw(st.integers(1, 3))
+    # one input half of the time, else two or three
+    n_inputs = 1 if topology == "sequential" else max(1, draw(st.integers(0, 3)))
     batch_size = draw(st.integers(1, 4)) if draw(st.booleans()) else None
     g.fixed_batch = batch_size is not None
     ranks = sorted({r for k in float_kinds if k.in_sequential or topology != "sequential"
@@ -355,7 +402,7 @@ def model_specs(
         g.tensors.append(_Tensor(spec.name, spec.shape, spec.dtype, False, "Input", spec.vocab))
     dict_inputs = topology in ("functional", "nested") and draw(st.booleans())
 
-    n_steps = draw(st.integers(n_inputs, max(n_inputs, max_layers)))
+    n_steps = _skewed_count(draw, n_inputs, max(n_inputs, max_layers))
     sub_at = draw(st.integers(0, n_steps - 1)) if topology == "nested" else -1
     for i in range(n_steps):
         if i < n_inputs:
@@ -368,14 +415,15 @@ def model_specs(
                 viable = viable[:1] if viable and viable[0] is g.tensors[-1] else []
             if not viable:
                 break
-            source = viable[draw(st.integers(0, len(viable) - 1))]
+            # the latest tensor half of the time (chains), else any earlier one (branches)
+            branch = _rare(draw, 2)
+            source = viable[draw(st.integers(0, len(viable) - 1)) if branch else 0]
         if i == sub_at and source.dtype in FLOAT_DTYPES and not source.masked:
             g.submodel(source)
             continue
         if i >= n_inputs and g.try_share(source) is not None:
             continue
-        cands = g.candidates(source)
-        g.step(source, draw(st.sampled_from(cands)))
+        g.step(source, _pick_kind(draw, g.candidates(source), len(g.nodes), source.kind))
     if topology == "nested" and not any(n.submodel is not None for n in g.nodes):
         # the sub-model position fell on an unsuitable tensor: nest at the end instead
         floats = [t for t in reversed(g.tensors) if t.dtype in FLOAT_DTYPES and not t.masked]

@@ -101,7 +101,9 @@ def ints(draw: Draw, lo: int, hi: int) -> int:
 
 
 def pick(draw: Draw, options: tuple | list) -> Any:
-    return draw(st.sampled_from(tuple(options)))
+    """Uniform choice (``sampled_from`` favours the first entries), shrinking to the first."""
+    options = tuple(options)
+    return options[draw(st.integers(0, 2**16 - 1)) % len(options)]
 
 
 def small_float(draw: Draw, options: tuple[float, ...]) -> float:
@@ -182,7 +184,7 @@ def factorize(n: int) -> list[int]:
 def reshape_target(draw: Draw, shape: Shape, max_rank: int = 4) -> Shape:
     """A target shape with the same number of elements, rank 1..max_rank."""
     n = prod(shape)
-    rank = ints(draw, 1, max_rank)
+    rank = pick(draw, tuple(range(1, max_rank + 1)))
     dims = [1] * rank
     for f in factorize(n):
         dims[ints(draw, 0, rank - 1)] *= f
