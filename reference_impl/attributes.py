@@ -110,7 +110,7 @@ def mirror_node(
     *,
     layers: list[Any],
     metrics: list[Any],
-    layer_metrics: list[Any],
+    layer_metrics: list[tuple[str, Any]],
     functions: dict[str, Callable],
     losses: RegularizationLosses,
     is_root: bool,
@@ -120,7 +120,8 @@ def mirror_node(
     Args:
         layer: the Keras layer or model (only read).
         layers: the mirror nodes of its direct sublayers.
-        metrics, layer_metrics: mirror nodes of its metrics (all / its own).
+        metrics: mirror nodes of its metrics (its own and its sublayers').
+        layer_metrics: (name, mirror node) of its own metrics.
         functions: the traced call functions by attribute name (empty when skipped).
         losses: the shared per-variable regularization loss functions.
         is_root: whether this is the saved model itself.
@@ -134,7 +135,8 @@ def mirror_node(
     # Keras computes weight regularization losses from the trainable weights, in order.
     api.regularization_losses = losses.for_variables(layer.trainable_weights)
     api.layer_regularization_losses = losses.for_variables(_own_trainable_variables(layer))
-    api.layer_metrics = list(layer_metrics)
+    # A dict by metric name, as tf_keras writes it.
+    api.layer_metrics = {metric_name: node for metric_name, node in layer_metrics}
     for name in LAYER_FUNCTIONS:
         if name in functions:
             setattr(api, name, functions[name])

@@ -50,7 +50,13 @@ __all__ = ["load"]
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VARIABLE_VALUE = "VARIABLE_VALUE"
 # Where tf_keras' metadata has no "module", a built-in class lives in one of these.
-_BUILTIN_MODULES = ("keras.layers", "keras.models", "keras", "keras.metrics")
+_BUILTIN_MODULES = (
+    "keras.layers",
+    "keras.models",
+    "keras.src.models.functional",
+    "keras.metrics",
+    "keras",
+)
 
 
 def load(
@@ -125,15 +131,16 @@ def _class_label(record: Mapping[str, Any]) -> str:
     return f"'{record.get('registered_name') or record.get('class_name')}'"
 
 
-def _class_is_known(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> bool:
-    """Whether Keras can find the class a metadata record names, without importing user code.
+def _class_module(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> str | None:
+    """The module Keras finds the record's class in, or None when the class is unknown.
 
-    Keras' own lookup is used: registered and custom objects first, then Keras' public API.
-    Only ``keras`` packages are ever imported by it.
+    Keras' own lookup is used: registered and custom objects first, then Keras' public API
+    (only ``keras`` packages are ever imported). tf_keras' metadata names no module; its
+    built-in classes are looked for in Keras 3's corresponding modules.
     """
     name = record.get("class_name")
     if not isinstance(name, str):
-        return False
+        return None
     registered = record.get("registered_name") or name
     modules = [record["module"]] if record.get("module") else list(_BUILTIN_MODULES)
     for module in modules:
@@ -146,16 +153,16 @@ def _class_is_known(record: Mapping[str, Any], custom_objects: dict[str, Any]) -
                 full_config={},
                 custom_objects=custom_objects,
             )
-            return True
         except (TypeError, ValueError):
             continue
-    return False
+        return module
+    return None
 
 
 def _unknown_classes(
     nodes: list[MetadataNode], custom_objects: dict[str, Any]
 ) -> list[MetadataNode]:
-    return [node for node in nodes if not _class_is_known(node.metadata, custom_objects)]
+    return [node for node in nodes if _class_module(node.metadata, custom_objects) is None]
 
 
 # -- from the config ---------------------------------------------------------------------
@@ -177,9 +184,10 @@ def _from_config(
         return None
     serialized = {
         key: record[key]
-        for key in ("module", "class_name", "registered_name", "config")
+        for key in ("class_name", "registered_name", "config")
         if record.get(key) is not None
     }
+    serialized["module"] = _class_module(record, custom_objects)
     try:
         model = keras.saving.deserialize_keras_object(
             serialized, custom_objects=custom_objects, safe_mode=safe_mode

@@ -331,7 +331,7 @@ def _build_saved_tree(
             layer,
             layers=[nodes[id(sub)] for sub in _sublayers(layer)],
             metrics=[metric_node(m) for m in _all_metrics(layer)],
-            layer_metrics=[metric_node(m) for m in own_metrics],
+            layer_metrics=[(m.name, metric_node(m)) for m in own_metrics],
             functions=functions.get(id(layer), {}),
             losses=losses,
             is_root=layer is model,
