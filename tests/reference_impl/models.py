@@ -236,3 +236,25 @@ SAMPLES = {
     "regularized": lambda: np.random.default_rng(0).integers(0, 20, (3, 7)).astype("int32"),
     "unregistered": lambda: sample((3, 4)),
 }
+
+
+def two_inputs() -> keras.Model:
+    """Two named inputs, merged."""
+    first = keras.Input((3,), name="first")
+    second = keras.Input((2,), name="second")
+    merged = layers.Concatenate(name="join")([first, second])
+    return keras.Model([first, second], layers.Dense(2, name="head")(merged), name="two_in")
+
+
+def mixed_precision() -> keras.Model:
+    """float16 compute, float32 variables."""
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", dtype="mixed_float16", name="half")(inputs)
+    outputs = layers.Dense(2, dtype="float32", name="full")(hidden)
+    return keras.Model(inputs, outputs, name="mixed")
+
+
+BUILDERS["two_inputs"] = two_inputs
+BUILDERS["mixed_precision"] = mixed_precision
+SAMPLES["two_inputs"] = lambda: [sample((3, 3)), sample((3, 2), seed=1)]
+SAMPLES["mixed_precision"] = lambda: sample((3, 4))

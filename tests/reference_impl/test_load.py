@@ -17,7 +17,15 @@ from reference_impl import errors, integrity
 from reference_impl.revive import RevivedLayer, RevivedModel
 
 TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
-FROM_CONFIG = ["sequential", "functional", "subclassed", "nested", "regularized"]
+FROM_CONFIG = [
+    "sequential",
+    "functional",
+    "subclassed",
+    "nested",
+    "regularized",
+    "two_inputs",
+    "mixed_precision",
+]
 
 
 def assert_close(actual, expected, scale=1.0):
@@ -276,3 +284,19 @@ def test_plain_saved_model_is_not_a_keras_one(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "plain"))
     with pytest.raises(errors.NotASavedModelError):
         reference_impl.load(str(tmp_path / "plain"))
+
+
+def test_loads_a_tf_keras_saved_model_from_config(tmp_path):
+    """tf_keras' own files: its metadata names no module; Keras 3 rebuilds its config."""
+    import tf_keras
+
+    inputs = tf_keras.Input((4,), name="x")
+    hidden = tf_keras.layers.Dense(3, activation="relu", name="hidden")(inputs)
+    original = tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="out")(hidden))
+    original.save(str(tmp_path / "tf_keras"), save_format="tf")
+    loaded = reference_impl.load(str(tmp_path / "tf_keras"))
+    assert isinstance(loaded, keras.Model) and not isinstance(loaded, RevivedLayer)
+    for got, want in zip(loaded.variables, original.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    x = test_models.sample((2, 4))
+    assert_close(outputs(loaded, [x]), np.asarray(original(x)))
