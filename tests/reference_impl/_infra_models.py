@@ -146,6 +146,27 @@ def run_script(body: str, timeout: float, **env: str) -> subprocess.CompletedPro
     )
 
 
+def once_per_session(tmp_path_factory, worker_id: str, name: str, compute):
+    """Run ``compute()`` (returning JSON-able data) once per test session, xdist or not.
+
+    Under pytest-xdist every worker would run a module fixture of its own; the slow
+    subprocess fixtures here compute once, under a file lock in the session's shared
+    temporary directory, and the other workers read the stored result.
+    """
+    if worker_id == "master":  # not under xdist
+        return compute()
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    stored = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if stored.is_file():
+            return json.loads(stored.read_text())
+        result = compute()
+        stored.write_text(json.dumps(result))
+        return result
+
+
 def last_json_line(stdout: str):
     """Parse the last line of a script's stdout that is a JSON document."""
     for line in reversed(stdout.strip().splitlines()):

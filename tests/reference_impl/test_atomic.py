@@ -277,39 +277,34 @@ def _output_kernel(target: Path):
     return kernels[0]
 
 
-def _assert_whole_model(target: Path, expect_new: bool | None) -> None:
-    """``target`` holds one complete model: its files check out, it loads, it is the
-    expected one (previous or new), and no temporary leftovers remain beside it."""
+def _inspect_after_kill(target: Path) -> dict:
+    """What a killed save left: whether the target existed, whether it then opened and
+    loaded (open and load recover first), which model it holds, and what else is beside it."""
     from reference_impl.validate import open_saved_model
 
-    assert open_saved_model(target).metadata_nodes is not None  # recovers first
-    kernel = _output_kernel(target)
-    is_new = bool((kernel == 1.0).all())
-    if expect_new is not None:
-        assert is_new == expect_new
-    assert sorted(os.listdir(target.parent)) == [target.name], "leftovers of the dead save"
+    report = {"target_existed": target.exists(), "error": None, "is_new": None}
+    try:
+        assert open_saved_model(target).metadata_nodes is not None
+        report["is_new"] = bool((_output_kernel(target) == 1.0).all())
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    report["beside"] = sorted(os.listdir(target.parent))
+    return report
 
 
-@pytest.fixture(scope="module")
-def previous_model(tmp_path_factory) -> Path:
-    """A saved model, to be copied where each killed save will overwrite it."""
-    path = tmp_path_factory.mktemp("previous") / "model"
-    infra.save_any(infra.functional_model(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def killed_saves(previous_model, tmp_path_factory) -> dict[str, tuple]:
-    """Run every killed save at once (they are independent); per moment return the target,
-    the return code, stdout and the tail of stderr.
+def _run_killed_saves(root: Path) -> dict[str, dict]:
+    """Save a previous model, then run every killed save over a copy of it at once (they
+    are independent), and inspect what each left.
 
     The self-killing children die on their own. The "external" child saves in a loop and
     is sent SIGKILL from here, an arbitrary time after it started saving.
     """
+    previous = root / "previous" / "model"
+    infra.save_any(infra.functional_model(), previous)
     runs = {}
     for moment in [*_KILL_MOMENTS, "external"]:
-        target = tmp_path_factory.mktemp(f"killed_{moment}") / "model"
-        shutil.copytree(previous_model, target)
+        target = root / moment / "model"
+        shutil.copytree(previous, target)
         process = subprocess.Popen(
             [*infra.python_script(_KILL_SCRIPT), str(target)],
             cwd=infra.REPO_ROOT,
@@ -334,7 +329,12 @@ def killed_saves(previous_model, tmp_path_factory) -> dict[str, tuple]:
                 stdout, stderr = process.communicate()
             if moment == "external":
                 stdout = first_line + stdout
-            results[moment] = (target, process.returncode, stdout, stderr[-3000:])
+            results[moment] = {
+                "returncode": process.returncode,
+                "stdout": stdout,
+                "stderr": stderr[-3000:],
+                **_inspect_after_kill(target),
+            }
     finally:
         for _target, process in runs.values():
             if process.poll() is None:
@@ -343,14 +343,27 @@ def killed_saves(previous_model, tmp_path_factory) -> dict[str, tuple]:
     return results
 
 
+@pytest.fixture(scope="module")
+def killed_saves(tmp_path_factory, worker_id) -> dict[str, dict]:
+    return infra.once_per_session(
+        tmp_path_factory,
+        worker_id,
+        "infra_killed_saves",
+        lambda: _run_killed_saves(tmp_path_factory.mktemp("killed")),
+    )
+
+
 @pytest.mark.parametrize("moment", [*_KILL_MOMENTS, "external"])
 def test_killed_save_leaves_a_whole_loadable_model(killed_saves, moment):
-    target, returncode, stdout, stderr = killed_saves[moment]
-    assert returncode == -signal.SIGKILL, stderr
-    assert '"saving"' in stdout and "survived" not in stdout
+    result = killed_saves[moment]
+    assert result["returncode"] == -signal.SIGKILL, result["stderr"]
+    assert '"saving"' in result["stdout"] and "survived" not in result["stdout"]
     if moment == "between_renames":
-        assert not target.exists(), "the kill should have fallen between the renames"
-    _assert_whole_model(target, _KILL_MOMENTS.get(moment))
+        assert not result["target_existed"], "the kill should have fallen between the renames"
+    assert result["error"] is None, result["error"]
+    if moment in _KILL_MOMENTS:
+        assert result["is_new"] == _KILL_MOMENTS[moment]
+    assert result["beside"] == ["model"], "leftovers of the dead save remain"
 
 
 # Child for the cross-process test: imports only reference_impl.atomic (not the package's

@@ -228,8 +228,16 @@ def _make(case: str, root: Path, ours: Path, foreign: Path, other: Path) -> Path
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory) -> dict[str, dict]:
-    root = tmp_path_factory.mktemp("corrupt")
+def outcomes(tmp_path_factory, worker_id) -> dict[str, dict]:
+    return infra.once_per_session(
+        tmp_path_factory,
+        worker_id,
+        "infra_corrupt_outcomes",
+        lambda: _make_and_run_cases(tmp_path_factory.mktemp("corrupt")),
+    )
+
+
+def _make_and_run_cases(root: Path) -> dict[str, dict]:
     ours, foreign, other = root / "_ours", root / "_foreign", root / "_other"
     infra.save_any(infra.functional_model(), ours)
     _tf_keras_model(foreign, units=3)

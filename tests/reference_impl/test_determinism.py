@@ -51,7 +51,11 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def summaries() -> list[dict]:
+def summaries(tmp_path_factory, worker_id) -> list[dict]:
+    return infra.once_per_session(tmp_path_factory, worker_id, "infra_determinism", _run_savers)
+
+
+def _run_savers() -> list[dict]:
     """Run the saver in two processes at once, with different hash seeds."""
     processes = [
         subprocess.Popen(
