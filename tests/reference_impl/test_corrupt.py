@@ -131,7 +131,7 @@ def _tf_keras_model(path: Path, units: int) -> None:
     model.save(path, save_format="tf")
 
 
-# name -> (how the directory is made, expected error type, safe_mode for load)
+# name -> (which model the case starts from: none, ours or foreign; the expected error type)
 CASES: dict[str, tuple[str, str]] = {
     "missing_path": ("none", "SavedModelNotFoundError"),
     "empty_directory": ("none", "NotASavedModelError"),
