@@ -43,7 +43,7 @@ from reference_impl.errors import (
     UnknownClassError,
     UnsafeDeserializationError,
 )
-from reference_impl.metadata import MetadataNode
+from reference_impl.metadata import METRIC_IDENTIFIER, MetadataNode
 
 __all__ = ["load"]
 
@@ -96,7 +96,7 @@ def load(
         model = _from_config(files, root, custom_objects, safe_mode)
         if model is not None:
             if compile:
-                _compile_and_restore_optimizer(files, model, root)
+                _compile_and_restore_optimizer(files, model, root, custom_objects)
             return model
         unknown = [root]
     if safe_mode:
@@ -111,7 +111,7 @@ def load(
 
     model = revive.revive(files.path, root)
     if compile:
-        _compile_and_restore_optimizer(files, model, root)
+        _compile_and_restore_optimizer(files, model, root, custom_objects)
     return model
 
 
@@ -162,7 +162,17 @@ def _class_module(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> 
 def _unknown_classes(
     nodes: list[MetadataNode], custom_objects: dict[str, Any]
 ) -> list[MetadataNode]:
-    return [node for node in nodes if _class_module(node.metadata, custom_objects) is None]
+    """The nodes whose class Keras cannot find.
+
+    Metrics do not count: the model does not need them to be rebuilt, and compiling from the
+    training config creates the compiled metrics again.
+    """
+    return [
+        node
+        for node in nodes
+        if node.identifier != METRIC_IDENTIFIER
+        and _class_module(node.metadata, custom_objects) is None
+    ]
 
 
 # -- from the config ---------------------------------------------------------------------
@@ -212,14 +222,18 @@ def _from_config(
 
 
 def _compile_and_restore_optimizer(
-    files: validate.SavedModelFiles, model: keras.layers.Layer, root: MetadataNode
+    files: validate.SavedModelFiles,
+    model: keras.layers.Layer,
+    root: MetadataNode,
+    custom_objects: dict[str, Any],
 ) -> None:
     """Compile from ``training_config``; restore the optimizer's variables where saved."""
     config = root.metadata.get("training_config")
     if not isinstance(config, Mapping) or not isinstance(model, keras.Model):
         return
     try:
-        model.compile_from_config(dict(config))
+        with keras.saving.custom_object_scope(custom_objects):
+            model.compile_from_config(dict(config))
     except Exception as error:  # noqa: BLE001 - the model is still usable uncompiled
         warnings.warn(
             f"The model at '{files.path}' was loaded uncompiled: its training config could "

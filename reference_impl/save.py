@@ -201,7 +201,8 @@ def _trace_layers(
             _warn_skipped(layer, f"calling it on {spec} failed ({type(error).__name__})")
             del collections[id(layer)]
     functions = {key: collection.endpoints() for key, collection in collections.items()}
-    if id(model) in functions and root_signature is not None:
+    # Like tf_keras, only a model (not a bare layer) gets a default serving signature.
+    if id(model) in functions and root_signature is not None and isinstance(model, keras.Model):
         functions[id(model)]["_default_save_signature"] = _default_save_signature(
             model, root_signature, functions[id(model)]["__call__"], collections[id(model)]
         )

@@ -396,3 +396,18 @@ def test_signatures_argument_replaces_serving_default(tmp_path):
     reference_impl.save(model, str(tmp_path / "m"), signatures={"twice": doubled})
     loaded = tf.saved_model.load(str(tmp_path / "m"))
     assert list(loaded.signatures) == ["twice"]
+
+
+def test_bare_layer_saved_without_serving_signature(tmp_path):
+    layer = keras.layers.Dense(3, name="solo")
+    x = np.ones((2, 4), "float32")
+    layer(x)
+    reference_impl.save(layer, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert not hasattr(loaded.keras_api, "_default_save_signature")
+    assert list(loaded.signatures) == []
+    assert_close(loaded(x, False), layer(x))
+    assert metadata.read_metadata(str(tmp_path / "m"))[0].identifier == "_tf_keras_layer"
+    again = reference_impl.load(str(tmp_path / "m"))
+    assert type(again) is keras.layers.Dense
+    assert_close(again(x), layer(x))
