@@ -24,6 +24,17 @@ same after a save as before it.
 The ``training`` argument is passed as a Python boolean: a layer whose call, or a descendant's
 call, takes ``training`` is traced with ``True`` and with ``False``; its functions then take
 ``(inputs, training)``, the others take ``(inputs)``.
+
+Where traces are made matters, because ``tf.function`` keys its traces by context and
+``tf.saved_model.save`` looks them up again from its own:
+
+* every trace is made from the eager context (:func:`call_traced` lifts out of the parent's
+  graph with ``tf.init_scope``) and inside TensorFlow's save context
+  (:func:`in_save_context`);
+* every trace is made for the spec names ``save`` will ask for (:func:`canonical_spec`).
+
+Otherwise ``save`` would not find the traces and would trace every function again, outside
+:func:`children_call_traced_functions`, with all the children's ops inlined.
 """
 
 from __future__ import annotations
@@ -37,15 +48,16 @@ import tensorflow as tf
 from keras.src.backend.common import global_state
 from keras.src.layers.layer import CallContext
 
-# TensorFlow has no public way to enter its save context; see tracing_scope.
+# TensorFlow has no public way to enter its save context; see in_save_context.
 from tensorflow.python.saved_model import save_context
 
 __all__ = [
     "LayerCallFunctions",
     "call_traced",
+    "canonical_spec",
     "children_call_traced_functions",
-    "in_save_context",
     "descendants",
+    "in_save_context",
     "relaxed_spec",
     "uses_training",
 ]
