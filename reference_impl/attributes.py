@@ -4,6 +4,7 @@ These are tf_keras' attribute sets (``serialized_attributes.py``), written down 
 
 * :data:`COMMON_OBJECTS` / :data:`COMMON_FUNCTIONS` are also set directly on the root;
 * a layer (and a model) carries :data:`LAYER_OBJECTS` and :data:`LAYER_FUNCTIONS`;
+* an RNN layer carries :data:`RNN_OBJECTS` (its state variables as well);
 * a metric carries :data:`METRIC_OBJECTS` only.
 
 :func:`mirror_node` builds the trackable object saved for one Keras object. It only reads
@@ -27,6 +28,7 @@ __all__ = [
     "LAYER_FUNCTIONS",
     "LAYER_OBJECTS",
     "METRIC_OBJECTS",
+    "RNN_OBJECTS",
     "Node",
     "RegularizationLosses",
     "mirror_metric",
@@ -54,6 +56,8 @@ LAYER_FUNCTIONS = (
     "activity_regularizer_fn",
     "_default_save_signature",
 )
+
+RNN_OBJECTS = (*LAYER_OBJECTS, "states")
 
 METRIC_OBJECTS = ("variables",)
 
@@ -137,6 +141,10 @@ def mirror_node(
     api.layer_regularization_losses = losses.for_variables(_own_trainable_variables(layer))
     # A dict by metric name, as tf_keras writes it.
     api.layer_metrics = {metric_name: node for metric_name, node in layer_metrics}
+    if isinstance(layer, keras.layers.RNN):
+        # tf_keras' RNN attributes add the state variables of a stateful RNN.
+        states = [s for s in tf.nest.flatten(layer.states) if isinstance(s, keras.Variable)]
+        api.states = tf_variables(states)
     for name in LAYER_FUNCTIONS:
         if name in functions:
             setattr(api, name, functions[name])

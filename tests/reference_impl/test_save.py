@@ -411,3 +411,19 @@ def test_bare_layer_saved_without_serving_signature(tmp_path):
     again = reference_impl.load(str(tmp_path / "m"))
     assert type(again) is keras.layers.Dense
     assert_close(again(x), layer(x))
+
+
+def test_rnn_layers_carry_their_states(tmp_path):
+    inputs = keras.Input((5, 3), batch_size=2, name="steps")
+    model = keras.Model(inputs, keras.layers.LSTM(4, stateful=True, name="lstm")(inputs))
+    model(np.ones((2, 5, 3), "float32"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the LSTM cell cannot be called alone
+        reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    lstm = loaded.keras_api.layers[1].keras_api
+    assert [s.shape.as_list() for s in lstm.states] == [[2, 4], [2, 4]]
+    for got, want in zip(lstm.states, model.get_layer("lstm").states, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    identifiers = {n.node_path: n.identifier for n in metadata.read_metadata(str(tmp_path / "m"))}
+    assert identifiers["root.keras_api.layers.1"] == "_tf_keras_rnn_layer"
