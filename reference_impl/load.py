@@ -8,15 +8,18 @@ Two ways, tried in this order:
    from the root's config, built, and its variables are assigned from the checkpoint, in
    order, bitwise. No saved function is loaded and no saved code runs; ``safe_mode`` is
    passed on, so Keras refuses Lambda bytecode and the like.
-2. **Revived** (:mod:`reference_impl.revive`). Otherwise the SavedModel is loaded with
+2. **Revived** (:mod:`reference_impl.revive`). Otherwise (a class is unknown, or the config
+   does not give back the saved model) the SavedModel is loaded with
    ``tf.saved_model.load`` and wrapped in a Keras layer or model that calls the saved
-   functions. Running saved graph functions is running saved code (a graph can read and
-   write files), so, as Keras 3 itself does for ``TFSMLayer``, this needs
-   ``safe_mode=False``; with ``safe_mode=True`` an unknown class is an
-   :class:`~reference_impl.errors.UnknownClassError`.
+   functions, with a warning saying why. Running saved graph functions is running saved
+   code (a graph can read and write files), so, as Keras 3 itself does for ``TFSMLayer``,
+   this needs ``safe_mode=False``. With ``safe_mode=True`` an unknown class is an
+   :class:`~reference_impl.errors.UnknownClassError` and a config that does not rebuild
+   the model a :class:`~reference_impl.errors.CorruptSavedModelError`.
 
 A SavedModel without ``keras_metadata.pb`` but with ``keras_api`` objects is revived with a
-warning (there is no config to rebuild from); one without either is not a Keras SavedModel.
+warning whatever ``safe_mode`` says, as the format's specification asks (there is no config
+to rebuild from); one without either is not a Keras SavedModel.
 
 With ``compile=True`` a model saved with its training config is compiled again, and the
 optimizer's variables are restored when they were saved.
@@ -35,7 +38,7 @@ import tensorflow as tf
 from keras.src.saving import serialization_lib
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from reference_impl import atomic, validate
+from reference_impl import atomic, revive, validate
 from reference_impl.attributes import KERAS_API
 from reference_impl.errors import (
     CorruptSavedModelError,
@@ -80,6 +83,9 @@ def load(
             the files are missing or damaged (see :mod:`reference_impl.validate`).
         UnknownClassError: a class is unknown and ``safe_mode`` is on.
         UnsafeDeserializationError: the config holds code and ``safe_mode`` is on.
+        CorruptSavedModelError: every class is known but the config does not rebuild the
+            saved model (it fails, or its variables do not match the saved ones) and
+            ``safe_mode`` is on. With ``safe_mode=False`` the model is revived instead.
     """
     path = os.path.abspath(os.fspath(filepath))
     atomic.recover(path)
@@ -91,24 +97,33 @@ def load(
 
     nodes = files.metadata_nodes
     root = _root_node(path, nodes)
+    metadata_path = os.path.join(path, "keras_metadata.pb")
     unknown = _unknown_classes(nodes, custom_objects)
-    if not unknown:
-        model = _from_config(files, root, custom_objects, safe_mode)
-        if model is not None:
+    if unknown:
+        names = ", ".join(sorted({_class_label(node.metadata) for node in unknown}))
+        why = f"class {names} is not built in, registered or in custom_objects"
+        if safe_mode:
+            raise UnknownClassError(
+                metadata_path,
+                f"{why}. Pass it in custom_objects, or load with safe_mode=False to revive "
+                "the model from its saved functions (which runs the saved graph code).",
+            )
+    else:
+        try:
+            model = _from_config(files, root, custom_objects, safe_mode)
+        except _NotRebuilt as error:
+            why = f"the model cannot be rebuilt from its config: {error}"
+            if safe_mode:
+                raise CorruptSavedModelError(
+                    metadata_path,
+                    f"{why}. Load with safe_mode=False to revive it from its saved functions.",
+                ) from error
+        else:
             if compile:
                 _compile_and_restore_optimizer(files, model, root, custom_objects)
             return model
-        unknown = [root]
-    if safe_mode:
-        names = ", ".join(sorted({_class_label(node.metadata) for node in unknown}))
-        raise UnknownClassError(
-            os.path.join(path, "keras_metadata.pb"),
-            f"class {names} is not built in, registered or in custom_objects. Pass it in "
-            "custom_objects, or load with safe_mode=False to revive the model from its saved "
-            "functions (which runs the saved graph code).",
-        )
-    from reference_impl import revive
 
+    warnings.warn(f"Reviving the model at '{path}' from its saved functions: {why}.", stacklevel=2)
     model = revive.revive(files.path, root)
     if compile:
         _compile_and_restore_optimizer(files, model, root, custom_objects)
@@ -178,20 +193,26 @@ def _unknown_classes(
 # -- from the config ---------------------------------------------------------------------
 
 
+class _NotRebuilt(Exception):
+    """The config did not give back the saved model; the message says why."""
+
+
 def _from_config(
     files: validate.SavedModelFiles,
     root: MetadataNode,
     custom_objects: dict[str, Any],
     safe_mode: bool,
-) -> keras.layers.Layer | None:
-    """Rebuild the root from its config and assign its variables; None if that cannot be.
+) -> keras.layers.Layer:
+    """Rebuild the root from its config and assign its variables.
 
-    Returns None (so the caller revives) when the config is missing, names a class Keras
-    cannot find, or builds a model whose variables do not match the saved ones.
+    Raises:
+        UnsafeDeserializationError: Keras refused code in the config under ``safe_mode``.
+        _NotRebuilt: the config is missing, does not deserialize or build, or builds a
+            model whose variables do not match the saved ones.
     """
     record = root.metadata
     if not isinstance(record.get("config"), Mapping):
-        return None
+        raise _NotRebuilt(f"the root has no config ({record.get('config_error', 'none saved')})")
     serialized = {
         key: record[key]
         for key in ("class_name", "registered_name", "config")
@@ -202,22 +223,29 @@ def _from_config(
         model = keras.saving.deserialize_keras_object(
             serialized, custom_objects=custom_objects, safe_mode=safe_mode
         )
-    except Exception as error:  # noqa: BLE001 - sorted below
+    except Exception as error:  # noqa: BLE001 - any failure of user or Keras code
         if "safe_mode" in str(error):
             raise UnsafeDeserializationError(
                 os.path.join(files.path, "keras_metadata.pb"), error
             ) from error
-        return None
+        raise _NotRebuilt(
+            f"its config does not deserialize ({type(error).__name__}: {error})"
+        ) from error
     if not model.built and record.get("build_config"):
         try:
             model.build_from_config(record["build_config"])
-        except Exception:  # noqa: BLE001 - a model we cannot build is revived instead
-            return None
+        except Exception as error:  # noqa: BLE001
+            raise _NotRebuilt(f"it does not build ({type(error).__name__}: {error})") from error
     saved = _saved_values(files, ("root", KERAS_API, "variables"))
     if saved is None:
         saved = _saved_values(files, ("root", "variables"))
-    if saved is None or not _assign(model.variables, saved):
-        return None
+    if saved is None:
+        raise _NotRebuilt("the saved root lists no variables")
+    if not _assign(model.variables, saved):
+        raise _NotRebuilt(
+            f"the model built from its config has {len(model.variables)} variables that do "
+            f"not match the {len(saved)} saved ones in shape and dtype"
+        )
     return model
 
 
@@ -332,6 +360,4 @@ def _revive_without_metadata(files: validate.SavedModelFiles, compile: bool) -> 
         "keras_api functions, without its config.",
         stacklevel=3,
     )
-    from reference_impl import revive
-
     return revive.revive(files.path, None)
