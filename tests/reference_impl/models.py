@@ -258,3 +258,16 @@ BUILDERS["two_inputs"] = two_inputs
 BUILDERS["mixed_precision"] = mixed_precision
 SAMPLES["two_inputs"] = lambda: [sample((3, 3)), sample((3, 2), seed=1)]
 SAMPLES["mixed_precision"] = lambda: sample((3, 4))
+
+
+def dict_inputs_outputs() -> keras.Model:
+    """Inputs and outputs given as dicts (their keys are the serving names)."""
+    first = keras.Input((3,), name="a")
+    second = keras.Input((2,), name="b")
+    joined = layers.Concatenate(name="cat")([first, second])
+    outputs = {"y": layers.Dense(2, name="y")(joined), "z": layers.Dense(1, name="z")(joined)}
+    return keras.Model({"a": first, "b": second}, outputs, name="dict_io")
+
+
+BUILDERS["dict_io"] = dict_inputs_outputs
+SAMPLES["dict_io"] = lambda: {"a": sample((3, 3)), "b": sample((3, 2), seed=1)}

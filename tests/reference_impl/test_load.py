@@ -25,6 +25,7 @@ FROM_CONFIG = [
     "regularized",
     "two_inputs",
     "mixed_precision",
+    "dict_io",
 ]
 
 

@@ -150,6 +150,12 @@ def test_serving_signature_names_subclassed(saved):
     assert signature.structured_input_signature[1]["inputs"].shape.as_list() == [None, 4]
 
 
+def test_serving_signature_dict_inputs_and_outputs_keep_their_keys(saved):
+    signature = saved["dict_io"].loaded.signatures["serving_default"]
+    assert sorted(signature.structured_input_signature[1]) == ["a", "b"]
+    assert sorted(signature.structured_outputs) == ["y", "z"]
+
+
 def test_serving_signature_sequential_named_after_input_and_last_layer(saved):
     signature = saved["sequential"].loaded.signatures["serving_default"]
     assert list(signature.structured_input_signature[1]) == ["features"]
