@@ -9,7 +9,6 @@ the dtype toward float32.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,15 +87,36 @@ def _choice(draw, options: list | tuple, offset: int = 0):
     return options[(draw(idx) + draw(idx) + offset) % n]
 
 
-def _pick_kind(draw, cands: list[Kind], position: int = 0, producer: str = "") -> Kind:
+def _pick_kind(draw, base: list[Kind], ok: list[Kind], rotation: int = 0) -> Kind:
     """A kind for the current tensor, each weighted by 1 / (number of ranks it accepts): a
     kind made for one rank (Conv2D) is drawn about as often overall as one taking any rank
-    (Dense), so rank-specific kinds and their pairs are not crowded out. Hypothesis draws the
-    minimal choice often, so the list is rotated by the node's position: the first node
-    shrinks toward the first candidate (Dense, when it fits), later ones spread the bias."""
-    weighted = [k for k in cands for _ in range(12 // len(k.ranks))]
-    offset = position * 37 + (zlib.crc32(producer.encode()) if position else 0)
-    return _choice(draw, weighted, offset=offset)
+    (Dense), so rank-specific kinds and their pairs are not crowded out.
+
+    The index is drawn into ``base`` (kinds fitting the rank, whatever the dtype or mask) and
+    moves forward to the next kind in ``ok``: a spec keeps its kinds when the shrinker turns
+    float16 into float32. Hypothesis often draws minimal choices while generating;
+    ``rotation`` (drawn once per spec) moves that bias to a different kind in each spec. It
+    shrinks to 0, and the choice then shrinks toward the first candidate (Dense, when it
+    fits). It does not depend on the node's position, so deleting a node leaves the kinds of
+    the others alone.
+    """
+    weighted = [k for k in base for _ in range(12 // len(k.ranks))]
+    fits = {k.name for k in ok}
+    n = len(weighted)
+    i = draw(st.integers(0, n - 1)) if n > 1 else 0
+    j = draw(st.integers(0, n - 1)) if n > 1 else 0
+    start = (i + j + rotation) % n
+    for step in range(n):
+        k = weighted[(start + step) % n]
+        if k.name in fits:
+            return k
+    return ok[0]
+
+
+def _stop(draw) -> bool:
+    """Stop adding steps? Rarely while generating (Hypothesis draws minimal values often, so
+    it takes two minimal draws in a row); the shrinker turns both to 0 to stop early."""
+    return draw(st.integers(0, 15)) == 0 and draw(st.integers(0, 15)) == 0
 
 
 def _rare(draw, one_in: int = 4) -> bool:
@@ -135,6 +155,7 @@ class _Graph:
         self.tensors: list[_Tensor] = []
         self.consumed: set[str] = set()
         self.fixed_batch = False
+        self.rotation = 0
 
     # --- helpers ---------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -151,6 +172,19 @@ class _Graph:
             if k.can_take(t.shape, t.dtype, t.masked):
                 out.append(k)
         return out
+
+    def base(self, t: _Tensor) -> list[Kind]:
+        """Kinds fitting ``t``'s rank and shape, ignoring its dtype and mask."""
+        out = []
+        for k in self.allowed:
+            if self.topology == "sequential" and not k.in_sequential:
+                continue
+            if len(t.shape) in k.ranks and k.accepts(t.shape):
+                out.append(k)
+        return out
+
+    def pick(self, t: _Tensor) -> Kind:
+        return _pick_kind(self.draw, self.base(t), self.candidates(t), self.rotation)
 
     def add(self, kind: Kind, inputs: list[_Tensor], params: dict, regs=()):
         node_id = self._new_id()
@@ -297,6 +331,7 @@ class _Graph:
             if k.arity == "unary" and k.name != "Masking" and k.dtypes != ("int32",)
         ] or [REGISTRY["Dense"]]
         inner = _Graph(draw, inner_allowed, self.dtype, inner_top, prefix=f"{name}_")
+        inner.rotation = self.rotation
         inp = InputSpec(f"{name}_in", source.shape, source.dtype)
         t = _Tensor(inp.name, inp.shape, inp.dtype, False, "Input")
         inner.tensors.append(t)
@@ -304,7 +339,7 @@ class _Graph:
             cands = inner.candidates(t)
             if not cands:
                 break
-            t = inner.step(t, _pick_kind(draw, cands, len(inner.nodes), t.kind))
+            t = inner.step(t, inner.pick(t))
         if not inner.nodes:
             t = inner.step(t, REGISTRY["Dense"])
         sub = ModelSpec(
@@ -372,8 +407,7 @@ def model_specs(
     int_ok = any(k.name == "Embedding" for k in allowed)
     if not float_kinds and not int_ok:
         raise ValueError("no allowed kind accepts the requested dtypes")
-    g = _Graph(draw, [k for k in allowed if dtype in k.dtypes or k.dtypes == ("int32",)],
-               dtype, topology, prefix="")
+    g = _Graph(draw, allowed, dtype, topology, prefix="")
     if topology == "sequential":
         g.allowed = [k for k in g.allowed if k.in_sequential]
 
@@ -382,6 +416,7 @@ def model_specs(
     n_inputs = 1 if topology == "sequential" else max(1, draw(st.integers(0, 3)))
     batch_size = draw(st.integers(1, 4)) if draw(st.booleans()) else None
     g.fixed_batch = batch_size is not None
+    g.rotation = draw(st.integers(0, 2**16 - 1))
     ranks = sorted({r for k in float_kinds if k.in_sequential or topology != "sequential"
                     for r in k.ranks}) or [1]
     inputs = []
@@ -402,9 +437,12 @@ def model_specs(
         g.tensors.append(_Tensor(spec.name, spec.shape, spec.dtype, False, "Input", spec.vocab))
     dict_inputs = topology in ("functional", "nested") and draw(st.booleans())
 
-    n_steps = _skewed_count(draw, n_inputs, max(n_inputs, max_layers))
-    sub_at = draw(st.integers(0, n_steps - 1)) if topology == "nested" else -1
-    for i in range(n_steps):
+    # like st.lists: a "go on" choice before each optional step, so the shrinker can delete
+    # a step together with its choices (a count drawn up front would not shrink as well)
+    has_sub = False
+    for i in range(max(n_inputs, max_layers)):
+        if i >= n_inputs and _stop(draw):
+            break
         if i < n_inputs:
             source = g.tensors[i]
             if not g.candidates(source):
@@ -418,12 +456,19 @@ def model_specs(
             # the latest tensor half of the time (chains), else any earlier one (branches)
             branch = _rare(draw, 2)
             source = viable[draw(st.integers(0, len(viable) - 1)) if branch else 0]
-        if i == sub_at and source.dtype in FLOAT_DTYPES and not source.masked:
+        if (
+            topology == "nested"
+            and not has_sub
+            and source.dtype in FLOAT_DTYPES
+            and not source.masked
+            and draw(st.integers(0, 2)) == 0
+        ):
             g.submodel(source)
+            has_sub = True
             continue
         if i >= n_inputs and g.try_share(source) is not None:
             continue
-        g.step(source, _pick_kind(draw, g.candidates(source), len(g.nodes), source.kind))
+        g.step(source, g.pick(source))
     if topology == "nested" and not any(n.submodel is not None for n in g.nodes):
         # the sub-model position fell on an unsuitable tensor: nest at the end instead
         floats = [t for t in reversed(g.tensors) if t.dtype in FLOAT_DTYPES and not t.masked]
