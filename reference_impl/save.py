@@ -88,6 +88,8 @@ def save(
     }
     collections = _call_collections(model, layers)
     options = tf.saved_model.SaveOptions()
+    # The children stay swapped while writing too: should TensorFlow trace anything again,
+    # it still goes through the traced functions (see reference_impl.tracing).
     with children_call_traced_functions(collections.values(), model):
         with in_save_context(options):
             functions = _trace_layers(model, layers, collections)
@@ -100,7 +102,7 @@ def save(
 
 
 def _write_metadata(
-    directory: Any, paths: dict[int, tuple[str, Any]], layer_records: dict[int, dict]
+    directory: os.PathLike[str], paths: dict[int, tuple[str, Any]], layer_records: dict[int, dict]
 ) -> None:
     """Write ``keras_metadata.pb``, with node ids read back from ``saved_model.pb``."""
     node_ids = object_graph_node_ids(directory, [p for p, _ in paths.values()])
@@ -343,7 +345,6 @@ def _build_saved_tree(
         optimizer.variables = tf_variables(model.optimizer.variables)
         root.optimizer = optimizer
 
-    keras_objects = {id(layer): layer for layer in layers}
     paths: dict[int, tuple[str, Any]] = {}
     queue = deque([("root", model)])
     while queue:
@@ -353,7 +354,7 @@ def _build_saved_tree(
             continue
         paths[id(node)] = (path, layer)
         for i, sub in enumerate(_sublayers(layer)):
-            queue.append((f"{path}.{KERAS_API}.layers.{i}", keras_objects[id(sub)]))
+            queue.append((f"{path}.{KERAS_API}.layers.{i}", sub))
         for i, metric in enumerate(_all_metrics(layer)):
             metric_path = f"{path}.{KERAS_API}.metrics.{i}"
             if id(metric_nodes[id(metric)]) not in paths:
