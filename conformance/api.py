@@ -40,6 +40,7 @@ class Implementation:
 # Built-in implementations by name; resolved lazily so that naming one imports nothing else.
 BUILTIN = {
     "reference": "conformance.implementations:ReferenceImplementation",
+    "tf_keras": "conformance.implementations:TfKerasLegacyImplementation",
 }
 
 
@@ -79,8 +80,7 @@ def resolve_implementation(spec):
             obj = obj()
         except Exception as exc:
             raise ImplementationError(
-                f"--conformance-impl={spec!r}: {attr_path}() failed: "
-                f"{type(exc).__name__}: {exc}"
+                f"--conformance-impl={spec!r}: {attr_path}() failed: {type(exc).__name__}: {exc}"
             ) from exc
     return check_implementation(obj, spec)
 
@@ -97,8 +97,7 @@ def check_implementation(impl, spec="<instance>"):
     framework = getattr(impl, "framework", "keras")
     if framework not in FRAMEWORKS:
         raise ImplementationError(
-            f"--conformance-impl={spec!r}: framework must be one of {FRAMEWORKS}, "
-            f"not {framework!r}"
+            f"--conformance-impl={spec!r}: framework must be one of {FRAMEWORKS}, not {framework!r}"
         )
     claims = getattr(impl, "claims", None)
     if claims is not None:

@@ -57,9 +57,7 @@ class ConformanceState:
     def __init__(self, config):
         self.config = config
         self.impl_spec = (
-            config.getoption("conformance_impl")
-            or os.environ.get(IMPL_ENV_VAR)
-            or DEFAULT_IMPL
+            config.getoption("conformance_impl") or os.environ.get(IMPL_ENV_VAR) or DEFAULT_IMPL
         )
         self._implementation = None
         clauses_text = config.getoption("conformance_clauses")
@@ -120,6 +118,29 @@ def impl_spec(pytestconfig):
     return get_state(pytestconfig).impl_spec
 
 
+_RUN_KEY = pytest.StashKey[object]()
+
+
+@pytest.fixture
+def clause(request):
+    """The ``ClauseRun`` of this test: wrap each example in ``with clause.example(spec):``."""
+    from conformance.cases import ClauseRun
+
+    marker = request.node.get_closest_marker("clause")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `clause` without a clause marker")
+    run = ClauseRun(request, marker.args[0])
+    request.node.stash[_RUN_KEY] = run
+    return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    if call.when == "call" and _RUN_KEY in item.stash:
+        item.stash[_RUN_KEY].record()
+    yield
+
+
 class ConformanceSession:
     """The hooks that need the session's state; registered by ``pytest_configure``."""
 
@@ -148,7 +169,6 @@ class ConformanceSession:
             items[:] = selected
         if not state.has_suite_items:
             return
-        profiles.load_default(config)
         try:
             impl = state.implementation
         except ImplementationError as exc:

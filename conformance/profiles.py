@@ -2,7 +2,7 @@
 
 Registered when the plugin is imported, so ``--hypothesis-profile=ci`` works in any session.
 Without that option the suite loads ``ci`` when ``CI=true`` and ``dev`` otherwise, and only
-in sessions that collect suite tests: other projects' Hypothesis settings are left alone.
+in sessions that collect suite tests (see ``stream``): other projects' settings are left alone.
 """
 
 import os
@@ -11,15 +11,12 @@ from hypothesis import HealthCheck, settings
 
 # Building and saving a model takes a second or more: no deadline, and the fixtures the
 # suite hands to properties (the implementation, a tmp path factory) are meant to be shared.
-_COMMON = dict(
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.data_too_large,
-    ],
-    print_blob=True,
-)
+SUITE_HEALTH_CHECKS = [
+    HealthCheck.too_slow,
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.data_too_large,
+]
+_COMMON = dict(deadline=None, suppress_health_check=SUITE_HEALTH_CHECKS, print_blob=True)
 
 PROFILES = {
     "dev": dict(max_examples=5, **_COMMON),
@@ -35,13 +32,6 @@ def register():
 
 def default_profile_name():
     return "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
-
-
-def load_default(config):
-    """Load the suite's default profile unless the user chose one."""
-    if config.getoption("hypothesis_profile", default=None):
-        return
-    settings.load_profile(default_profile_name())
 
 
 def current_profile_name():

@@ -88,6 +88,8 @@ class ClauseReport:
         lines = []
         for clause_id, result in self.clauses.items():
             status = result.status
+            if status == "not run":
+                continue
             counts[status] = counts.get(status, 0) + 1
             lines.append(f"  {clause_id:<24} {status:<12} {result.examples:>5} examples")
         total = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

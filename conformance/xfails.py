@@ -60,8 +60,7 @@ def read_xfails(path):
             raise XfailsError(f"{path}:{number}: entry {key!r} needs a reason after '#'")
         if "::" not in key and key not in CLAUSE_IDS:
             raise XfailsError(
-                f"{path}:{number}: {key!r} is neither a clause id nor a test id "
-                "(path::name)"
+                f"{path}:{number}: {key!r} is neither a clause id nor a test id (path::name)"
             )
         if key in entries:
             raise XfailsError(f"{path}:{number}: duplicate entry {key!r}")

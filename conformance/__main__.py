@@ -1,0 +1,92 @@
+"""Command line of the suite: corpus maintenance and fingerprints.
+
+python -m conformance fingerprint-corpus --impl reference
+python -m conformance corpus --write-specs        # draw the fixed corpus (once)
+python -m conformance corpus --write-golden       # rewrite the golden fingerprints
+"""
+
+import argparse
+import json
+import sys
+
+
+def _quiet():
+    from conformance.environment import quiet_tensorflow
+
+    quiet_tensorflow()
+
+
+def fingerprint_corpus(args):
+    _quiet()
+    from conformance import stability
+    from conformance.api import resolve_implementation
+
+    impl = resolve_implementation(args.impl)
+    result = {
+        name: stability.fingerprint_spec(impl, spec) for name, spec in stability.corpus_specs()
+    }
+    print(json.dumps(result, sort_keys=True))
+
+
+def draw_corpus(count, seed):
+    """``count`` specs drawn deterministically from ``strategies.model_specs()``."""
+    from hypothesis import Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    import strategies
+
+    drawn = []
+
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None)
+    @hypothesis_seed(seed)
+    @given(strategies.model_specs())
+    def collect(spec):
+        drawn.append(spec)
+
+    collect()
+    return drawn
+
+
+def corpus(args):
+    _quiet()
+    from conformance import stability
+    from conformance.api import resolve_implementation
+
+    if args.write_specs:
+        specs = draw_corpus(args.count, args.seed)
+        document = {f"spec-{i:02d}": spec.to_dict() for i, spec in enumerate(specs)}
+        stability.CORPUS_DIR.mkdir(exist_ok=True)
+        stability.SPECS_FILE.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        stability._corpus_json.cache_clear()
+        print(f"wrote {len(document)} specs to {stability.SPECS_FILE}")
+    if args.write_golden:
+        for framework, impl_name in (("keras", "reference"), ("tf_keras", "tf_keras")):
+            impl = resolve_implementation(impl_name)
+            goldens = {
+                name: stability.fingerprint_spec(impl, spec)
+                for name, spec in stability.corpus_specs()
+            }
+            path = stability.golden_file(framework)
+            path.write_text(json.dumps(goldens, indent=1, sort_keys=True) + "\n")
+            print(f"wrote {len(goldens)} golden fingerprints to {path}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m conformance")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fp = commands.add_parser("fingerprint-corpus", help="print the corpus fingerprints as JSON")
+    fp.add_argument("--impl", default="reference")
+    fp.set_defaults(run=fingerprint_corpus)
+    cp = commands.add_parser("corpus", help="maintain the corpus and its golden fingerprints")
+    cp.add_argument("--write-specs", action="store_true")
+    cp.add_argument("--write-golden", action="store_true")
+    cp.add_argument("--count", type=int, default=24)
+    cp.add_argument("--seed", type=int, default=20261125)
+    cp.set_defaults(run=corpus)
+    args = parser.parse_args(argv)
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

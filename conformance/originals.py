@@ -1,0 +1,84 @@
+"""What the original, in-memory model computes: the values saved files are checked against.
+
+The suite builds models with Keras 3 or with tf_keras (``Implementation.framework``); the two
+keep losses differently, so the differences are confined here.
+"""
+
+import contextlib
+
+import numpy as np
+
+
+def framework_of(model):
+    return "tf_keras" if type(model).__module__.startswith("tf_keras") else "keras"
+
+
+def outputs(model, inputs, *, training):
+    """The model's outputs as a flat list of numpy arrays."""
+    import tensorflow as tf
+
+    result = model(inputs, training=training)
+    return [np.asarray(t) for t in tf.nest.flatten(result)]
+
+
+def weight_regularization_total(model):
+    """The sum of the weight-regularization losses (they do not depend on inputs)."""
+    if framework_of(model) == "keras":
+        losses = model._get_regularization_losses()
+    else:
+        losses = [
+            loss()
+            for layer in model._flatten_layers(include_self=True)
+            for loss in layer._callable_losses
+        ]
+    return float(sum(np.asarray(loss, dtype=np.float64) for loss in losses))
+
+
+def weight_regularization_count(model):
+    if framework_of(model) == "keras":
+        return len(model._get_regularization_losses())
+    return sum(len(layer._callable_losses) for layer in model._flatten_layers(include_self=True))
+
+
+def call_losses_total(model, inputs, *, training):
+    """The sum of the losses a call adds (activity regularizers and ``add_loss``)."""
+    model(inputs, training=training)
+    total = float(sum(np.asarray(loss, dtype=np.float64) for loss in model.losses))
+    return total - weight_regularization_total(model)
+
+
+def variables(model):
+    """``(all, trainable, non_trainable)`` as lists of the model's variables."""
+    return (
+        list(model.variables),
+        list(model.trainable_variables),
+        list(model.non_trainable_variables),
+    )
+
+
+def variable_value(variable):
+    return np.asarray(variable.numpy())
+
+
+def sub_layers(model):
+    """The model's direct sub-layers, in the order ``keras_api.layers`` must keep."""
+    return list(model.layers)
+
+
+def expects_training(model):
+    """Whether the model's call takes a ``training`` argument."""
+    if framework_of(model) == "keras":
+        return bool(model._call_has_training_arg)
+    return bool(model._expects_training_arg)
+
+
+@contextlib.contextmanager
+def preserved(*variable_lists):
+    """Restore every variable's value on exit (training-mode calls update statistics)."""
+    variables_ = [v for variables in variable_lists for v in variables]
+    values = [np.array(v.numpy()) for v in variables_]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables_, values):
+            variable.assign(value)

@@ -1,0 +1,55 @@
+"""Calling what a SavedModel holds: call functions with or without ``training``, losses."""
+
+import numpy as np
+
+from conformance import inspect
+
+
+def call(function, inputs, *, training):
+    """Call a saved call function; ``training`` is passed when it was traced with one."""
+    if inspect.training_values(function):
+        return function(inputs, training=training)
+    return function(inputs)
+
+
+def flat_numpy(structure):
+    import tensorflow as tf
+
+    return [np.asarray(t) for t in tf.nest.flatten(structure)]
+
+
+def losses_total(losses):
+    """Sum of a list of scalar loss tensors (0.0 for none), in float64."""
+    return float(sum(np.asarray(loss, dtype=np.float64) for loss in losses))
+
+
+def synthetic_call_args(concrete, batch=2, seed=0):
+    """``(args, kwargs)`` matching one traced signature, tensors made up, batch ``batch``.
+
+    Floats are drawn from a seeded normal distribution scaled to 0.5; integers are zeros, which
+    every vocabulary contains. Python values of the signature (``training``) are kept.
+    """
+    import tensorflow as tf
+
+    args, kwargs = concrete.structured_input_signature
+    rng = np.random.default_rng(seed)
+
+    def make(spec):
+        if not isinstance(spec, tf.TensorSpec):
+            return spec
+        shape = [batch if d is None else d for d in spec.shape.as_list()]
+        if spec.dtype.is_floating:
+            values = rng.standard_normal(shape) * 0.5
+            return tf.constant(values.astype(spec.dtype.as_numpy_dtype))
+        return tf.zeros(shape, dtype=spec.dtype)
+
+    return tf.nest.map_structure(make, args), tf.nest.map_structure(make, kwargs)
+
+
+def training_of(concrete):
+    """The ``training`` value a concrete call function was traced with (None if none)."""
+    args, kwargs = concrete.structured_input_signature
+    if isinstance(kwargs.get("training"), bool):
+        return kwargs["training"]
+    bools = [a for a in args[1:] if isinstance(a, bool)]
+    return bools[0] if bools else None

@@ -1,0 +1,136 @@
+"""CALL-INFERENCE, CALL-TRAINING, CALL-CONSISTENT: what the saved call functions compute."""
+
+import pytest
+
+from conformance import inspect, originals, saved
+from conformance.cases import case_cache
+from conformance.stream import shared_examples
+from conformance.test_signatures import expected_output_names
+from conformance.tolerances import assert_close
+
+
+def _inputs(spec, data):
+    import strategies
+
+    return strategies.call_inputs(spec, data)
+
+
+def _assert_outputs(got, want, what):
+    assert len(got) == len(want), f"{what}: {len(got)} outputs, the model gives {len(want)}"
+    for index, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, f"{what}, output {index}")
+
+
+def check_inference(case, data):
+    inputs = _inputs(case.spec, data)
+    want = originals.outputs(case.model, inputs, training=False)
+    root_call = inspect.walk(case.loaded)[0].function("__call__")
+    got = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+    _assert_outputs(got, want, "keras_api.__call__(training=False)")
+    serving = case.loaded.signatures["serving_default"]
+    result = serving(**serving_feed(case.loaded, case.spec, data))
+    output_names = expected_output_names(case.spec)
+    assert sorted(result) == sorted(output_names), (
+        f"serving_default outputs {sorted(result)}, expected {sorted(output_names)}"
+    )
+    _assert_outputs([result[name].numpy() for name in output_names], want, "serving_default")
+
+
+def serving_feed(loaded, spec, data):
+    """The serving signature's keyword inputs for ``data``.
+
+    Inputs are matched by name; a subclassed model's serving inputs are named by the saver
+    (tf_keras: ``input_1``...), so those are matched in order.
+    """
+    inputs, _ = inspect.serving_signature(loaded)
+    names = list(spec.input_names())
+    if sorted(inputs) == sorted(names):
+        return {name: data[name] for name in names}
+    ordered = sorted(inputs, key=lambda key: (len(key), key))
+    return {key: data[name] for key, name in zip(ordered, names)}
+
+
+def deterministic_in_training(spec):
+    from strategies.catalog.base import REGISTRY
+
+    return all(
+        getattr(REGISTRY.get(kind), "deterministic_in_training", True) for kind in spec.kinds()
+    )
+
+
+def check_training(case, data):
+    # Training-mode calls move BatchNormalization statistics and seed states, in the model
+    # and in the loaded object; the case is shared with other clauses, so both are restored.
+    root = inspect.walk(case.loaded)[0]
+    with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
+        _check_training(case, data)
+
+
+def _check_training(case, data):
+    inputs = _inputs(case.spec, data)
+    root_call = inspect.walk(case.loaded)[0].function("__call__")
+    traced = inspect.training_values(root_call)
+    if originals.expects_training(case.model):
+        assert {True, False} <= traced, (
+            f"keras_api.__call__ is traced for training in {sorted(traced, key=str)}, "
+            "not for both True and False"
+        )
+    training_out = saved.flat_numpy(saved.call(root_call, inputs, training=True))
+    inference_out = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+    want_inference = originals.outputs(case.model, inputs, training=False)
+    _assert_outputs(inference_out, want_inference, "keras_api.__call__(training=False)")
+    want_training = originals.outputs(case.model, inputs, training=True)
+    if deterministic_in_training(case.spec):
+        _assert_outputs(training_out, want_training, "keras_api.__call__(training=True)")
+    else:
+        # Stochastic layers: equal shapes are all that can be compared.
+        assert [o.shape for o in training_out] == [o.shape for o in want_training], (
+            "keras_api.__call__(training=True): output shapes differ from the model's"
+        )
+
+
+def check_consistent(case):
+    # Stochastic layers draw new noise on every training-mode call: compare those calls
+    # only when every layer of the model is deterministic in training.
+    compare_training = deterministic_in_training(case.spec)
+    for node in inspect.walk(case.loaded):
+        call_fn = node.function("__call__")
+        for concrete in inspect.concrete_functions(call_fn):
+            training = saved.training_of(concrete)
+            if training and not compare_training:
+                continue
+            args, kwargs = saved.synthetic_call_args(concrete)
+            plain = saved.flat_numpy(call_fn(*args, **kwargs))
+            for name in inspect.CALL_FUNCTIONS[1:]:
+                function = node.function(name)
+                assert function is not None, f"{node.path}: keras_api lacks {name}"
+                outputs, _losses = function(*args, **kwargs)
+                _assert_outputs(
+                    saved.flat_numpy(outputs),
+                    plain,
+                    f"{node.path}: {name}(x)[0] vs __call__(x), training={training}",
+                )
+
+
+@pytest.mark.clause("CALL-INFERENCE")
+@shared_examples()
+def test_call_and_serving_equal_model(implementation, clause, example):
+    spec, data = example
+    with clause.example(spec):
+        check_inference(case_cache().get(implementation, spec), data)
+
+
+@pytest.mark.clause("CALL-TRAINING")
+@shared_examples()
+def test_training_mode_equals_model(implementation, clause, example):
+    spec, data = example
+    with clause.example(spec):
+        check_training(case_cache().get(implementation, spec), data)
+
+
+@pytest.mark.clause("CALL-CONSISTENT")
+@shared_examples()
+def test_call_functions_agree(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_consistent(case_cache().get(implementation, spec))

@@ -1,0 +1,261 @@
+"""LOAD-REVIVE, LOAD-RESAVE, LOAD-CORRUPT: the implementation's own loader."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import fingerprint, inspect, originals, saved
+from conformance.cases import case_cache
+from conformance.stream import shared_examples
+from conformance.tolerances import assert_bitwise, assert_close
+
+
+def load_or_skip(implementation, path):
+    try:
+        return implementation.load(path)
+    except NotImplementedError:
+        pytest.skip(f"{implementation.name} has no loader (load raised NotImplementedError)")
+
+
+def _outputs(model, inputs, training):
+    import tensorflow as tf
+
+    return [np.asarray(t) for t in tf.nest.flatten(model(inputs, training=training))]
+
+
+def check_revive(case, revived, data):
+    import tensorflow as tf
+
+    import strategies
+
+    inputs = strategies.call_inputs(case.spec, data)
+    want = originals.outputs(case.model, inputs, training=False)
+    got = _outputs(revived, inputs, training=False)
+    assert len(got) == len(want), f"the revived model gives {len(got)} outputs, not {len(want)}"
+    for index, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, f"revived model output {index} (training=False)")
+    original_vars = originals.variables(case.model)
+    revived_vars = originals.variables(revived)
+    for name, want_list, got_list in zip(
+        ("variables", "trainable_variables", "non_trainable_variables"),
+        original_vars,
+        revived_vars,
+    ):
+        assert len(got_list) == len(want_list), (
+            f"revived model has {len(got_list)} {name}, the original {len(want_list)}"
+        )
+        for g, w in zip(got_list, want_list):
+            assert_bitwise(np.asarray(g.numpy()), np.asarray(w.numpy()), f"revived {w.name}")
+    with originals.preserved(original_vars[0], revived_vars[0]):
+        want_losses = originals.call_losses_total(
+            case.model, inputs, training=False
+        ) + originals.weight_regularization_total(case.model)
+        revived(inputs, training=False)
+        assert_close(
+            np.float64(saved.losses_total(revived.losses)),
+            np.float64(want_losses),
+            "sum of the revived model's losses after a call",
+            dtype=case.spec.dtype,
+        )
+        _outputs(revived, inputs, training=True)  # callable in training mode
+        trainable = revived_vars[1]
+        if trainable:
+            with tf.GradientTape() as tape:
+                outputs = revived(inputs, training=True)
+                loss = tf.add_n(
+                    [tf.reduce_sum(tf.cast(t, tf.float32) ** 2) for t in tf.nest.flatten(outputs)]
+                    + [tf.cast(loss, tf.float32) for loss in revived.losses]
+                )
+            grads = tape.gradient(loss, trainable)
+            assert any(g is not None for g in grads), (
+                "no gradient reaches the revived model's trainable variables"
+            )
+            before = [np.array(v.numpy()) for v in trainable]
+            for variable, grad in zip(trainable, grads):
+                if grad is not None:
+                    variable.assign_sub(tf.cast(grad, variable.dtype) * 0.01)
+            changed = any(
+                not np.array_equal(np.asarray(v.numpy()), b) for v, b in zip(trainable, before)
+            )
+            assert changed, "a gradient step left every trainable variable unchanged"
+
+
+@pytest.mark.clause("LOAD-REVIVE")
+@shared_examples()
+def test_revived_model_behaves(implementation, clause, example):
+    spec, data = example
+    with clause.example(spec):
+        case = case_cache().get(implementation, spec)
+        revived = load_or_skip(implementation, case.path)
+        check_revive(case, revived, data)
+
+
+@pytest.mark.clause("LOAD-RESAVE")
+@shared_examples()
+def test_resaved_model_round_trips(implementation, clause, example):
+    import strategies
+
+    spec, data = example
+    with clause.example(spec):
+        case = case_cache().get(implementation, spec)
+        revived = load_or_skip(implementation, case.path)
+        path = case_cache().new_path("resaved")
+        implementation.save(revived, path)
+        loaded = inspect.load(path)
+        inputs = strategies.call_inputs(spec, data)
+        want = originals.outputs(case.model, inputs, training=False)
+        root_call = inspect.walk(loaded)[0].function("__call__")
+        got = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+        assert len(got) == len(want), "the re-saved model gives a different number of outputs"
+        for index, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"re-saved __call__ output {index}")
+        first, _ = fingerprint.fingerprint(case.path)
+        second, _ = fingerprint.fingerprint(path)
+        assert first == second, "re-saving the loaded model changed the signature fingerprint"
+
+
+# Each corruption: (name, function(path) that damages the copy at path).
+def _truncate(relative, keep=0.5):
+    def damage(path):
+        target = os.path.join(path, relative)
+        size = os.path.getsize(target)
+        with open(target, "r+b") as f:
+            f.truncate(int(size * keep))
+
+    return damage
+
+
+def _flip(relative, where=0.5):
+    def damage(path):
+        target = os.path.join(path, relative)
+        with open(target, "r+b") as f:
+            data = bytearray(f.read())
+            index = int(len(data) * where)
+            data[index] ^= 0x10
+            f.seek(0)
+            f.write(data)
+
+    return damage
+
+
+def _remove(relative):
+    def damage(path):
+        os.remove(os.path.join(path, relative))
+
+    return damage
+
+
+def _replace(relative, content):
+    def damage(path):
+        with open(os.path.join(path, relative), "wb") as f:
+            f.write(content)
+
+    return damage
+
+
+def _delete_all(path):
+    shutil.rmtree(path)
+
+
+CORRUPTIONS = (
+    ("missing-path", _delete_all),
+    ("empty-directory", lambda p: [_remove(n)(p) for n in _files(p)]),
+    ("saved_model.pb-truncated", _truncate("saved_model.pb")),
+    ("saved_model.pb-bit-flipped", _flip("saved_model.pb", 0.37)),
+    ("saved_model.pb-garbage", _replace("saved_model.pb", b"\x00not a protobuf\xff" * 8)),
+    ("variables.index-missing", _remove("variables/variables.index")),
+    ("variables-data-truncated", _truncate("variables/variables.data-00000-of-00001", 0.3)),
+    ("variables-data-bit-flipped", _flip("variables/variables.data-00000-of-00001", 0.5)),
+    ("keras_metadata-garbage", _replace("keras_metadata.pb", b"\x0a\x05{not json")),
+)
+
+
+def _files(path):
+    return [
+        os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files
+    ]
+
+
+_LOAD_EACH = r"""
+import json, sys
+from conformance.environment import quiet_tensorflow
+quiet_tensorflow()
+from conformance.api import resolve_implementation
+impl = resolve_implementation(sys.argv[1])
+for line in sys.stdin:
+    job = json.loads(line)
+    print(json.dumps({"name": job["name"], "started": True}), flush=True)
+    try:
+        impl.load(job["path"])
+        result = {"outcome": "loaded"}
+    except NotImplementedError:
+        result = {"outcome": "no-loader"}
+    except BaseException as exc:
+        result = {"outcome": "raised", "type": type(exc).__name__, "message": str(exc)[:500]}
+    print(json.dumps(dict(result, name=job["name"])), flush=True)
+"""
+
+
+@pytest.mark.clause("LOAD-CORRUPT")
+def test_corrupt_files_raise_clearly(implementation, impl_spec, clause):
+    import strategies
+    from conformance import stability
+
+    name, spec = stability.corpus_specs()[0]
+    case = case_cache().get(implementation, spec)
+    jobs = []
+    for corruption, damage in CORRUPTIONS:
+        path = case_cache().new_path(f"corrupt-{corruption}")
+        shutil.copytree(case.path, path)
+        if corruption.startswith("keras_metadata") and not os.path.exists(
+            os.path.join(path, "keras_metadata.pb")
+        ):
+            continue
+        damage(path)
+        jobs.append({"name": corruption, "path": path})
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_EACH, impl_spec],
+        input="".join(json.dumps(job) + "\n" for job in jobs),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    results = {line["name"]: line for line in lines if "outcome" in line}
+    started = [line["name"] for line in lines if line.get("started")]
+    if proc.returncode != 0:
+        crashed = started[-1] if started else "<start-up>"
+        with clause.example(spec, corruption=crashed):
+            raise AssertionError(
+                f"loading the corrupted copy {crashed!r} killed the process "
+                f"(exit {proc.returncode}): {proc.stderr[-1500:]}"
+            )
+    data = stability.corpus_inputs(spec)
+    for job in jobs:
+        with clause.example(spec, corruption=job["name"]):
+            result = results[job["name"]]
+            if result["outcome"] == "no-loader":
+                pytest.skip(f"{implementation.name} has no loader")
+            if result["outcome"] == "loaded":
+                # A harmless flip may still load; then it must be the same model.
+                assert job["name"] in ("saved_model.pb-bit-flipped",), (
+                    f"{job['name']}: the damaged copy loaded without an error"
+                )
+                model = implementation.load(job["path"])
+                got = _outputs(model, strategies.call_inputs(spec, data), training=False)
+                want = originals.outputs(
+                    case.model, strategies.call_inputs(spec, data), training=False
+                )
+                for g, w in zip(got, want):
+                    assert_close(g, w, f"{job['name']}: output of the loaded damaged copy")
+                continue
+            assert result["type"] not in ("KeyboardInterrupt", "SystemExit"), result
+            message = result["message"]
+            assert job["path"] in message or os.path.basename(job["path"]) in message, (
+                f"{job['name']}: {result['type']} does not name the path: {message[:300]}"
+            )

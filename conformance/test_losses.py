@@ -1,0 +1,110 @@
+"""LOSSES-REGULARIZATION and LOSSES-ACTIVITY: the losses a saved model keeps."""
+
+import numpy as np
+import pytest
+
+from conformance import inspect, originals, saved
+from conformance.cases import case_cache
+from conformance.stream import shared_examples
+from conformance.test_format import model_layers_by_saved_path
+from conformance.tolerances import assert_close
+
+
+def _values(functions):
+    return [np.asarray(function(), dtype=np.float64) for function in functions]
+
+
+def check_regularization(case):
+    root = inspect.walk(case.loaded)[0]
+    saved_losses = _values(root.objects("regularization_losses"))
+    assert len(saved_losses) == originals.weight_regularization_count(case.model), (
+        f"keras_api.regularization_losses has {len(saved_losses)} functions, the model has "
+        f"{originals.weight_regularization_count(case.model)} weight-regularization losses"
+    )
+    assert_close(
+        np.float64(sum(saved_losses)),
+        np.float64(originals.weight_regularization_total(case.model)),
+        "sum of keras_api.regularization_losses()",
+        dtype=case.spec.dtype,
+    )
+    saved_by_path = {node.path: node for node in inspect.walk(case.loaded)}
+    for path, layer in model_layers_by_saved_path(case.model).items():
+        node = saved_by_path.get(path)
+        if node is None or node.keras_api is None or getattr(layer, "layers", None):
+            continue  # leaf layers own their regularizers; containers only collect them
+        own = _values(node.objects("layer_regularization_losses"))
+        assert_close(
+            np.float64(sum(own)),
+            np.float64(originals.weight_regularization_total(layer)),
+            f"{path} ({layer.name!r}): sum of layer_regularization_losses()",
+            dtype=case.spec.dtype,
+        )
+
+
+def check_activity(case, data):
+    import strategies
+
+    inputs = strategies.call_inputs(case.spec, data)
+    root = inspect.walk(case.loaded)[0]
+    with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
+        want = originals.call_losses_total(case.model, inputs, training=False)
+        _, losses = saved.call(
+            root.function("call_and_return_all_conditional_losses"), inputs, training=False
+        )
+    assert_close(
+        np.float64(saved.losses_total(losses)),
+        np.float64(want),
+        "root call_and_return_all_conditional_losses(x)[1] vs the model's call losses",
+        dtype=case.spec.dtype,
+    )
+    saved_by_path = {node.path: node for node in inspect.walk(case.loaded)}
+    for path, layer in model_layers_by_saved_path(case.model).items():
+        regularizer = getattr(layer, "activity_regularizer", None)
+        node = saved_by_path.get(path)
+        if regularizer is None or node is None or node.keras_api is None:
+            continue
+        concrete = [
+            c
+            for c in inspect.concrete_functions(node.function("__call__"))
+            if not saved.training_of(c)
+        ]
+        assert concrete, f"{path} ({layer.name!r}): no inference-mode call function traced"
+        args, kwargs = saved.synthetic_call_args(concrete[0])
+        outputs, all_losses = node.function("call_and_return_all_conditional_losses")(
+            *args, **kwargs
+        )
+        _, conditional = node.function("call_and_return_conditional_losses")(*args, **kwargs)
+        activity_fn = node.function("activity_regularizer_fn")
+        assert activity_fn is not None, f"{path} ({layer.name!r}): no activity_regularizer_fn"
+        import tensorflow as tf
+
+        activity = [activity_fn(y) for y in tf.nest.flatten(outputs)]
+        assert_close(
+            np.float64(saved.losses_total(all_losses)),
+            np.float64(saved.losses_total(conditional) + saved.losses_total(activity)),
+            f"{path} ({layer.name!r}): all conditional losses vs conditional + activity",
+            dtype=case.spec.dtype,
+        )
+        for index, y in enumerate(tf.nest.flatten(outputs)):
+            assert_close(
+                np.float64(np.asarray(activity_fn(y))),
+                np.float64(np.asarray(regularizer(y))),
+                f"{path} ({layer.name!r}): activity_regularizer_fn(y[{index}])",
+                dtype=case.spec.dtype,
+            )
+
+
+@pytest.mark.clause("LOSSES-REGULARIZATION")
+@shared_examples()
+def test_regularization_losses(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_regularization(case_cache().get(implementation, spec))
+
+
+@pytest.mark.clause("LOSSES-ACTIVITY")
+@shared_examples()
+def test_activity_and_call_losses(implementation, clause, example):
+    spec, data = example
+    with clause.example(spec):
+        check_activity(case_cache().get(implementation, spec), data)

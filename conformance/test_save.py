@@ -1,0 +1,246 @@
+"""SAVE-UNBUILT, SAVE-OVERWRITE, SAVE-OPTIMIZER, SAVE-SIGNATURES, SAVE-NO-MUTATION."""
+
+import contextlib
+import hashlib
+import logging
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from conformance import fixtures_models, inspect, originals
+from conformance.cases import case_cache
+from conformance.stream import fresh_examples
+from conformance.tolerances import assert_bitwise, assert_close
+
+
+def tree_digest(path):
+    """A digest of every file's relative path and bytes under ``path``."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(directory, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\0")
+            with open(full, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def captured_messages():
+    """Collect warnings and log records (any logger) issued inside the block."""
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield messages
+        finally:
+            root.removeHandler(handler)
+            messages.extend(str(w.message) for w in caught)
+
+
+def _no_call_functions(node):
+    if node.keras_api is None:
+        return True
+    return all(
+        not inspect.concrete_functions(node.function(name)) for name in inspect.CALL_FUNCTIONS
+    )
+
+
+@pytest.mark.clause("SAVE-UNBUILT")
+def test_inputless_model_saves_with_warning(implementation, clause):
+    K = fixtures_models.keras_module(implementation.framework)
+    model = fixtures_models.unbuilt_sequential(K)
+    with clause.example({"model": "Sequential([Dense]) without inputs"}):
+        path = case_cache().new_path("unbuilt")
+        with captured_messages() as messages:
+            implementation.save(model, path)
+        assert any("inputless" in m or "never_built_dense" in m for m in messages), (
+            f"no warning names the unbuilt model or layer; messages: {messages[:5]}"
+        )
+        root = inspect.walk(inspect.load(path))[0]
+        assert _no_call_functions(root), "an input-less model was saved with call functions"
+
+
+@pytest.mark.clause("SAVE-UNBUILT")
+def test_unbuilt_sub_layer_saves_with_warning(implementation, clause):
+    K = fixtures_models.keras_module(implementation.framework)
+    model = fixtures_models.model_with_unbuilt_layer(K)
+    with clause.example({"model": "subclassed model holding a never-called Dense"}):
+        path = case_cache().new_path("unbuilt-layer")
+        with captured_messages() as messages:
+            implementation.save(model, path)
+        assert any("never_called_dense" in m for m in messages), (
+            f"no warning names the unbuilt layer 'never_called_dense'; messages: {messages[:5]}"
+        )
+        nodes = inspect.walk(inspect.load(path))
+        unbuilt = [
+            node
+            for node in nodes
+            if node.keras_api is not None and not node.objects("variables") and node.path != "root"
+        ]
+        assert unbuilt, "the unbuilt layer is missing from the saved layer tree"
+        assert all(_no_call_functions(node) for node in unbuilt), (
+            "the unbuilt layer was saved with call functions"
+        )
+        assert not _no_call_functions(nodes[0]), "the built root lost its call functions"
+
+
+@pytest.mark.clause("SAVE-OVERWRITE")
+def test_overwrite_false_keeps_existing_files(implementation, clause):
+    K = fixtures_models.keras_module(implementation.framework)
+    first = fixtures_models.small_functional(K, name="first", units=3)
+    second = fixtures_models.small_functional(K, name="second", units=5)
+    with clause.example({"models": "two small functional models, same path"}):
+        path = case_cache().new_path("overwrite")
+        implementation.save(first, path)
+        before = tree_digest(path)
+        try:
+            implementation.save(second, path, overwrite=False)
+        except FileExistsError:
+            pass
+        except Exception as exc:
+            raise AssertionError(
+                f"overwrite=False on an existing path raised {type(exc).__name__} "
+                f"({exc}), not FileExistsError"
+            ) from exc
+        assert tree_digest(path) == before, "overwrite=False changed the existing files"
+        implementation.save(second, path, overwrite=True)
+        assert tree_digest(path) != before, "overwrite=True did not replace the files"
+        loaded = inspect.load(path)
+        saved_shapes = [v.shape.as_list() for v in loaded.keras_api.variables]
+        assert saved_shapes == [list(v.shape) for v in second.variables], (
+            "after overwrite=True the path does not hold the new model"
+        )
+
+
+def _optimizer_keys(path):
+    import tensorflow as tf
+
+    prefix = os.path.join(path, "variables", "variables")
+    return sorted(
+        key
+        for key, _ in tf.train.list_variables(prefix)
+        if key.startswith("optimizer/") and key.endswith("VARIABLE_VALUE")
+    )
+
+
+def _optimizer_variables(model):
+    optimizer = model.optimizer
+    return list(optimizer.variables() if callable(optimizer.variables) else optimizer.variables)
+
+
+@pytest.mark.clause("SAVE-OPTIMIZER")
+def test_include_optimizer(implementation, clause):
+    import tensorflow as tf
+
+    K = fixtures_models.keras_module(implementation.framework)
+    model = fixtures_models.trained_compiled(K)
+    optimizer = model.optimizer
+    values = [np.array(v.numpy()) for v in _optimizer_variables(model)]
+    with clause.example({"model": "small functional, Adam, one training step"}):
+        without = case_cache().new_path("no-optimizer")
+        implementation.save(model, without, include_optimizer=False)
+        assert _optimizer_keys(without) == [], (
+            f"include_optimizer=False wrote optimizer variables: {_optimizer_keys(without)[:5]}"
+        )
+        assert model.optimizer is optimizer, "saving replaced model.optimizer"
+        for variable, value in zip(_optimizer_variables(model), values):
+            assert_bitwise(variable.numpy(), value, f"optimizer variable {variable.name}")
+        with_opt = case_cache().new_path("with-optimizer")
+        implementation.save(model, with_opt, include_optimizer=True)
+        keys = _optimizer_keys(with_opt)
+        assert keys, "include_optimizer=True wrote no optimizer variables"
+        reader = tf.train.load_checkpoint(os.path.join(with_opt, "variables", "variables"))
+        saved_values = {reader.get_tensor(key).tobytes() for key in keys}
+        for variable, value in zip(_optimizer_variables(model), values):
+            if value.ndim > 0:  # slots; scalars (iterations, learning rate) may be re-derived
+                assert value.tobytes() in saved_values, (
+                    f"optimizer variable {variable.name} was not saved bitwise"
+                )
+
+
+@pytest.mark.clause("SAVE-SIGNATURES")
+def test_signatures_written_as_given(implementation, clause):
+    import tensorflow as tf
+
+    K = fixtures_models.keras_module(implementation.framework)
+    model = fixtures_models.small_functional(K, name="signed")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+    def predict(features):
+        return {"scores": model(features, training=False)}
+
+    with clause.example({"signatures": "{'predict_scores': predict}"}):
+        path = case_cache().new_path("signatures")
+        implementation.save(model, path, signatures={"predict_scores": predict})
+        loaded = inspect.load(path)
+        assert sorted(loaded.signatures.keys()) == ["predict_scores"], (
+            f"signatures written: {sorted(loaded.signatures.keys())}, given: ['predict_scores']"
+        )
+        inputs, outputs = inspect.serving_signature(loaded, "predict_scores")
+        assert inputs == {"features": ("float32", [None, 4])}
+        assert list(outputs) == ["scores"]
+        x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+        got = loaded.signatures["predict_scores"](features=tf.constant(x))["scores"]
+        assert_close(got, np.asarray(model(x, training=False)), "predict_scores output")
+
+
+def _snapshot(model, inputs):
+    import tensorflow as tf
+
+    outs = originals.outputs(model, inputs, training=False)
+    return {
+        "outputs": outs,
+        "losses": [np.asarray(loss) for loss in model.losses],
+        "variables": [(v.name, np.array(v.numpy())) for v in model.variables],
+        "trainable": [v.name for v in model.trainable_variables],
+        "layer_trainable": [(layer.name, layer.trainable) for layer in model._flatten_layers()],
+        "calls": [
+            (layer.name, layer.__dict__.get("call"), type(layer).call)
+            for layer in model._flatten_layers()
+        ],
+        "optimizer": id(getattr(model, "optimizer", None)),
+        "structure": tf.nest.map_structure(lambda _: 0, model(inputs, training=False)),
+    }
+
+
+def _assert_same(before, after):
+    for key in ("trainable", "layer_trainable", "optimizer", "structure"):
+        assert before[key] == after[key], f"save changed the model's {key}"
+    assert [n for n, _ in before["variables"]] == [n for n, _ in after["variables"]], (
+        "save changed the model's variable list"
+    )
+    for (name, b), (_, a) in zip(before["variables"], after["variables"]):
+        assert_bitwise(a, b, f"variable {name} after save")
+    for index, (b, a) in enumerate(zip(before["outputs"], after["outputs"])):
+        assert_bitwise(a, b, f"output {index} after save")
+    assert len(before["losses"]) == len(after["losses"]), "save changed the number of losses"
+    for index, (b, a) in enumerate(zip(before["losses"], after["losses"])):
+        assert_bitwise(a, b, f"loss {index} after save")
+    for (name, own_b, cls_b), (_, own_a, cls_a) in zip(before["calls"], after["calls"]):
+        assert own_a is own_b and cls_a is cls_b, f"save left layer {name!r}'s call replaced"
+
+
+@pytest.mark.clause("SAVE-NO-MUTATION")
+@fresh_examples()
+def test_model_unchanged_by_save(implementation, clause, example):
+    import strategies
+
+    spec, data = example
+    with clause.example(spec):
+        model = strategies.build_model(spec, framework=implementation.framework)
+        inputs = strategies.call_inputs(spec, data)
+        before = _snapshot(model, inputs)
+        implementation.save(model, case_cache().new_path("no-mutation"))
+        _assert_same(before, _snapshot(model, inputs))

@@ -1,0 +1,150 @@
+"""SIG-SERVING and SIG-STABLE: the serving signature and its stability."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import inspect, stability
+from conformance.cases import case_cache
+from conformance.stream import shared_examples
+from conformance.tolerances import assert_close
+
+
+def expected_output_names(spec):
+    """Serving output keys: output layer names, or output_1..n for subclassed models."""
+    if spec.topology == "subclassed":
+        return [f"output_{i}" for i in range(1, len(spec.outputs) + 1)]
+    return list(spec.output_names())
+
+
+def check_serving(case):
+    inputs, outputs = inspect.serving_signature(case.loaded)
+    spec = case.spec
+    if spec.topology != "subclassed":
+        assert sorted(inputs) == sorted(spec.input_names()), (
+            f"serving_default inputs {sorted(inputs)}, the model's are {sorted(spec.input_names())}"
+        )
+    assert len(inputs) == len(spec.inputs), (
+        f"serving_default has {len(inputs)} inputs, the model {len(spec.inputs)}"
+    )
+    by_name = {i.name: i for i in spec.inputs}
+    for name, (dtype, shape) in inputs.items():
+        want = by_name.get(name)
+        if want is not None:
+            assert dtype == want.dtype, f"serving input {name!r}: dtype {dtype} != {want.dtype}"
+            assert shape == [None, *want.shape], (
+                f"serving input {name!r}: shape {shape}, expected {[None, *want.shape]} "
+                "(batch dimension None)"
+            )
+        else:
+            assert shape and shape[0] is None, f"serving input {name!r}: batch dim not None"
+    assert sorted(outputs) == sorted(expected_output_names(spec)), (
+        f"serving_default outputs {sorted(outputs)}, expected {sorted(expected_output_names(spec))}"
+    )
+
+
+@pytest.mark.clause("SIG-SERVING")
+@shared_examples()
+def test_serving_signature_names(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_serving(case_cache().get(implementation, spec))
+
+
+# Runs in a fresh interpreter: TensorFlow only. Fails if anything imports Keras.
+_SERVE_WITHOUT_KERAS = r"""
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import tensorflow as tf
+jobs = json.load(open(sys.argv[1]))
+results = {}
+for job in jobs:
+    loaded = tf.saved_model.load(job["path"])
+    data = np.load(job["inputs"])
+    out = loaded.signatures["serving_default"](**{k: tf.constant(data[k]) for k in data.files})
+    np.savez(job["outputs"], **{k: v.numpy() for k, v in out.items()})
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tf_keras"))
+print(json.dumps({"keras_modules": leaked}))
+"""
+
+
+@pytest.mark.clause("SIG-SERVING")
+def test_serving_runs_without_keras(implementation, clause, tmp_path):
+    """The corpus specs' serving signatures run, with equal outputs, in a keras-free process."""
+    jobs, expected = [], []
+    for name, spec in stability.corpus_specs()[:4]:
+        with clause.example(spec):
+            case = case_cache().get(implementation, spec)
+            data = stability.corpus_inputs(spec)
+            want = case.loaded.signatures["serving_default"](**data)
+            expected.append((spec, {k: v.numpy() for k, v in want.items()}))
+            np.savez(tmp_path / f"{name}-in.npz", **data)
+            jobs.append(
+                {
+                    "path": case.path,
+                    "inputs": str(tmp_path / f"{name}-in.npz"),
+                    "outputs": str(tmp_path / f"{name}-out.npz"),
+                }
+            )
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SERVE_WITHOUT_KERAS, str(tmp_path / "jobs.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, f"serving in a keras-free process failed:\n{proc.stderr[-3000:]}"
+    leaked = json.loads(proc.stdout.strip().splitlines()[-1])["keras_modules"]
+    assert not leaked, f"loading the SavedModel imported Keras modules: {leaked[:5]}"
+    for job, (spec, want) in zip(jobs, expected):
+        with clause.example(spec):
+            got = np.load(job["outputs"])
+            assert sorted(got.files) == sorted(want), "serving output keys differ"
+            for key in want:
+                assert_close(got[key], want[key], f"serving output {key!r} in a fresh process")
+
+
+@pytest.mark.clause("SIG-STABLE")
+def test_fingerprint_stable_across_resaves(implementation, clause):
+    for name, spec in stability.corpus_specs()[:3]:
+        with clause.example(spec, corpus_spec=name):
+            first = stability.fingerprint_spec(implementation, spec)
+            second = stability.fingerprint_spec(implementation, spec)
+            assert first == second, f"{name}: re-saving the same model changed the fingerprint"
+
+
+@pytest.mark.clause("SIG-STABLE")
+@pytest.mark.parametrize("name", stability.corpus_names())
+def test_fingerprint_matches_golden(implementation, clause, name):
+    spec = stability.corpus_spec(name)
+    with clause.example(spec, corpus_spec=name):
+        digest = stability.fingerprint_spec(implementation, spec)
+        stability.record(name, digest)
+        golden = stability.golden(implementation.framework).get(name)
+        if golden is None:
+            pytest.skip(f"no golden fingerprint for {name} ({implementation.framework})")
+        assert digest == golden, (
+            f"{name}: fingerprint {digest[:16]}… differs from the golden {golden[:16]}…; "
+            "rewrite goldens only with `python -m conformance corpus --write-golden`"
+        )
+
+
+@pytest.mark.clause("SIG-STABLE")
+def test_fingerprint_stable_across_processes(implementation, impl_spec, clause, request):
+    """Without xdist: each corpus spec in two subprocesses with different PYTHONHASHSEED."""
+    if hasattr(request.config, "workerinput"):
+        pytest.skip("under xdist the workers' fingerprints are compared on the controller")
+    results = [stability.fingerprints_in_subprocess(impl_spec, seed) for seed in ("1", "2")]
+    for name in stability.corpus_names():
+        spec = stability.corpus_spec(name)
+        with clause.example(spec, corpus_spec=name):
+            assert results[0][name] == results[1][name], (
+                f"{name}: fingerprints differ between PYTHONHASHSEED=1 and =2"
+            )

@@ -1,0 +1,106 @@
+"""VARS-EXACT and LAYERS-TREE: the saved variables and the saved layer tree."""
+
+import os
+
+import pytest
+
+from conformance import inspect, originals
+from conformance.cases import case_cache
+from conformance.stream import shared_examples
+from conformance.tolerances import assert_bitwise
+
+
+def checkpoint_variable_count(path):
+    """How many variable values the SavedModel's checkpoint holds."""
+    import tensorflow as tf
+
+    prefix = os.path.join(path, "variables", "variables")
+    return sum(1 for key, _ in tf.train.list_variables(prefix) if key.endswith("VARIABLE_VALUE"))
+
+
+def check_variables(case):
+    root = inspect.walk(case.loaded)[0]
+    expected = originals.variables(case.model)
+    for name, want in zip(
+        ("variables", "trainable_variables", "non_trainable_variables"), expected
+    ):
+        got = root.objects(name)
+        assert len(got) == len(want), (
+            f"keras_api.{name}: {len(got)} saved, the model has {len(want)}"
+        )
+        for index, (saved, original) in enumerate(zip(got, want)):
+            assert_bitwise(
+                saved.numpy(),
+                originals.variable_value(original),
+                f"keras_api.{name}[{index}] ({original.name})",
+            )
+    count = checkpoint_variable_count(case.path)
+    assert count == len(expected[0]), (
+        f"the checkpoint holds {count} variables, the model has {len(expected[0])} "
+        "(each must be saved exactly once)"
+    )
+
+
+def _all_paths(model):
+    """Every (path, layer) of the model's layer tree, shared layers at each place."""
+    out = []
+
+    def visit(layer, path):
+        out.append((path, layer))
+        for index, child in enumerate(getattr(layer, "layers", []) or []):
+            visit(child, f"{path}.layers[{index}]")
+
+    visit(model, "root")
+    return out
+
+
+def _saved_at(loaded, path):
+    obj = loaded
+    for part in path.split(".")[1:]:
+        index = int(part[len("layers[") : -1])
+        obj = list(obj.keras_api.layers)[index]
+    return obj
+
+
+def check_layer_tree(case):
+    first_place = {}
+    for path, layer in _all_paths(case.model):
+        children = list(getattr(layer, "layers", []) or [])
+        saved = _saved_at(case.loaded, path)
+        if children:
+            saved_children = list(saved.keras_api.layers)
+            assert len(saved_children) == len(children), (
+                f"{path} ({layer.name!r}): keras_api.layers has {len(saved_children)} "
+                f"entries, the layer has {len(children)} sub-layers"
+            )
+            for index, (child, saved_child) in enumerate(zip(children, saved_children)):
+                want = [tuple(v.shape) for v in child.variables]
+                api = getattr(saved_child, "keras_api", None)
+                got = [tuple(v.shape) for v in api.variables] if api is not None else []
+                assert got == want, (
+                    f"{path}.layers[{index}] should be {child.name!r} (variable shapes {want}), "
+                    f"the saved one has {got}: sub-layer order differs"
+                )
+        if id(layer) in first_place:
+            other = first_place[id(layer)]
+            assert saved is _saved_at(case.loaded, other), (
+                f"shared layer {layer.name!r} is saved twice ({other} and {path})"
+            )
+        else:
+            first_place[id(layer)] = path
+
+
+@pytest.mark.clause("VARS-EXACT")
+@shared_examples()
+def test_variables_saved_once_bitwise(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_variables(case_cache().get(implementation, spec))
+
+
+@pytest.mark.clause("LAYERS-TREE")
+@shared_examples()
+def test_layer_tree_mirrors_model(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_layer_tree(case_cache().get(implementation, spec))
