@@ -1,9 +1,45 @@
 """Reference implementation of the Keras SavedModel format for Keras 3 (TensorFlow backend).
 
-``save(model, filepath, ...)`` writes a model in the format tf_keras wrote with
-``save_format="tf"``: a SavedModel whose objects carry ``keras_api`` endpoints, plus
-``keras_metadata.pb``. ``load(filepath, ...)`` rebuilds the Keras model from its config when
-every class is known, and otherwise revives it around the saved functions.
+``save(model, filepath, overwrite=True, include_optimizer=True, signatures=None)`` writes a
+model in the format tf_keras wrote with ``save_format="tf"``: a SavedModel whose objects
+carry ``keras_api`` endpoints, plus ``keras_metadata.pb``. ``load(filepath, compile=True,
+safe_mode=True, custom_objects=None)`` rebuilds the Keras model from its config when every
+class is known, and otherwise (with ``safe_mode=False``) revives it around the saved
+functions.
+
+What a saved model looks like through plain ``obj = tf.saved_model.load(path)``::
+
+    obj.variables, obj.trainable_variables          the root's lists (same objects as below)
+    obj.regularization_losses                       zero-argument functions, one per loss
+    obj(x[, training]), obj.call_and_return_all_conditional_losses(x[, training])
+    obj.signatures["serving_default"]               inputs named after the model's inputs,
+                                                    outputs after its output layers
+                                                    (output_1.. for subclassed models)
+    obj.optimizer.variables                         only with include_optimizer=True
+    obj.keras_api                                   every saved layer has one:
+        .variables .trainable_variables .non_trainable_variables
+        .layers                                     direct sublayers' saved objects, in
+                                                    Keras' order (input layers included)
+        .metrics .layer_metrics (dict by name)
+        .regularization_losses                      the layer's and its sublayers'
+        .layer_regularization_losses                the layer's own
+        .__call__(x[, training])                    outputs
+        .call_and_return_conditional_losses(x[, training])
+                                                    (outputs, [input-dependent losses]),
+                                                    without the layer's activity loss
+        .call_and_return_all_conditional_losses(x[, training])
+                                                    (outputs, [... and the activity loss])
+        .activity_regularizer_fn(output)            where the layer has one
+        ._default_save_signature                    the root model only
+        .states                                     RNN layers only
+
+A function takes ``training`` (a Python bool) when the layer or one of its sublayers takes
+it in Keras 3 (Keras 3's ``Dense`` does). The metadata node of a layer is at the path
+``root.keras_api.layers.<i>.keras_api.layers.<j>...``; its ``node_id`` is the object's id
+in ``saved_model.pb``. Function names follow tf_keras: ``{layer}_layer_call_fn``,
+``{layer}_layer_call_and_return_conditional_losses``,
+``{layer}_layer_call_and_return_all_conditional_losses``, ``{layer}_activity_regularizer``
+and ``loss_fn_{i}``.
 """
 
 from reference_impl.load import load
