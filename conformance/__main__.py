@@ -71,6 +71,12 @@ def corpus(args):
             print(f"wrote {len(goldens)} golden fingerprints to {path}")
 
 
+def contract(args):
+    from conformance.clauses import contract_markdown
+
+    print(contract_markdown(), end="")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +89,8 @@ def main(argv=None):
     cp.add_argument("--count", type=int, default=24)
     cp.add_argument("--seed", type=int, default=20261125)
     cp.set_defaults(run=corpus)
+    ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
+    ct.set_defaults(run=contract)
     args = parser.parse_args(argv)
     args.run(args)
     return 0

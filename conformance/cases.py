@@ -6,10 +6,12 @@ not one per clause). The read-only clause tests draw from the same strategy with
 seed, so in a worker they walk the same specs and hit this cache.
 """
 
+import atexit
 import contextlib
 import json
 import os
 import shlex
+import shutil
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -85,6 +87,7 @@ def case_cache(tmp_root=None):
     """This process's case cache (created on first use, in a temporary directory)."""
     if not _CACHE:
         root = tmp_root or tempfile.mkdtemp(prefix="conformance-cases-")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
         _CACHE.append(CaseCache(root))
     return _CACHE[0]
 

@@ -13,6 +13,7 @@ class Clause:
     group: str  # the test module that checks it: conformance/test_<group>.py
     requires: str
     why: str
+    checked_by: str = ""
 
     def __repr__(self):
         return f"Clause({self.id})"
@@ -28,6 +29,9 @@ CLAUSES = (
         "functions the format defines; the root also carries the common endpoints directly.",
         "Loaders (tf_keras' revive, TFSMLayer, serving tools) find everything through "
         "`keras_api`; a missing attribute makes the model unloadable as Keras.",
+        "Drawn models (shared stream) saved once; `tf.saved_model.load` of the files; every model "
+        "layer but InputLayer is looked up at its place in the saved tree and its `keras_api` "
+        "attributes checked; the root's direct endpoints too.",
     ),
     Clause(
         "VARS-EXACT",
@@ -36,6 +40,8 @@ CLAUSES = (
         "the trainable / non-trainable partition and order are the model's.",
         "Fine-tuning a reloaded model needs the same trainable set; a variable saved twice "
         "silently diverges after restore.",
+        "Root `keras_api` variable lists compared with the model's, index by index, bitwise; the "
+        "checkpoint's variable count equals the model's.",
     ),
     Clause(
         "LAYERS-TREE",
@@ -44,6 +50,9 @@ CLAUSES = (
         "saved object.",
         "Revival rebuilds the layer graph from this list; a duplicated shared layer doubles "
         "its weights.",
+        "For every layer with sub-layers, `keras_api.layers` has the same length and each entry's "
+        "variable shapes match the sub-layer at that index; a layer reached by two paths is the "
+        "same loaded object.",
     ),
     Clause(
         "CALL-INFERENCE",
@@ -51,6 +60,8 @@ CLAUSES = (
         "The saved `__call__` and `serving_default`, with training=False, equal the "
         "original's output on drawn inputs.",
         "The first thing a user checks; keras-team/keras#20985 (exported outputs differ).",
+        "Root `keras_api.__call__(x, training=False)` and `serving_default(**x)` against the "
+        "model's eager output, dtype tolerances (`tolerances.py`).",
     ),
     Clause(
         "CALL-TRAINING",
@@ -58,6 +69,9 @@ CLAUSES = (
         "With training=True, deterministic layers (BatchNormalization, ...) equal the "
         "original in training mode; both modes are callable.",
         "tensorflow/tensorflow#60855: the training mode is lost on export.",
+        "Root `__call__` traced for both training values; training=False equals the model; "
+        "training=True equals it when every drawn layer is deterministic in training (else "
+        "shapes); variables restored afterwards.",
     ),
     Clause(
         "CALL-CONSISTENT",
@@ -66,6 +80,8 @@ CLAUSES = (
         "`call_and_return_all_conditional_losses(x)[0]`.",
         "All call functions of a layer are traced from the same inputs; a loader may use any "
         "of them.",
+        "Every saved layer, every traced signature: the three call functions on the same made-up "
+        "inputs give equal outputs (training=True only for deterministic models).",
     ),
     Clause(
         "LOSSES-REGULARIZATION",
@@ -73,6 +89,8 @@ CLAUSES = (
         "The zero-argument `regularization_losses` evaluate to the original's "
         "weight-regularization losses; per layer, `layer_regularization_losses` likewise.",
         "Fine-tuning a reloaded model without its regularizers trains a different objective.",
+        "Count and sum of root `regularization_losses()` against the model's weight-regularization"
+        " losses; per leaf layer, sum of `layer_regularization_losses()`.",
     ),
     Clause(
         "LOSSES-ACTIVITY",
@@ -83,6 +101,9 @@ CLAUSES = (
         "`activity_regularizer_fn(y)` equals the regularizer on y.",
         "tensorflow/tensorflow#39900 (activity regularizer lost after reload), "
         "tensorflow/tensorflow#39074 (add_loss layer saves but will not load).",
+        "Sum of root `call_and_return_all_conditional_losses(x)[1]` against the model's call "
+        "losses; per layer with an activity regularizer: all = conditional + activity, and "
+        "`activity_regularizer_fn(y)` = the regularizer on y.",
     ),
     Clause(
         "SIG-SERVING",
@@ -92,6 +113,8 @@ CLAUSES = (
         "process that never imports Keras.",
         "keras-team/keras#19771 and #19458 (output names lost: serving configs break), "
         "tensorflow/tensorflow#33641.",
+        "Names, dtypes and shapes of `serving_default` against the spec; corpus models served by a"
+        " subprocess that imports only TensorFlow, which asserts no keras module was imported.",
     ),
     Clause(
         "SIG-STABLE",
@@ -101,6 +124,9 @@ CLAUSES = (
         "corpus specs.",
         "tensorflow/tensorflow#54067 and #48157: signatures that depend on the process or on "
         "how often a model was built break caches and serving configs.",
+        "Canonical fingerprint (`fingerprint.py`) of corpus specs: re-saved, on every xdist worker"
+        " (compared on the controller), in two subprocesses with PYTHONHASHSEED 1 and 2 (without "
+        "xdist), and against `corpus/golden-<framework>.json`.",
     ),
     Clause(
         "SAVE-UNBUILT",
@@ -109,6 +135,8 @@ CLAUSES = (
         "without call functions.",
         "Saving must not fail for a model that is partly built; the user must be told what "
         "was skipped.",
+        "An input-less Sequential and a subclassed model holding a never-called layer: warnings "
+        "and log records must name them; no traced call functions on them.",
     ),
     Clause(
         "SAVE-OVERWRITE",
@@ -116,6 +144,8 @@ CLAUSES = (
         "overwrite=False on an existing path leaves it byte-identical (the answer is no, or "
         "FileExistsError); overwrite=True replaces it.",
         "Losing a trained model to an accidental save is unrecoverable.",
+        "Digest of every file before and after `save(..., overwrite=False)` on an existing path "
+        "(stdin is not a terminal under pytest); overwrite=True must replace it.",
     ),
     Clause(
         "SAVE-OPTIMIZER",
@@ -123,12 +153,17 @@ CLAUSES = (
         "include_optimizer=False writes no optimizer variables and leaves `model.optimizer` "
         "unchanged; True round-trips them.",
         "Serving exports must not carry optimizer slots; resumed training needs them.",
+        "A compiled model after one Adam step: no `optimizer/` key in the checkpoint with "
+        "include_optimizer=False, `model.optimizer` identical and unchanged; with True, every "
+        "slot's bytes are in the checkpoint.",
     ),
     Clause(
         "SAVE-SIGNATURES",
         "save",
         "A `signatures=` mapping is written as given.",
         "Serving systems address signatures by key.",
+        "A `tf.function` with named input and output saved as `predict_scores`: it is the only "
+        "signature, with those names, and computes the model's output.",
     ),
     Clause(
         "SAVE-NO-MUTATION",
@@ -137,6 +172,8 @@ CLAUSES = (
         "optimizer.",
         "Tracing for save swaps call functions and resets losses; a leak changes training "
         "after a checkpoint.",
+        "Drawn models: outputs, losses, variables (bitwise), trainable flags, call attributes and "
+        "optimizer identity before and after save.",
     ),
     Clause(
         "SAVE-ATOMIC",
@@ -144,6 +181,9 @@ CLAUSES = (
         "A save killed at a random moment leaves at the path either the previous model, "
         "intact and loadable, or the complete new one.",
         "Preemptible training jobs are killed mid-checkpoint.",
+        "A subprocess saving over an existing model is SIGKILLed at 0, 25, 50 and 80 % of a "
+        "measured save; the path must hold the old model byte-identical or a loadable model equal "
+        "to one of the two (a missing path may be recovered by the next load).",
     ),
     Clause(
         "SAVE-CONCURRENT",
@@ -151,6 +191,8 @@ CLAUSES = (
         "Saves of different models to different paths from several threads give the same "
         "results as one by one.",
         "Hyper-parameter searches save from worker threads.",
+        "Three models saved from three threads; fingerprints and variables equal to the same "
+        "models saved one by one.",
     ),
     Clause(
         "LOAD-REVIVE",
@@ -158,6 +200,9 @@ CLAUSES = (
         "The implementation's loader returns a model callable with `training=`, with the same "
         "outputs, losses and variables, that a gradient step can fine-tune.",
         "keras-team/tf-keras#642, keras-team/keras#20813: loaded models that cannot be used.",
+        "The implementation's `load` on drawn saved models: outputs, variables (bitwise, same "
+        "partition), losses after a call, a training-mode call and a gradient step that changes a "
+        "variable.",
     ),
     Clause(
         "LOAD-RESAVE",
@@ -165,6 +210,8 @@ CLAUSES = (
         "A loaded model saved again round-trips with equal outputs and equal signature "
         "fingerprint.",
         "Models are loaded, fine-tuned and saved again in pipelines.",
+        "The loaded model saved again: its `__call__` equals the original model and its "
+        "fingerprint equals the first save's.",
     ),
     Clause(
         "LOAD-CORRUPT",
@@ -172,6 +219,9 @@ CLAUSES = (
         "Truncated, bit-flipped or missing files and malformed metadata give a clear "
         "exception, never a crash or a hang.",
         "A partial download must not crash a serving process.",
+        "Copies of a saved corpus model damaged nine ways (missing, emptied, truncated, bit-"
+        "flipped, garbage metadata) are loaded in one subprocess: each must raise an exception "
+        "naming the path, never kill the process or hang.",
     ),
 )
 
@@ -198,3 +248,29 @@ def parse_clause_list(text):
             f"unknown clause id(s): {', '.join(unknown)}; known ids: {', '.join(CLAUSE_IDS)}"
         )
     return frozenset(ids)
+
+
+def contract_markdown():
+    """The contract document (``conformance/CONTRACT.md`` is this text)."""
+    lines = [
+        "# The Keras SavedModel contract",
+        "",
+        "Generated from `conformance/clauses.py` by `python -m conformance contract`; "
+        "a test keeps the two equal.",
+        "Each clause has a stable id, what it requires, why it exists and how the suite "
+        "checks it. On-disk clauses read the files through plain `tf.saved_model.load`; "
+        "LOAD-* use the implementation's own loader.",
+        "",
+    ]
+    for clause in CLAUSES:
+        lines += [
+            f"## {clause.id}",
+            "",
+            f"*Requires.* {clause.requires}",
+            "",
+            f"*Why.* {clause.why}",
+            "",
+            f"*Checked by* `conformance/test_{clause.group}.py`: {clause.checked_by}",
+            "",
+        ]
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ in sessions that collect suite tests (see ``stream``): other projects' settings 
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 # Building and saving a model takes a second or more: no deadline, and the fixtures the
 # suite hands to properties (the implementation, a tmp path factory) are meant to be shared.
@@ -22,6 +22,16 @@ PROFILES = {
     "dev": dict(max_examples=5, **_COMMON),
     "ci": dict(max_examples=20, derandomize=True, database=None, **_COMMON),
     "nightly": dict(max_examples=300, **_COMMON),
+    # The ci examples without shrinking: finds which clauses fail, fast (a failing example
+    # costs a save per shrink step). Rerun a failure with `ci` for its minimal spec.
+    "triage": dict(
+        max_examples=20,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
+        **_COMMON,
+    ),
 }
 
 

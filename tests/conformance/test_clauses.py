@@ -1,0 +1,88 @@
+"""The clause registry, the contract document, and the adapter checks."""
+
+import pytest
+
+from conformance import api, clauses
+from conformance.api import ImplementationError, resolve_implementation
+
+ISSUE_IDS = (
+    "FORMAT-KERAS-API VARS-EXACT LAYERS-TREE CALL-INFERENCE CALL-TRAINING CALL-CONSISTENT "
+    "LOSSES-REGULARIZATION LOSSES-ACTIVITY SIG-SERVING SIG-STABLE SAVE-UNBUILT SAVE-OVERWRITE "
+    "SAVE-OPTIMIZER SAVE-SIGNATURES SAVE-NO-MUTATION SAVE-ATOMIC SAVE-CONCURRENT LOAD-REVIVE "
+    "LOAD-RESAVE LOAD-CORRUPT"
+).split()
+
+
+def test_clause_ids_are_the_public_ones():
+    assert list(clauses.CLAUSE_IDS) == ISSUE_IDS
+
+
+def test_every_clause_says_why_and_how_and_has_a_module():
+    from pathlib import Path
+
+    package = Path(clauses.__file__).parent
+    for clause in clauses.CLAUSES:
+        assert clause.requires and clause.why and clause.checked_by, clause.id
+        assert (package / f"test_{clause.group}.py").exists(), clause.id
+
+
+def test_every_clause_is_checked_by_a_test():
+    import ast
+    from pathlib import Path
+
+    package = Path(clauses.__file__).parent
+    marked = set()
+    for module in package.glob("test_*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "clause"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                marked.add(node.args[0].value)
+    assert marked == set(clauses.CLAUSE_IDS)
+
+
+def test_contract_document_is_generated_from_the_registry():
+    from pathlib import Path
+
+    document = Path(clauses.__file__).parent / "CONTRACT.md"
+    assert document.read_text() == clauses.contract_markdown(), (
+        "CONTRACT.md is stale: python -m conformance contract > conformance/CONTRACT.md"
+    )
+
+
+def test_parse_clause_list():
+    assert clauses.parse_clause_list("VARS-EXACT, SIG-STABLE") == {"VARS-EXACT", "SIG-STABLE"}
+    with pytest.raises(ValueError, match="NOPE"):
+        clauses.parse_clause_list("VARS-EXACT,NOPE")
+
+
+def test_resolve_builtins_without_importing_them_eagerly():
+    impl = resolve_implementation("reference")
+    assert impl.name == "reference" and impl.framework == "keras"
+    assert resolve_implementation("tf_keras").framework == "tf_keras"
+
+
+@pytest.mark.parametrize(
+    "spec", ["", "nope", "no_module_zz:X", "conformance.api:Missing", "conformance.api:"]
+)
+def test_resolve_errors_are_implementation_errors(spec):
+    with pytest.raises(ImplementationError):
+        resolve_implementation(spec)
+
+
+def test_adapter_attributes_are_validated():
+    class BadFramework(api.Implementation):
+        name = "bad"
+        framework = "jax"
+
+    class BadClaims(api.Implementation):
+        name = "bad"
+        claims = frozenset({"NOT-A-CLAUSE"})
+
+    with pytest.raises(ImplementationError, match="framework"):
+        api.check_implementation(BadFramework())
+    with pytest.raises(ImplementationError, match="NOT-A-CLAUSE"):
+        api.check_implementation(BadClaims())

@@ -1,0 +1,195 @@
+"""The pytest plugin: options, implementation choice, xfails file, reports, exit codes.
+
+Each test runs pytest in a subprocess (pytester) on the installed suite, selecting cheap
+clauses so the real machinery runs end to end.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CHEAP_CLAUSE = "SAVE-SIGNATURES"
+
+
+def run_suite(pytester, *args):
+    return pytester.runpytest_subprocess("--pyargs", "conformance", "-p", "no:cacheprovider", *args)
+
+
+def test_plugin_does_not_import_tensorflow_elsewhere(pytester):
+    pytester.makepyfile(
+        test_other="""
+        import sys
+
+        def test_no_tensorflow():
+            assert "tensorflow" not in sys.modules
+            assert "keras" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_options_are_listed_in_help(pytester):
+    result = pytester.runpytest_subprocess("--help")
+    for option in (
+        "--conformance-impl",
+        "--conformance-clauses",
+        "--conformance-xfails",
+        "--conformance-report",
+    ):
+        result.stdout.fnmatch_lines([f"*{option}*"])
+
+
+def test_unknown_clause_is_a_usage_error(pytester):
+    result = run_suite(pytester, "--conformance-clauses=CALL-INFERENCE,NOPE")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown clause id(s): NOPE*"])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_such_builtin", "*neither a built-in name*"),
+        ("no_such_module_xyz:Impl", "*cannot import module 'no_such_module_xyz'*"),
+        ("conformance.api:NoSuchAttr", "*has no attribute 'NoSuchAttr'*"),
+    ],
+)
+def test_bad_implementation_is_a_usage_error(pytester, spec, message):
+    result = run_suite(pytester, f"--conformance-impl={spec}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_env_var_chooses_the_implementation(pytester, monkeypatch):
+    monkeypatch.setenv("CONFORMANCE_IMPL", "not_a_builtin_either")
+    result = run_suite(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'not_a_builtin_either'*"])
+
+
+def test_option_beats_env_var_and_unclaimed_clauses_skip(pytester, monkeypatch):
+    pytester.makepyfile(
+        claims_little="""
+        from conformance import Implementation
+        from conformance.implementations import ReferenceImplementation
+
+        class ClaimsLittle(ReferenceImplementation):
+            name = "claims-little"
+            claims = frozenset({"SAVE-OVERWRITE"})
+        """
+    )
+    monkeypatch.setenv("CONFORMANCE_IMPL", "not_a_builtin")
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    result = run_suite(
+        pytester,
+        "--conformance-impl=claims_little:ClaimsLittle",
+        f"--conformance-clauses={CHEAP_CLAUSE}",
+        "-rs",
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"*not claimed: {CHEAP_CLAUSE}*"])
+
+
+def test_xfails_stale_entry_is_an_error(pytester):
+    xfails = pytester.makefile(".txt", xfails="test_nothing.py::test_gone  # removed long ago\n")
+    result = run_suite(
+        pytester, f"--conformance-clauses={CHEAP_CLAUSE}", f"--conformance-xfails={xfails}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*match no collected test*test_nothing.py::test_gone*"])
+
+
+def test_xfails_entry_without_reason_is_an_error(pytester):
+    xfails = pytester.makefile(".txt", xfails=f"{CHEAP_CLAUSE}\n")
+    result = run_suite(pytester, f"--conformance-xfails={xfails}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs a reason*"])
+
+
+def test_xfail_that_passes_is_reported(pytester, tmp_path):
+    xfails = pytester.makefile(".txt", xfails=f"{CHEAP_CLAUSE}  # believed broken\n")
+    report = tmp_path / "report.json"
+    result = run_suite(
+        pytester,
+        f"--conformance-clauses={CHEAP_CLAUSE}",
+        f"--conformance-xfails={xfails}",
+        f"--conformance-report={report}",
+    )
+    result.stdout.fnmatch_lines(["*XPASS (expected failure passed)*test_signatures_written*"])
+    document = json.loads(report.read_text())
+    assert document["clauses"][CHEAP_CLAUSE]["status"] == "xpass"
+
+
+def test_report_under_xdist(pytester, tmp_path):
+    report = tmp_path / "report.json"
+    markdown = tmp_path / "report.md"
+    clauses = f"{CHEAP_CLAUSE},SAVE-OVERWRITE"
+    result = run_suite(
+        pytester, "-n", "2", f"--conformance-clauses={clauses}", f"--conformance-report={report}"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    document = json.loads(report.read_text())
+    assert document["implementation"] == "reference"
+    assert document["versions"]["tensorflow"].startswith("2.21")
+    assert document["clauses"][CHEAP_CLAUSE]["status"] == "pass"
+    assert document["clauses"]["SAVE-OVERWRITE"]["status"] == "pass"
+    assert document["clauses"]["SAVE-OVERWRITE"]["examples"] >= 1
+    assert document["clauses"]["CALL-INFERENCE"]["status"] == "not run"
+    run_suite(pytester, f"--conformance-clauses={CHEAP_CLAUSE}", f"--conformance-report={markdown}")
+    text = markdown.read_text()
+    assert "| clause | status |" in text
+    assert f"| {CHEAP_CLAUSE} | pass |" in text
+
+
+def test_failure_names_clause_spec_and_command(pytester, tmp_path):
+    pytester.makepyfile(
+        broken=textwrap.dedent(
+            """
+            from conformance.implementations import ReferenceImplementation
+
+            class IgnoresSignatures(ReferenceImplementation):
+                name = "ignores-signatures"
+
+                def save(self, model, path, *, overwrite=True, include_optimizer=True,
+                         signatures=None):
+                    super().save(model, path, overwrite=overwrite,
+                                 include_optimizer=include_optimizer)
+            """
+        )
+    )
+    report = tmp_path / "report.json"
+    env = dict(os.environ, PYTHONPATH=str(pytester.path))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "conformance",
+            "-p",
+            "no:cacheprovider",
+            "--conformance-impl=broken:IgnoresSignatures",
+            f"--conformance-clauses={CHEAP_CLAUSE}",
+            f"--conformance-report={report}",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:]
+    assert f"[{CHEAP_CLAUSE}]" in proc.stdout
+    assert "reproduce: pytest --pyargs conformance --conformance-impl=broken:IgnoresSignatures" in (
+        proc.stdout
+    )
+    failure = json.loads(report.read_text())["clauses"][CHEAP_CLAUSE]["failures"][-1]
+    assert failure["command"].startswith("pytest --pyargs conformance")
+    assert "signatures" in failure["spec"]
