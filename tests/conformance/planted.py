@@ -1,0 +1,306 @@
+"""Planted-bug implementations: the reference with one realistic bug each.
+
+Every class names the clause that must catch it (``caught_by``). Bugs that live inside the
+saver are planted by wrapping one of the reference's own steps for the duration of a save,
+so the rest of the save is the reference's, unchanged.
+"""
+
+import contextlib
+import logging
+import shutil
+import warnings
+
+from conformance.implementations import ReferenceImplementation
+
+
+@contextlib.contextmanager
+def wrapped(module, name, wrapper):
+    """Replace ``module.name`` by ``wrapper(original)`` inside the block."""
+    original = getattr(module, name)
+    setattr(module, name, wrapper(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def _post_process_nodes(change):
+    """Wrap the reference's ``mirror_node`` so each saved node is changed by ``change``."""
+    import reference_impl.save
+
+    def wrapper(original):
+        def mirror_node(layer, **kwargs):
+            node = original(layer, **kwargs)
+            change(node, layer, kwargs)
+            return node
+
+        return mirror_node
+
+    return wrapped(reference_impl.save, "mirror_node", wrapper)
+
+
+class PlantedBug(ReferenceImplementation):
+    caught_by = ""
+    pytest_args = ()  # extra arguments that select the catching test
+
+    def planted(self):
+        """The context that plants the bug for one save."""
+        return contextlib.nullcontext()
+
+    def save(self, model, path, **kwargs):
+        with self.planted():
+            super().save(model, path, **kwargs)
+
+
+class DropsNonTrainable(PlantedBug):
+    """Leaves non-trainable variables (BatchNormalization statistics...) out of keras_api."""
+
+    name = "drops-non-trainable"
+    caught_by = "VARS-EXACT"
+
+    def planted(self):
+        def change(node, layer, kwargs):
+            api = node.keras_api
+            api.non_trainable_variables = []
+            api.variables = list(api.trainable_variables)
+            if kwargs.get("is_root"):
+                node.variables = api.variables
+
+        return _post_process_nodes(change)
+
+
+class TracesOnlyInference(PlantedBug):
+    """Traces the call functions once, as if no layer took ``training``."""
+
+    name = "traces-only-inference"
+    caught_by = "CALL-TRAINING"
+
+    def planted(self):
+        import reference_impl.tracing
+
+        return wrapped(reference_impl.tracing, "uses_training", lambda _: lambda layer: False)
+
+
+class ForgetsActivityRegularizer(PlantedBug):
+    """Saves the activity-free call function as the one with all conditional losses."""
+
+    name = "forgets-activity-regularizer"
+    caught_by = "LOSSES-ACTIVITY"
+
+    def planted(self):
+        def change(node, layer, kwargs):
+            api = node.keras_api
+            plain = getattr(api, "call_and_return_conditional_losses", None)
+            if plain is not None and getattr(layer, "activity_regularizer", None) is not None:
+                api.call_and_return_all_conditional_losses = plain
+                if kwargs.get("is_root"):
+                    node.call_and_return_all_conditional_losses = plain
+
+        return _post_process_nodes(change)
+
+
+class LosesARegularizer(PlantedBug):
+    """Drops the last weight-regularization loss function of every layer."""
+
+    name = "loses-a-regularizer"
+    caught_by = "LOSSES-REGULARIZATION"
+
+    def planted(self):
+        def change(node, layer, kwargs):
+            api = node.keras_api
+            api.regularization_losses = list(api.regularization_losses)[:-1]
+            if kwargs.get("is_root"):
+                node.regularization_losses = api.regularization_losses
+
+        return _post_process_nodes(change)
+
+
+class ReversesSubLayers(PlantedBug):
+    """Lists ``keras_api.layers`` in reverse order."""
+
+    name = "reverses-sub-layers"
+    caught_by = "LAYERS-TREE"
+
+    def planted(self):
+        def change(node, layer, kwargs):
+            node.keras_api.layers = list(reversed(list(node.keras_api.layers)))
+
+        return _post_process_nodes(change)
+
+
+class FixesBatchDimension(PlantedBug):
+    """Writes the serving signature with a batch dimension of 1 instead of None."""
+
+    name = "fixes-batch-dimension"
+    caught_by = "SIG-SERVING"
+
+    def planted(self):
+        import tensorflow as tf
+
+        import reference_impl.save
+
+        def wrapper(original):
+            def input_signature(model):
+                spec = original(model)
+                return tf.nest.map_structure(
+                    lambda s: tf.TensorSpec([1, *s.shape[1:]], s.dtype, name=s.name), spec
+                )
+
+            return input_signature
+
+        return wrapped(reference_impl.save, "input_signature", wrapper)
+
+
+class HashOrderedOutputs(PlantedBug):
+    """Pairs serving output names with outputs in ``set`` order, which follows the hash seed."""
+
+    name = "hash-ordered-outputs"
+    caught_by = "SIG-STABLE"
+    pytest_args = ("-k", "processes")
+
+    def save(self, model, path, *, signatures=None, **kwargs):
+        import tensorflow as tf
+
+        from reference_impl.save import input_signature, output_names
+
+        spec = input_signature(model)
+        if signatures is None and spec is not None:
+            names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
+
+            @tf.function(input_signature=[spec] if not isinstance(spec, dict) else [spec])
+            def serve(inputs):
+                outputs = tf.nest.flatten(model(inputs, training=False))
+                keys = list(names or [f"output_{i + 1}" for i in range(len(outputs))])
+                return dict(zip(list(set(keys)), outputs))
+
+            signatures = {"serving_default": serve}
+        super().save(model, path, signatures=signatures, **kwargs)
+
+
+class IgnoresOverwrite(PlantedBug):
+    """Overwrites an existing path even when asked not to."""
+
+    name = "ignores-overwrite"
+    caught_by = "SAVE-OVERWRITE"
+
+    def save(self, model, path, *, overwrite=True, **kwargs):
+        super().save(model, path, overwrite=True, **kwargs)
+
+
+class AlwaysSavesOptimizer(PlantedBug):
+    """Saves the optimizer whatever ``include_optimizer`` says."""
+
+    name = "always-saves-optimizer"
+    caught_by = "SAVE-OPTIMIZER"
+
+    def save(self, model, path, *, include_optimizer=True, **kwargs):
+        super().save(model, path, include_optimizer=True, **kwargs)
+
+
+class IgnoresSignatures(PlantedBug):
+    """Drops the ``signatures=`` argument and writes the default one."""
+
+    name = "ignores-signatures"
+    caught_by = "SAVE-SIGNATURES"
+
+    def save(self, model, path, *, signatures=None, **kwargs):
+        super().save(model, path, **kwargs)
+
+
+class FreezesLayerOnSave(PlantedBug):
+    """Leaves the last layer frozen after saving (a trainable flag toggled and not restored)."""
+
+    name = "freezes-layer-on-save"
+    caught_by = "SAVE-NO-MUTATION"
+
+    def save(self, model, path, **kwargs):
+        super().save(model, path, **kwargs)
+        layers = [layer for layer in model._flatten_layers() if layer.trainable_weights]
+        if layers:
+            layers[-1].trainable = False
+
+
+class SilentAboutUnbuilt(PlantedBug):
+    """Skips unbuilt layers without telling anyone."""
+
+    name = "silent-about-unbuilt"
+    caught_by = "SAVE-UNBUILT"
+
+    def planted(self):
+        @contextlib.contextmanager
+        def silenced():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                logging.disable(logging.CRITICAL)
+                try:
+                    yield
+                finally:
+                    logging.disable(logging.NOTSET)
+
+        return silenced()
+
+
+class DeletesBeforeWriting(PlantedBug):
+    """Removes the existing model, then writes the new one in its place (not atomic)."""
+
+    name = "deletes-before-writing"
+    caught_by = "SAVE-ATOMIC"
+
+    def save(self, model, path, **kwargs):
+        import reference_impl.atomic
+
+        shutil.rmtree(path, ignore_errors=True)
+
+        @contextlib.contextmanager
+        def in_place(target):
+            from pathlib import Path
+
+            Path(target).mkdir(parents=True, exist_ok=True)
+            yield Path(target)
+
+        with wrapped(reference_impl.atomic, "atomic_directory", lambda _: in_place):
+            super().save(model, path, **kwargs)
+
+
+class FreezesOnLoad(PlantedBug):
+    """Revives every variable as non-trainable."""
+
+    name = "freezes-on-load"
+    caught_by = "LOAD-REVIVE"
+
+    def load(self, path):
+        model = super().load(path)
+        model.trainable = False
+        return model
+
+
+class SwallowsLoadErrors(PlantedBug):
+    """Returns None instead of raising when a file is damaged."""
+
+    name = "swallows-load-errors"
+    caught_by = "LOAD-CORRUPT"
+
+    def load(self, path):
+        try:
+            return super().load(path)
+        except Exception:
+            return None
+
+
+PLANTED = (
+    DropsNonTrainable,
+    TracesOnlyInference,
+    ForgetsActivityRegularizer,
+    LosesARegularizer,
+    ReversesSubLayers,
+    FixesBatchDimension,
+    HashOrderedOutputs,
+    IgnoresOverwrite,
+    AlwaysSavesOptimizer,
+    IgnoresSignatures,
+    FreezesLayerOnSave,
+    SilentAboutUnbuilt,
+    DeletesBeforeWriting,
+    FreezesOnLoad,
+    SwallowsLoadErrors,
+)
