@@ -30,7 +30,7 @@ def check_regularization(case):
     saved_by_path = {node.path: node for node in inspect.walk(case.loaded)}
     for path, layer in model_layers_by_saved_path(case.model).items():
         node = saved_by_path.get(path)
-        if node is None or node.keras_api is None or getattr(layer, "layers", None):
+        if node is None or node.keras_api is None or node.children:
             continue  # leaf layers own their regularizers; containers only collect them
         own = _values(node.objects("layer_regularization_losses"))
         assert_close(
@@ -78,11 +78,16 @@ def check_activity(case, data):
         assert activity_fn is not None, f"{path} ({layer.name!r}): no activity_regularizer_fn"
         import tensorflow as tf
 
-        activity = [activity_fn(y) for y in tf.nest.flatten(outputs)]
+        # As in Keras (both), a call adds the activity loss divided by the batch size.
+        activity = [
+            np.asarray(activity_fn(y), dtype=np.float64) / (y.shape[0] if y.shape.rank else 1)
+            for y in tf.nest.flatten(outputs)
+        ]
         assert_close(
             np.float64(saved.losses_total(all_losses)),
-            np.float64(saved.losses_total(conditional) + saved.losses_total(activity)),
-            f"{path} ({layer.name!r}): all conditional losses vs conditional + activity",
+            np.float64(saved.losses_total(conditional) + sum(activity)),
+            f"{path} ({layer.name!r}): all conditional losses vs conditional + activity "
+            "/ batch size",
             dtype=case.spec.dtype,
         )
         for index, y in enumerate(tf.nest.flatten(outputs)):
