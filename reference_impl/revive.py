@@ -49,12 +49,10 @@ def _takes_training(function: Any) -> bool:
 
 
 def _saved_input_shape(function: Any) -> Any:
-    """The first saved input signature's shape, for ``build`` (None if not one tensor)."""
+    """The shapes of the first saved input signature, in its structure, for ``build``."""
     for concrete in function.concrete_functions:
         spec = concrete.structured_input_signature[0][0]
-        if isinstance(spec, tf.TensorSpec):
-            return tuple(spec.shape.as_list())
-        return None
+        return tf.nest.map_structure(lambda s: tuple(s.shape.as_list()), spec)
     return None
 
 

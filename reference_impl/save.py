@@ -126,7 +126,14 @@ def _write_metadata(
 
 
 def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """The layer's direct sublayers, in Keras' order."""
+    """The layer's direct sublayers, as tf_keras lists them in ``keras_api.layers``.
+
+    For a model that is ``model.layers`` (the list users see: a Sequential model's input
+    layer is not in it, a Functional model's input layers are); for any other layer, its
+    directly tracked layers.
+    """
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
@@ -211,18 +218,37 @@ def _trace_layers(
     return functions
 
 
-def _built_input_signature(layer: keras.layers.Layer) -> Any:
-    """Input spec from the shapes the layer was built with (one call argument only)."""
+def _built_input_signature(layer: keras.layers.Layer, name: str | None = None) -> Any:
+    """Input specs from the shapes the layer was built with, batch dimension None.
+
+    Only layers built from one call argument qualify; that argument may be a nested list or
+    dict of tensors. The dtype is the layer's input dtype (Keras records no other). Leaves
+    are named after ``name``: ``name`` itself, a dict key, or ``name_<i>`` in a list.
+    """
     shapes = getattr(layer, "_build_shapes_dict", None)
     if not shapes or len(shapes) != 1:
         return None
-    shape = next(iter(shapes.values()))
-    if not _is_shape(shape):
+    dtype = tf.as_dtype(layer.input_dtype)
+
+    def specs(structure: Any, leaf_name: str | None) -> Any:
+        if _is_shape(structure):
+            dims = list(structure)
+            if dims:
+                dims[0] = None
+            return tf.TensorSpec(dims, dtype, name=leaf_name)
+        if isinstance(structure, dict):
+            return {key: specs(value, str(key)) for key, value in structure.items()}
+        if isinstance(structure, (list, tuple)) and structure:
+            names = [
+                None if leaf_name is None else f"{leaf_name}_{i}" for i in range(len(structure))
+            ]
+            return type(structure)(specs(v, n) for v, n in zip(structure, names, strict=True))
+        raise ValueError(f"not a shape structure: {structure!r}")
+
+    try:
+        return specs(next(iter(shapes.values())), name)
+    except ValueError:
         return None
-    dims = list(shape)
-    if dims:
-        dims[0] = None
-    return tf.TensorSpec(dims, tf.as_dtype(layer.input_dtype))
 
 
 def _is_shape(value: Any) -> bool:
@@ -255,15 +281,12 @@ def input_signature(model: keras.layers.Layer) -> Any:
             lambda x: tf.TensorSpec(relaxed_spec(x).shape, x.dtype, name=x.name),
             functional._inputs_struct,
         )
-    spec = _built_input_signature(model)
-    if spec is None:
-        return None
-    return tf.TensorSpec(spec.shape, spec.dtype, name=_first_call_argument(model))
+    return _built_input_signature(model, name=_first_call_argument(model))
 
 
 def _first_call_argument(layer: keras.layers.Layer) -> str:
-    parameters = inspect.signature(type(layer).call).parameters
-    names = [name for name in parameters if name != "self"]
+    # The unbound method: the instance's `call` may be swapped while saving.
+    names = list(inspect.signature(type(layer).call).parameters)[1:]  # after `self`
     return names[0] if names else "inputs"
 
 

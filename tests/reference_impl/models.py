@@ -271,3 +271,27 @@ def dict_inputs_outputs() -> keras.Model:
 
 BUILDERS["dict_io"] = dict_inputs_outputs
 SAMPLES["dict_io"] = lambda: {"a": sample((3, 3)), "b": sample((3, 2), seed=1)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PairModel(keras.Model):
+    """A registered subclassed model called on a list of two tensors."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(1, name="dense")
+        self.add = layers.Add(name="add")
+
+    def call(self, inputs):
+        first, second = inputs
+        return self.add([ops.reshape(self.dense(first), (-1, 1, 1)), second])
+
+
+def subclassed_list_inputs() -> keras.Model:
+    model = PairModel(name="pair")
+    model([sample((2, 3)), sample((2, 1, 1), seed=1)])
+    return model
+
+
+BUILDERS["subclassed_list"] = subclassed_list_inputs
+SAMPLES["subclassed_list"] = lambda: [sample((3, 3)), sample((3, 1, 1), seed=1)]

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import reference_impl
-from reference_impl import errors, integrity
+from reference_impl import errors, integrity, metadata, revive
 from reference_impl.revive import RevivedLayer, RevivedModel
 
 TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
@@ -26,6 +26,7 @@ FROM_CONFIG = [
     "two_inputs",
     "mixed_precision",
     "dict_io",
+    "subclassed_list",
 ]
 
 
@@ -252,6 +253,18 @@ def test_revived_gradient_step_fine_tunes(saved, tmp_path):
     assert_close(outputs(again, x), outputs(loaded, x))
     for got, want in zip(again.variables, loaded.variables, strict=True):
         assert_bitwise(got.numpy(), want.numpy())
+
+
+def test_revived_list_inputs_and_saved_again(saved, tmp_path):
+    model, x, path = saved["subclassed_list"]
+    # PairModel is registered, so load() would rebuild it; revive it directly instead.
+    root = next(node for node in metadata.read_metadata(path) if node.node_id == 0)
+    loaded = revive.revive(path, root)
+    assert isinstance(loaded, RevivedModel)
+    assert_close(outputs(loaded, x), outputs(model, x))
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    again = reference_impl.load(str(tmp_path / "again"), safe_mode=False)
+    assert_close(outputs(again, x), outputs(model, x))
 
 
 def test_revived_inside_a_new_model(revived):

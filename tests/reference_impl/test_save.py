@@ -156,6 +156,13 @@ def test_serving_signature_dict_inputs_and_outputs_keep_their_keys(saved):
     assert sorted(signature.structured_outputs) == ["y", "z"]
 
 
+def test_serving_signature_subclassed_list_inputs(saved):
+    signature = saved["subclassed_list"].loaded.signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    assert sorted(inputs) == ["inputs_0", "inputs_1"]
+    assert inputs["inputs_1"].shape.as_list() == [None, 1, 1]
+
+
 def test_serving_signature_sequential_named_after_input_and_last_layer(saved):
     signature = saved["sequential"].loaded.signatures["serving_default"]
     assert list(signature.structured_input_signature[1]) == ["features"]
