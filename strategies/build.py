@@ -257,13 +257,19 @@ def _values(key: str, short: str, shape: tuple[int, ...], seed: int) -> np.ndarr
     return vals.reshape(shape)
 
 
-def set_weights(model, seed: int) -> dict[str, np.ndarray]:
-    """Assign every float variable from ``seed``; returns the arrays assigned, by key."""
+def set_weights(model, seed: int, value_dtype: str = "float32") -> dict[str, np.ndarray]:
+    """Assign every float variable from ``seed``; returns the arrays assigned, by key.
+
+    Values are rounded to ``value_dtype`` (the spec's dtype) first, then stored in the
+    variable's own dtype: tf_keras keeps float32 BatchNormalization variables in a float16
+    model where Keras 3 keeps float16 ones, and both then hold the same numbers.
+    """
     assigned = {}
     for key, v in weight_keys(model):
         shape = tuple(int(d) for d in v.shape)
         dtype = str(getattr(v.dtype, "name", v.dtype))
-        arr = _values(key, key.split("/")[-1].split("#")[0], shape, seed).astype(dtype)
+        short = key.split("/")[-1].split("#")[0]
+        arr = _values(key, short, shape, seed).astype(value_dtype).astype(dtype)
         v.assign(arr)
         assigned[key] = arr
     return assigned
@@ -282,5 +288,5 @@ def build_model(spec: ModelSpec, framework: str = "keras"):
         model = _build_subclassed(K, spec)
     else:
         model = _build_graph(K, spec)
-    set_weights(model, spec.seed)
+    set_weights(model, spec.seed, spec.dtype)
     return model

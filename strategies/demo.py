@@ -6,8 +6,8 @@ The draws are seeded (``--seed``), so the same command prints the same models.
 from __future__ import annotations
 
 import argparse
-import io
 import contextlib
+import io
 
 
 def draw_examples(count: int, seed: int, **knobs):
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--- forward pass, batch", next(iter(data.values())).shape[0])
         for name, o in zip(spec.output_names(), outs, strict=True):
             a = np.asarray(o)
-            print(f"  {name}: shape {a.shape} dtype {a.dtype} mean {a.astype('float64').mean():.4g}")
+            mean = a.astype("float64").mean()
+            print(f"  {name}: shape {a.shape} dtype {a.dtype} mean {mean:.4g}")
         print()
     return 0
 

@@ -92,7 +92,8 @@ class InputSpec:
             extra += f",b={self.batch_size}"
         if self.vocab is not None:
             extra += f",vocab={self.vocab}"
-        return f"{self.name}:{_short_shape(self.shape)}{_DTYPE_SHORT.get(self.dtype, self.dtype)}{extra}"
+        dtype = _DTYPE_SHORT.get(self.dtype, self.dtype)
+        return f"{self.name}:{_short_shape(self.shape)}{dtype}{extra}"
 
 
 @dataclass(frozen=True)

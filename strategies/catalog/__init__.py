@@ -1,16 +1,16 @@
 """The layer catalog: one module per layer family, all entries in :data:`REGISTRY`."""
 
 from . import (  # noqa: F401  (each module registers its kinds)
-    core,
-    convolution,
-    pooling,
-    normalization,
-    noise,
-    reshaping,
-    merging,
-    recurrent,
     attention,
+    convolution,
+    core,
     custom,
+    merging,
+    noise,
+    normalization,
+    pooling,
+    recurrent,
+    reshaping,
 )
 from .base import FLOAT_DTYPES, INT_DTYPES, REGISTRY, Kind, framework_name
 from .custom import custom_objects

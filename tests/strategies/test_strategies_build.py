@@ -1,0 +1,197 @@
+"""Every drawn spec builds and runs a forward pass in Keras 3 and in tf_keras; shape rules are
+checked against the built layers; weights are the same in both frameworks."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies import call_inputs, input_data, model_specs
+from strategies.build import FRAMEWORKS, ShapeRuleError, build_model, weight_arrays
+from strategies.catalog import REGISTRY
+from strategies.coverage import collect
+
+VALIDITY = settings(max_examples=40, derandomize=True, deadline=None)
+
+
+def _clear():
+    import keras
+    import tf_keras
+
+    keras.backend.clear_session()
+    tf_keras.backend.clear_session()
+
+
+def _outputs(y):
+    return list(y) if isinstance(y, list | tuple) else [y]
+
+
+def _run(spec, data, framework):
+    model = build_model(spec, framework)
+    x = call_inputs(spec, data)
+    batch = next(iter(data.values())).shape[0]
+    for training in (False, True):
+        outs = _outputs(model(x, training=training))
+        assert len(outs) == len(spec.outputs)
+        for o, ref in zip(outs, spec.outputs, strict=True):
+            a = np.asarray(o)
+            assert a.shape == (batch,) + spec.node(ref).out_shape, (framework, ref)
+            assert np.all(np.isfinite(a)), (framework, ref, training)
+    return model
+
+
+def test_every_drawn_spec_builds_and_runs_in_both_frameworks():
+    seen: set[str] = set()
+
+    @VALIDITY
+    @given(st.data())
+    def check(data):
+        spec = data.draw(model_specs(), label="spec")
+        arrays = data.draw(input_data(spec), label="inputs")
+        seen.update(spec.kinds())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for fw in FRAMEWORKS:
+                _run(spec, arrays, fw)
+        _clear()
+
+    with collect() as cov:
+        check()
+    never = sorted(set(REGISTRY) - seen)
+    print(
+        f"\nvalidity: {cov.specs} specs drawn, all built and ran in {FRAMEWORKS}; "
+        f"{len(seen & set(REGISTRY))}/{len(REGISTRY)} kinds drawn; never drawn: "
+        + (", ".join(never) if never else "-")
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_each_kind_builds_with_its_shape_rule(kind):
+    """Each kind alone (plus adapters), in both frameworks: the shape rule holds."""
+
+    @settings(max_examples=2, derandomize=True, deadline=None)
+    @given(st.data())
+    def check(data):
+        spec = data.draw(model_specs(kinds=[kind], max_layers=2))
+        arrays = data.draw(input_data(spec))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for fw in FRAMEWORKS:
+                _run(spec, arrays, fw)
+
+    check()
+    _clear()
+
+
+@settings(max_examples=25, derandomize=True, deadline=None)
+@given(model_specs())
+def test_same_weights_in_keras_and_tf_keras(spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = weight_arrays(build_model(spec, "keras"))
+        b = weight_arrays(build_model(spec, "tf_keras"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].shape == b[key].shape, key
+        if a[key].dtype == b[key].dtype:
+            assert a[key].tobytes() == b[key].tobytes(), key
+        else:  # e.g. tf_keras keeps float32 BatchNormalization variables in float16 models
+            assert {a[key].dtype, b[key].dtype} == {np.dtype("float16"), np.dtype("float32")}
+            assert np.array_equal(a[key].astype("float64"), b[key].astype("float64")), key
+    _clear()
+
+
+def _break_shape(spec, node_index=-1):
+    nodes = list(spec.nodes)
+    n = nodes[node_index]
+    nodes[node_index] = dataclasses.replace(n, out_shape=n.out_shape + (7,))
+    return dataclasses.replace(spec, nodes=tuple(nodes))
+
+
+@pytest.mark.parametrize("topology", ["sequential", "functional", "subclassed", "nested"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_wrong_shape_rule_fails_loudly(topology, framework):
+    @settings(max_examples=3, derandomize=True, deadline=None)
+    @given(model_specs(topologies=[topology], max_layers=3))
+    def check(spec):
+        bad = _break_shape(spec)
+        with pytest.raises(ShapeRuleError, match="shape rule"):
+            build_model(bad, framework)
+        if topology == "nested":  # a wrong rule inside the sub-model is caught too
+            i = next(i for i, n in enumerate(spec.nodes) if n.submodel is not None)
+            inner = _break_shape(spec.nodes[i].submodel, 0)
+            nodes = list(spec.nodes)
+            nodes[i] = dataclasses.replace(nodes[i], submodel=inner)
+            with pytest.raises(ShapeRuleError):
+                build_model(dataclasses.replace(spec, nodes=tuple(nodes)), framework)
+
+    check()
+    _clear()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_layer_and_output_names_come_from_the_spec(framework):
+    @settings(max_examples=10, derandomize=True, deadline=None)
+    @given(model_specs(topologies=["functional", "sequential", "nested"]))
+    def check(spec):
+        model = build_model(spec, framework)
+        assert model.name == spec.name
+        names = {layer.name for layer in model.layers}
+        assert {n.layer_name for n in spec.nodes} <= names
+        assert {i.name for i in spec.inputs} <= names | {
+            getattr(t, "name", "").split(":")[0] for t in _outputs(model.inputs)
+        }
+        if spec.topology == "sequential":
+            assert model.layers[-1].name == spec.output_names()[0]
+        else:
+            assert list(model.output_names) == list(spec.output_names())
+
+    check()
+    _clear()
+
+
+def test_custom_objects_are_registered_in_both_frameworks():
+    import keras
+    import tf_keras
+
+    from strategies.catalog import custom_objects
+
+    for K in (keras, tf_keras):
+        objs = custom_objects(K)
+        for name, cls in objs.items():
+            assert K.saving.get_registered_name(cls) == f"ksc>{name}"
+            assert K.saving.get_registered_object(f"ksc>{name}") is cls
+
+
+def test_custom_layers_losses_training_and_state():
+    import keras
+    import tf_keras
+
+    from strategies.catalog import custom_objects
+
+    x = np.ones((2, 3), dtype="float32")
+    for K in (keras, tf_keras):
+        objs = custom_objects(K)
+        inp = objs["KscInputLoss"](rate=1.0, name="inp_loss")
+        inp(x)
+        assert len(inp.losses) == 1 and float(inp.losses[0]) == pytest.approx(1.0)
+        wl = objs["KscWeightLoss"](rate=1.0, name="w_loss")
+        wl(x)
+        assert len(wl.losses) == 1 and float(wl.losses[0]) == pytest.approx(3.0)
+        ts = objs["KscTrainingScale"](factor=0.5, name="scale")
+        assert np.allclose(ts(x, training=True), 0.5)
+        assert np.allclose(ts(x, training=False), 1.0)
+        ctr = objs["KscCounter"](name="counter")
+        ctr(x, training=True)
+        ctr(x, training=True)
+        ctr(x, training=False)
+        assert int(ctr.calls.numpy()) == 2
+        assert not ctr.trainable_weights and len(ctr.non_trainable_weights) == 2
+        reg = objs["KscScaledL2"](factor=2.0)
+        assert float(reg(np.ones((2, 2), "float32"))) == pytest.approx(2.0)
+    _clear()
