@@ -53,3 +53,17 @@ def training_of(concrete):
         return kwargs["training"]
     bools = [a for a in args[1:] if isinstance(a, bool)]
     return bools[0] if bools else None
+
+
+def serving_feed(loaded, spec, data):
+    """The serving signature's keyword inputs for ``data``.
+
+    Inputs are matched by name; a subclassed model's serving inputs are named by the saver
+    (tf_keras: ``input_1``...), so those are matched in order.
+    """
+    inputs, _ = inspect.serving_signature(loaded)
+    names = list(spec.input_names())
+    if sorted(inputs) == sorted(names):
+        return {name: data[name] for name in names}
+    ordered = sorted(inputs, key=lambda key: (len(key), key))
+    return {key: data[name] for key, name in zip(ordered, names)}

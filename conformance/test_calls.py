@@ -28,26 +28,12 @@ def check_inference(case, data):
     got = saved.flat_numpy(saved.call(root_call, inputs, training=False))
     _assert_outputs(got, want, "keras_api.__call__(training=False)")
     serving = case.loaded.signatures["serving_default"]
-    result = serving(**serving_feed(case.loaded, case.spec, data))
+    result = serving(**saved.serving_feed(case.loaded, case.spec, data))
     output_names = expected_output_names(case.spec)
     assert sorted(result) == sorted(output_names), (
         f"serving_default outputs {sorted(result)}, expected {sorted(output_names)}"
     )
     _assert_outputs([result[name].numpy() for name in output_names], want, "serving_default")
-
-
-def serving_feed(loaded, spec, data):
-    """The serving signature's keyword inputs for ``data``.
-
-    Inputs are matched by name; a subclassed model's serving inputs are named by the saver
-    (tf_keras: ``input_1``...), so those are matched in order.
-    """
-    inputs, _ = inspect.serving_signature(loaded)
-    names = list(spec.input_names())
-    if sorted(inputs) == sorted(names):
-        return {name: data[name] for name in names}
-    ordered = sorted(inputs, key=lambda key: (len(key), key))
-    return {key: data[name] for key, name in zip(ordered, names)}
 
 
 def deterministic_in_training(spec):

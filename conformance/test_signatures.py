@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conformance import inspect, stability
+from conformance import inspect, saved, stability
 from conformance.cases import case_cache
 from conformance.stream import shared_examples
 from conformance.tolerances import assert_close
@@ -80,7 +80,7 @@ def test_serving_runs_without_keras(implementation, clause, tmp_path):
     for name, spec in stability.corpus_specs()[:4]:
         with clause.example(spec):
             case = case_cache().get(implementation, spec)
-            data = stability.corpus_inputs(spec)
+            data = saved.serving_feed(case.loaded, spec, stability.corpus_inputs(spec))
             want = case.loaded.signatures["serving_default"](**data)
             expected.append((spec, {k: v.numpy() for k, v in want.items()}))
             np.savez(tmp_path / f"{name}-in.npz", **data)
