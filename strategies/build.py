@@ -144,7 +144,6 @@ def _build_subclassed(K, spec: ModelSpec):
                 if id(layer) not in seen:
                     seen.add(id(layer))
                     setattr(self, n.layer_name, layer)
-            self._node_layers = {n.id: layers[n.id] for n in spec.nodes}
             self.check_shapes = True
 
         def call(self, inputs, training=None):
@@ -155,7 +154,8 @@ def _build_subclassed(K, spec: ModelSpec):
             else:
                 env = {names[0]: inputs}
             for n in spec.nodes:
-                out = _apply(self._node_layers[n.id], n, [env[r] for r in n.inputs])
+                layer = getattr(self, n.layer_name)  # shared nodes name the same layer
+                out = _apply(layer, n, [env[r] for r in n.inputs])
                 if self.check_shapes:
                     _check(n, out, "subclassed")
                 env[n.id] = out

@@ -58,7 +58,7 @@ def _draw_specs(n: int) -> list:
 
 
 def test_same_weights_in_two_processes_with_different_hash_seeds(tmp_path):
-    specs = _draw_specs(10)
+    specs = _draw_specs(6)
     path = tmp_path / "specs.jsonl"
     path.write_text("\n".join(s.to_json() for s in specs) + "\n")
     procs = []
