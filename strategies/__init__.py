@@ -8,14 +8,22 @@ Public API::
     call_inputs(spec, data)     -> what model(...) expects
     build_model(spec, framework="keras" | "tf_keras")
     ModelSpec, InputSpec, LayerSpec, RegularizerSpec
+    deterministic_in_training(spec), custom_objects_for(framework)
 """
 
+from .catalog import deterministic_in_training
 from .generate import call_inputs, input_data, input_specs, model_specs, regularizer_specs
 from .spec import InputSpec, LayerSpec, ModelSpec, RegularizerSpec, from_json
 
 
 def __getattr__(name):  # building needs TensorFlow: import it only when asked for
-    if name in ("build_model", "set_weights", "weight_arrays", "ShapeRuleError"):
+    if name in (
+        "build_model",
+        "set_weights",
+        "weight_arrays",
+        "ShapeRuleError",
+        "custom_objects_for",
+    ):
         from . import build
 
         return getattr(build, name)
@@ -30,6 +38,8 @@ __all__ = [
     "ShapeRuleError",
     "build_model",
     "call_inputs",
+    "custom_objects_for",
+    "deterministic_in_training",
     "from_json",
     "input_data",
     "input_specs",

@@ -280,6 +280,11 @@ def weight_arrays(model) -> dict[str, np.ndarray]:
     return {key: np.asarray(v.numpy()) for key, v in weight_keys(model)}
 
 
+def custom_objects_for(framework: str) -> dict[str, Any]:
+    """The ``ksc`` custom classes of ``framework`` by class name (for ``custom_objects=``)."""
+    return dict(custom_objects(framework_module(framework)))
+
+
 def build_model(spec: ModelSpec, framework: str = "keras"):
     """The built model, weights set from ``spec.seed``; raises ShapeRuleError on a mismatch."""
     K = framework_module(framework)

@@ -37,6 +37,12 @@ def all_kinds() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+def deterministic_in_training(spec) -> bool:
+    """Whether ``model(x, training=True)`` of the built ``spec`` is reproducible: no layer
+    in it (nested sub-models included) is marked ``deterministic_in_training=False``."""
+    return all(REGISTRY[k].deterministic_in_training for k in spec.kinds())
+
+
 __all__ = [
     "FAMILIES",
     "FLOAT_DTYPES",
@@ -45,6 +51,7 @@ __all__ = [
     "Kind",
     "all_kinds",
     "custom_objects",
+    "deterministic_in_training",
     "framework_name",
     "kind",
 ]

@@ -190,3 +190,27 @@ def test_custom_layers_losses_training_and_state():
         reg = objs["KscScaledL2"](factor=2.0)
         assert float(reg(np.ones((2, 2), "float32"))) == pytest.approx(2.0)
     _clear()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_deterministic_in_training_flag_is_honest(framework):
+    from strategies import deterministic_in_training
+
+    @settings(max_examples=10, derandomize=True, deadline=None)
+    @given(st.data())
+    def check(data):
+        spec = data.draw(model_specs())
+        arrays = data.draw(input_data(spec))
+        if not deterministic_in_training(spec):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(spec, framework)
+            x = call_inputs(spec, arrays)
+            first = [np.asarray(o) for o in _outputs(model(x, training=True))]
+            second = [np.asarray(o) for o in _outputs(model(x, training=True))]
+        for a, b in zip(first, second, strict=True):
+            assert np.array_equal(a, b), repr(spec)
+
+    check()
+    _clear()
