@@ -321,12 +321,7 @@ class LayerCallFunctions:
         if regularizer is not None:
 
             def activity_regularizer(output):
-                # Keras 3 divides the activity loss by the batch size.
-                loss = regularizer(output)
-                if output.shape.rank:
-                    batch = tf.cast(tf.shape(output)[0], loss.dtype)
-                    loss = tf.math.divide_no_nan(loss, batch)
-                return loss
+                return regularizer(output)
 
             activity_regularizer.__name__ = f"{layer.name}_activity_regularizer"
             activity_fn = tf.function(activity_regularizer)
@@ -336,7 +331,12 @@ class LayerCallFunctions:
             losses = list(losses)
             if activity_fn is not None:
                 for output in tf.nest.flatten(outputs):
-                    losses.append(call_traced(activity_fn, output))
+                    loss = call_traced(activity_fn, output)
+                    if output.shape.rank:
+                        # As Keras 3's __call__ does: the loss per example of the batch.
+                        batch = tf.cast(tf.shape(output)[0], loss.dtype)
+                        loss = tf.math.divide_no_nan(loss, batch)
+                    losses.append(loss)
             return outputs, losses
 
         def outputs_only(inputs, *training):
