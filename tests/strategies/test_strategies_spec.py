@@ -200,3 +200,15 @@ def test_input_specs_shrink_targets(data):
     spec = data.draw(input_specs())
     assert spec.dtype == "float32" and 1 <= len(spec.shape) <= 4
     assert all(1 <= d <= 8 for d in spec.shape)
+
+
+def test_coverage_table_counts_what_was_drawn():
+    from strategies.coverage import draw_specs, reachable_combos, reachable_pairs, table
+
+    f = draw_specs(60, seed=1)
+    assert f.specs == 60
+    assert set(f.kinds) <= set(REGISTRY)
+    assert set(f.combos) <= reachable_combos()
+    assert set(f.pairs) <= reachable_pairs()
+    text = table(f)
+    assert "layer kinds drawn:" in text and "adjacent kind pairs:" in text
