@@ -28,13 +28,19 @@ What a saved model looks like through plain ``obj = tf.saved_model.load(path)``:
                                                     (outputs, [input-dependent losses]),
                                                     without the layer's activity loss
         .call_and_return_all_conditional_losses(x[, training])
-                                                    (outputs, [... and the activity loss])
-        .activity_regularizer_fn(output)            where the layer has one
+                                                    (outputs, [... and the activity loss
+                                                    per output, divided by the batch size
+                                                    as Keras 3 does])
+        .activity_regularizer_fn(output)            the regularizer itself, where set
         ._default_save_signature                    the root model only
         .states                                     RNN layers only
 
 A function takes ``training`` (a Python bool) when the layer or one of its sublayers takes
-it in Keras 3 (Keras 3's ``Dense`` does). The metadata node of a layer is at the path
+it in Keras 3 (Keras 3's ``Dense`` does). A subclassed model's serving inputs have the
+model's ``input_dtype``: Keras 3 records the shapes a subclassed model was built with, not
+the dtypes it was called with (pass ``signatures=`` for integer inputs).
+
+The metadata node of a layer is at the path
 ``root.keras_api.layers.<i>.keras_api.layers.<j>...``; its ``node_id`` is the object's id
 in ``saved_model.pb``. Function names follow tf_keras: ``{layer}_layer_call_fn``,
 ``{layer}_layer_call_and_return_conditional_losses``,
