@@ -45,7 +45,18 @@ def _run(spec, data, framework):
             a = np.asarray(o)
             assert a.shape == (batch,) + spec.node(ref).out_shape, (framework, ref)
             assert np.all(np.isfinite(a)), (framework, ref, training)
+    if _adds_losses(spec):
+        assert len(model.losses) > 0, (framework, "regularizers and add_loss give losses")
     return weights
+
+
+def _adds_losses(spec) -> bool:
+    for n in spec.nodes:
+        if n.submodel is not None and _adds_losses(n.submodel):
+            return True
+        if n.regularizers or n.kind in ("KscInputLoss", "KscWeightLoss", "ActivityRegularization"):
+            return True
+    return False
 
 
 def _same_weights(a, b):
