@@ -61,6 +61,8 @@ def corpus(args):
         print(f"wrote {len(document)} specs to {stability.SPECS_FILE}")
     if args.write_golden:
         for framework, impl_name in (("keras", "reference"), ("tf_keras", "tf_keras")):
+            if args.framework not in (None, framework):
+                continue
             impl = resolve_implementation(impl_name)
             goldens = {
                 name: stability.fingerprint_spec(impl, spec)
@@ -87,6 +89,7 @@ def main(argv=None):
     cp.add_argument("--write-specs", action="store_true")
     cp.add_argument("--write-golden", action="store_true")
     cp.add_argument("--count", type=int, default=24)
+    cp.add_argument("--framework", choices=("keras", "tf_keras"), default=None)
     cp.add_argument("--seed", type=int, default=20261125)
     cp.set_defaults(run=corpus)
     ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
