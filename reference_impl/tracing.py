@@ -306,8 +306,10 @@ class LayerCallFunctions:
         outputs, losses = call_traced(
             self.call_and_return_conditional_losses, inputs, *self._training_args(training)
         )
+        # Keras' own add_loss: a Functional model overrides it to raise NotImplementedError
+        # (it only takes symbolic losses), yet its sublayers' losses must be re-added.
         for loss in losses:
-            self.layer.add_loss(loss)
+            keras.layers.Layer.add_loss(self.layer, loss)
         return outputs
 
     # -- the endpoints saved with the layer ---------------------------------------------

@@ -295,3 +295,25 @@ def subclassed_list_inputs() -> keras.Model:
 
 BUILDERS["subclassed_list"] = subclassed_list_inputs
 SAMPLES["subclassed_list"] = lambda: [sample((3, 3)), sample((3, 1, 1), seed=1)]
+
+
+def nested_with_losses(kind: str = "functional") -> keras.Model:
+    """A Functional sub-model whose layers add losses (activity regularizer and add_loss),
+    inside a Functional model, a Sequential model, and beside a layer shared with the outer
+    model. Keras 3's Functional.add_loss raises NotImplementedError: the saver must not
+    call it."""
+    shared = layers.Dense(4, name="nl_shared")
+    inner_in = keras.Input((4,), name="nl_inner_in")
+    hidden = layers.Dense(4, activity_regularizer="l2", name="nl_inner_dense")(inner_in)
+    hidden = AddLossLayer(0.5, name="nl_inner_loss")(hidden)
+    inner = keras.Model(inner_in, shared(hidden), name="nl_inner")
+    if kind == "sequential":
+        model = keras.Sequential(
+            [keras.Input((4,)), inner, layers.Dense(2, name="nl_head")], name="nl_seq"
+        )
+    else:
+        outer_in = keras.Input((4,), name="nl_outer_in")
+        outputs = layers.Dense(2, name="nl_head")(shared(inner(outer_in)))
+        model = keras.Model(outer_in, outputs, name="nl_outer")
+    model(sample((2, 4)))
+    return model

@@ -441,3 +441,20 @@ def test_rnn_layers_carry_their_states(tmp_path):
         assert_bitwise(got.numpy(), want.numpy())
     identifiers = {n.node_path: n.identifier for n in metadata.read_metadata(str(tmp_path / "m"))}
     assert identifiers["root.keras_api.layers.1"] == "_tf_keras_rnn_layer"
+
+
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_nested_functional_with_losses(tmp_path, kind):
+    """A Functional sub-model whose layers add losses is traced (its losses re-added)."""
+    model = test_models.nested_with_losses(kind)
+    x = test_models.sample((3, 4), seed=2)
+    model(x, training=False)
+    want_losses = sorted(float(v) for v in model.losses)
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    assert_close(call_loaded(loaded, x), expected_outputs(model, x))
+    outputs, losses = loaded.call_and_return_all_conditional_losses(x, False)
+    assert_close(outputs, expected_outputs(model, x))
+    np.testing.assert_allclose(sorted(float(v) for v in losses), want_losses, rtol=1e-5)
+    # The model's own losses are as before the save.
+    assert sorted(float(v) for v in model.losses) == want_losses
