@@ -36,9 +36,11 @@ What a saved model looks like through plain ``obj = tf.saved_model.load(path)``:
         .states                                     RNN layers only
 
 A function takes ``training`` (a Python bool) when the layer or one of its sublayers takes
-it in Keras 3 (Keras 3's ``Dense`` does). A subclassed model's serving inputs have the
-model's ``input_dtype``: Keras 3 records the shapes a subclassed model was built with, not
-the dtypes it was called with (pass ``signatures=`` for integer inputs).
+it in Keras 3 (Keras 3's ``Dense`` does). A subclassed model's serving inputs take the
+shapes and dtypes of its ``input_spec`` where it declares both for every input (a
+``keras.InputSpec`` or a list or dict of them); otherwise the shapes it was built with and
+the model's ``input_dtype``, since Keras 3 records the shapes a subclassed model was built
+with, not the dtypes it was called with (pass ``signatures=`` for other inputs then).
 
 The metadata node of a layer is at the path
 ``root.keras_api.layers.<i>.keras_api.layers.<j>...``; its ``node_id`` is the object's id

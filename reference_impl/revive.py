@@ -48,12 +48,29 @@ def _takes_training(function: Any) -> bool:
     return False
 
 
-def _saved_input_shape(function: Any) -> Any:
-    """The shapes of the first saved input signature, in its structure, for ``build``."""
+def _saved_input_signature(function: Any) -> Any:
+    """The first saved input signature (a nest of ``tf.TensorSpec``), or None."""
     for concrete in function.concrete_functions:
-        spec = concrete.structured_input_signature[0][0]
-        return tf.nest.map_structure(lambda s: tuple(s.shape.as_list()), spec)
+        return concrete.structured_input_signature[0][0]
     return None
+
+
+def _as_saved_dtypes(inputs: Any, signature: Any) -> Any:
+    """``inputs`` cast leaf by leaf to the saved signature's dtypes, where they line up.
+
+    Keras casts floating inputs to the layer's compute dtype before ``call``; the saved
+    functions want the dtypes they were traced with.
+    """
+    if signature is None:
+        return inputs
+    flat_inputs, flat_specs = tf.nest.flatten(inputs), tf.nest.flatten(signature)
+    if len(flat_inputs) != len(flat_specs):
+        return inputs
+    cast = [
+        tf.cast(x, spec.dtype) if tf.as_dtype(x.dtype) != spec.dtype else x
+        for x, spec in zip(flat_inputs, flat_specs, strict=True)
+    ]
+    return tf.nest.pack_sequence_as(inputs, cast)
 
 
 def _captured_handles(function: Any) -> list:
@@ -77,9 +94,16 @@ class RevivedLayer(keras.layers.Layer):
             self._call_function
         )
         self._revive_variables(api)
-        shape = None if self._call_function is None else _saved_input_shape(self._call_function)
-        if shape is not None:
-            self.build(shape)
+        # reference_impl.save traces a revived layer again for this signature.
+        self._saved_input_signature = (
+            None if self._call_function is None else _saved_input_signature(self._call_function)
+        )
+        if self._saved_input_signature is not None:
+            self.build(
+                tf.nest.map_structure(
+                    lambda s: tuple(s.shape.as_list()), self._saved_input_signature
+                )
+            )
         else:
             self.built = True
 
@@ -112,6 +136,7 @@ class RevivedLayer(keras.layers.Layer):
                 f"Revived layer '{self.name}' was saved without call functions "
                 "(it was not built when saved)."
             )
+        inputs = _as_saved_dtypes(inputs, self._saved_input_signature)
         args = (inputs, bool(training)) if self._takes_training else (inputs,)
         outputs, losses = self._call_function(*args)
         for loss in losses:

@@ -219,36 +219,91 @@ def _trace_layers(
 
 
 def _built_input_signature(layer: keras.layers.Layer, name: str | None = None) -> Any:
-    """Input specs from the shapes the layer was built with, batch dimension None.
+    """Input specs for a layer that is not Functional, batch dimension None.
 
-    Only layers built from one call argument qualify; that argument may be a nested list or
-    dict of tensors. The dtype is the layer's input dtype (Keras records no other). Leaves
-    are named after ``name``: ``name`` itself, a dict key, or ``name_<i>`` in a list.
+    Where the layer declares ``input_spec`` (a ``keras.InputSpec`` or a list, tuple or dict
+    of them) with a ``shape`` and a ``dtype`` for every input, those are used: Keras 3
+    records the shapes a layer was built with but not the dtypes it was called with.
+    Otherwise the shapes it was built with are used, with the layer's input dtype; only
+    layers built from one call argument qualify, and that argument may be a nested list or
+    dict of tensors. Leaves are named after ``name``: ``name`` itself, a dict key, or
+    ``name_<i>`` in a list.
     """
+    declared = _declared_input_structure(getattr(layer, "input_spec", None))
+    if declared is None:
+        # A revived layer (reference_impl.revive) keeps the signature it was saved with.
+        declared = _saved_input_structure(getattr(layer, "_saved_input_signature", None))
+    if declared is not None:
+        return _named_specs(declared, name)
     shapes = getattr(layer, "_build_shapes_dict", None)
     if not shapes or len(shapes) != 1:
         return None
     dtype = tf.as_dtype(layer.input_dtype)
-
-    def specs(structure: Any, leaf_name: str | None) -> Any:
-        if _is_shape(structure):
-            dims = list(structure)
-            if dims:
-                dims[0] = None
-            return tf.TensorSpec(dims, dtype, name=leaf_name)
-        if isinstance(structure, dict):
-            return {key: specs(value, str(key)) for key, value in structure.items()}
-        if isinstance(structure, (list, tuple)) and structure:
-            names = [
-                None if leaf_name is None else f"{leaf_name}_{i}" for i in range(len(structure))
-            ]
-            return type(structure)(specs(v, n) for v, n in zip(structure, names, strict=True))
-        raise ValueError(f"not a shape structure: {structure!r}")
-
     try:
-        return specs(next(iter(shapes.values())), name)
+        return _named_specs(_shape_structure(next(iter(shapes.values())), dtype), name)
     except ValueError:
         return None
+
+
+def _shape_structure(structure: Any, dtype: tf.DType) -> Any:
+    """A nest of build shapes as a nest of unnamed ``(shape, dtype)`` leaves."""
+    if _is_shape(structure):
+        return _Leaf(list(structure), dtype)
+    if isinstance(structure, dict):
+        return {key: _shape_structure(value, dtype) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)) and structure:
+        return type(structure)(_shape_structure(value, dtype) for value in structure)
+    raise ValueError(f"not a shape structure: {structure!r}")
+
+
+def _declared_input_structure(input_spec: Any) -> Any:
+    """``input_spec`` as a nest of ``(shape, dtype)`` leaves, or None.
+
+    None unless every ``InputSpec`` in it declares both a shape and a dtype.
+    """
+    if input_spec is None:
+        return None
+    if isinstance(input_spec, keras.InputSpec):
+        if input_spec.shape is None or input_spec.dtype is None:
+            return None
+        return _Leaf(list(input_spec.shape), tf.as_dtype(input_spec.dtype))
+    if isinstance(input_spec, dict) and input_spec:
+        items = {key: _declared_input_structure(value) for key, value in input_spec.items()}
+        return None if any(v is None for v in items.values()) else items
+    if isinstance(input_spec, (list, tuple)) and input_spec:
+        values = [_declared_input_structure(value) for value in input_spec]
+        if any(v is None for v in values):
+            return None
+        # Keras tracks lists set on a layer as its own list type; a plain list is saved.
+        return tuple(values) if isinstance(input_spec, tuple) else list(values)
+    return None
+
+
+def _saved_input_structure(signature: Any) -> Any:
+    """A nest of ``tf.TensorSpec`` as a nest of ``(shape, dtype)`` leaves, or None."""
+    if signature is None:
+        return None
+    return tf.nest.map_structure(lambda s: _Leaf(s.shape.as_list(), s.dtype), signature)
+
+
+class _Leaf:
+    """One input's shape and dtype, before it is named."""
+
+    def __init__(self, shape: list, dtype: tf.DType) -> None:
+        self.shape, self.dtype = shape, dtype
+
+
+def _named_specs(structure: Any, leaf_name: str | None) -> Any:
+    """``tf.TensorSpec`` leaves with a None batch dimension, named as documented above."""
+    if isinstance(structure, _Leaf):
+        dims = list(structure.shape)
+        if dims:
+            dims[0] = None
+        return tf.TensorSpec(dims, structure.dtype, name=leaf_name)
+    if isinstance(structure, dict):
+        return {key: _named_specs(value, str(key)) for key, value in structure.items()}
+    names = [None if leaf_name is None else f"{leaf_name}_{i}" for i in range(len(structure))]
+    return type(structure)(_named_specs(v, n) for v, n in zip(structure, names, strict=True))
 
 
 def _is_shape(value: Any) -> bool:

@@ -317,3 +317,38 @@ def nested_with_losses(kind: str = "functional") -> keras.Model:
         model = keras.Model(outer_in, outputs, name="nl_outer")
     model(sample((2, 4)))
     return model
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TypedInputsModel(keras.Model):
+    """A subclassed model declaring typed inputs with ``input_spec``: an int32 and a float16
+    tensor, given as a list or (``as_dict``) as a dict with keys ``ids`` and ``values``."""
+
+    def __init__(self, as_dict: bool = False, **kwargs):
+        kwargs.setdefault("dtype", "float16")
+        super().__init__(**kwargs)
+        self.as_dict = as_dict
+        ids = keras.InputSpec(shape=(None, 2), dtype="int32")
+        values = keras.InputSpec(shape=(None, 3), dtype="float16")
+        self.input_spec = {"ids": ids, "values": values} if as_dict else [ids, values]
+        self.dense = layers.Dense(4, name="typed_dense")
+
+    def call(self, inputs):
+        ids, values = (inputs["ids"], inputs["values"]) if self.as_dict else inputs
+        features = ops.concatenate([ops.cast(ids, self.compute_dtype), values], axis=-1)
+        return self.dense(features)
+
+    def get_config(self):
+        return {**super().get_config(), "as_dict": self.as_dict}
+
+
+def typed_inputs_sample(as_dict: bool = False, batch: int = 3):
+    ids = np.random.default_rng(5).integers(-3, 4, (batch, 2)).astype("int32")
+    values = sample((batch, 3), seed=6, dtype="float16")
+    return {"ids": ids, "values": values} if as_dict else [ids, values]
+
+
+def typed_inputs(as_dict: bool = False) -> keras.Model:
+    model = TypedInputsModel(as_dict=as_dict, name="typed")
+    model(typed_inputs_sample(as_dict, batch=2))
+    return model

@@ -314,3 +314,20 @@ def test_loads_a_tf_keras_saved_model_from_config(tmp_path):
         assert_bitwise(got.numpy(), want.numpy())
     x = test_models.sample((2, 4))
     assert_close(outputs(loaded, [x]), np.asarray(original(x)))
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_declared_input_spec_model_loads_and_revives(tmp_path, as_dict):
+    """A subclassed model taking a list or dict of int32 and float16 inputs, end to end."""
+    model = test_models.typed_inputs(as_dict)
+    x = test_models.typed_inputs_sample(as_dict)
+    reference_impl.save(model, str(tmp_path / "m"))
+    rebuilt = reference_impl.load(str(tmp_path / "m"))
+    assert isinstance(rebuilt, test_models.TypedInputsModel)
+    assert_close(outputs(rebuilt, x), outputs(model, x))
+    root = next(n for n in metadata.read_metadata(str(tmp_path / "m")) if n.node_id == 0)
+    loaded = revive.revive(str(tmp_path / "m"), root)
+    assert_close(outputs(loaded, x), outputs(model, x))
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    again = reference_impl.load(str(tmp_path / "again"), safe_mode=False)
+    assert_close(outputs(again, x), outputs(model, x))

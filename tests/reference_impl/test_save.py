@@ -458,3 +458,26 @@ def test_nested_functional_with_losses(tmp_path, kind):
     np.testing.assert_allclose(sorted(float(v) for v in losses), want_losses, rtol=1e-5)
     # The model's own losses are as before the save.
     assert sorted(float(v) for v in model.losses) == want_losses
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_declared_input_spec_dtypes_in_functions_and_serving(tmp_path, as_dict):
+    """Subclassed models declaring ``input_spec`` are saved with its dtypes and shapes."""
+    model = test_models.typed_inputs(as_dict)
+    x = test_models.typed_inputs_sample(as_dict)
+    want = expected_outputs(model, x)
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    for api in (loaded, loaded.keras_api):
+        for concrete in api.__call__.concrete_functions:
+            specs = tf.nest.flatten(concrete.structured_input_signature[0][0])
+            assert [s.dtype for s in specs] == [tf.int32, tf.float16]
+            assert [s.shape.as_list() for s in specs] == [[None, 2], [None, 3]]
+        assert_close(call_loaded(api, x), want)
+    serving = loaded.signatures["serving_default"]
+    kwargs = (
+        {k: tf.constant(v) for k, v in x.items()}
+        if as_dict
+        else {"inputs_0": tf.constant(x[0]), "inputs_1": tf.constant(x[1])}
+    )
+    assert_close(serving(**kwargs)["output_1"], want)
