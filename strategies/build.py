@@ -137,7 +137,8 @@ def _build_subclassed(K, spec: ModelSpec):
 
     class SpecModel(K.Model):
         def __init__(self):
-            super().__init__(name=spec.name)
+            # The model's own dtype is the spec's: Keras casts float inputs to it.
+            super().__init__(name=spec.name, dtype=spec.dtype)
             seen = set()
             for n in spec.nodes:
                 layer = layers[n.id]
@@ -145,6 +146,13 @@ def _build_subclassed(K, spec: ModelSpec):
                     seen.add(id(layer))
                     setattr(self, n.layer_name, layer)
             self.check_shapes = True
+            # Keras records the shapes a subclassed model was built with, not the dtypes it
+            # was called with: declare both, so savers can trace the true input signature.
+            specs = [
+                K.layers.InputSpec(shape=(None, *i.shape), dtype=i.dtype, name=i.name)
+                for i in spec.inputs
+            ]
+            self.input_spec = specs[0] if len(specs) == 1 and not spec.dict_inputs else specs
 
         def call(self, inputs, training=None):
             if isinstance(inputs, dict):
