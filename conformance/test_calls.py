@@ -37,11 +37,9 @@ def check_inference(case, data):
 
 
 def deterministic_in_training(spec):
-    from strategies.catalog.base import REGISTRY
+    import strategies
 
-    return all(
-        getattr(REGISTRY.get(kind), "deterministic_in_training", True) for kind in spec.kinds()
-    )
+    return strategies.deterministic_in_training(spec)
 
 
 def check_training(case, data):
