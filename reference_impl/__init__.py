@@ -4,8 +4,9 @@
 model in the format tf_keras wrote with ``save_format="tf"``: a SavedModel whose objects
 carry ``keras_api`` endpoints, plus ``keras_metadata.pb``. ``load(filepath, compile=True,
 safe_mode=True, custom_objects=None)`` rebuilds the Keras model from its config when every
-class is known, and otherwise (with ``safe_mode=False``) revives it around the saved
-functions.
+class is known, and otherwise revives it around the saved functions, with a warning naming
+the class (also under ``safe_mode``, which only forbids deserializing Python code such as
+Lambda bytecode: saved graph functions are data the TensorFlow runtime executes).
 
 What a saved model looks like through plain ``obj = tf.saved_model.load(path)``::
 

@@ -11,11 +11,12 @@ Two ways, tried in this order:
 2. **Revived** (:mod:`reference_impl.revive`). Otherwise (a class is unknown, or the config
    does not give back the saved model) the SavedModel is loaded with
    ``tf.saved_model.load`` and wrapped in a Keras layer or model that calls the saved
-   functions, with a warning saying why. Running saved graph functions is running saved
-   code (a graph can read and write files), so, as Keras 3 itself does for ``TFSMLayer``,
-   this needs ``safe_mode=False``. With ``safe_mode=True`` an unknown class is an
-   :class:`~reference_impl.errors.UnknownClassError` and a config that does not rebuild
-   the model a :class:`~reference_impl.errors.CorruptSavedModelError`.
+   functions, with a warning that names the unknown class. Whatever ``safe_mode`` says:
+   ``safe_mode`` forbids deserializing Python code (Lambda bytecode, pickles), and the saved
+   graph functions are not Python code but data the TensorFlow runtime executes, as
+   ``tf.saved_model.load`` does; reviving deserializes no config. With ``safe_mode=True``
+   a config that does not rebuild the model (every class known) is a
+   :class:`~reference_impl.errors.CorruptSavedModelError`.
 
 A SavedModel without ``keras_metadata.pb`` but with ``keras_api`` objects is revived with a
 warning whatever ``safe_mode`` says, as the format's specification asks (there is no config
@@ -43,7 +44,6 @@ from reference_impl.attributes import KERAS_API
 from reference_impl.errors import (
     CorruptSavedModelError,
     NotASavedModelError,
-    UnknownClassError,
     UnsafeDeserializationError,
 )
 from reference_impl.metadata import METRIC_IDENTIFIER, MetadataNode
@@ -74,14 +74,13 @@ def load(
         filepath: the SavedModel directory.
         compile: compile the model from its saved training config, if there is one, and
             restore the optimizer's variables where they were saved.
-        safe_mode: refuse anything that would run saved code: Lambda bytecode in configs,
-            and reviving classes that are not known (which runs the saved functions).
+        safe_mode: refuse to deserialize Python code from configs (Lambda bytecode);
+            unknown classes are still revived from the saved graph functions.
         custom_objects: classes and functions by name, for the config's custom classes.
 
     Raises:
         SavedModelNotFoundError, NotASavedModelError, CorruptSavedModelError, MetadataError:
             the files are missing or damaged (see :mod:`reference_impl.validate`).
-        UnknownClassError: a class is unknown and ``safe_mode`` is on.
         UnsafeDeserializationError: the config holds code and ``safe_mode`` is on.
         CorruptSavedModelError: every class is known but the config does not rebuild the
             saved model (it fails, or its variables do not match the saved ones) and
@@ -101,13 +100,10 @@ def load(
     unknown = _unknown_classes(nodes, custom_objects)
     if unknown:
         names = ", ".join(sorted({_class_label(node.metadata) for node in unknown}))
+        # Reviving deserializes no Python code: the saved graph functions are data that
+        # the TensorFlow runtime executes (as tf.saved_model.load does), so safe_mode allows
+        # it. Only a config is never deserialized here, Lambda bytecode included.
         why = f"class {names} is not built in, registered or in custom_objects"
-        if safe_mode:
-            raise UnknownClassError(
-                metadata_path,
-                f"{why}. Pass it in custom_objects, or load with safe_mode=False to revive "
-                "the model from its saved functions (which runs the saved graph code).",
-            )
     else:
         try:
             model = _from_config(files, root, custom_objects, safe_mode)
@@ -124,7 +120,7 @@ def load(
             return model
 
     warnings.warn(f"Reviving the model at '{path}' from its saved functions: {why}.", stacklevel=2)
-    model = revive.revive(files.path, root)
+    model = revive.revive(files.path, root, nodes)
     if compile:
         _compile_and_restore_optimizer(files, model, root, custom_objects)
     return model

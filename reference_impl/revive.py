@@ -1,15 +1,20 @@
 """Reviving a saved Keras object whose class is not known, from its saved functions.
 
-The SavedModel is loaded with ``tf.saved_model.load``; the root's ``keras_api`` gives the
-functions and variables. :class:`RevivedLayer` (and :class:`RevivedModel` for models) is a
-Keras 3 layer that:
+The SavedModel is loaded with ``tf.saved_model.load``. Every saved layer of the tree (the
+root and, through ``keras_api.layers``, each sublayer once) becomes a :class:`RevivedLayer`
+(:class:`RevivedModel` for the root model) holding the revived layers of its sublayers, so
+the layer tree, the order of ``variables`` and the trainable / non-trainable partition are
+the saved ones, and a revived model saved again gives the same saved layout. Each revived
+layer is a Keras 3 layer that:
 
 * exposes the loaded ``tf.Variable`` objects as Keras variables *sharing their storage*
   (``keras.Variable`` wraps an existing ``tf.Variable`` without copying it, so the saved
   functions and the optimizer see the same values), trainable and not as saved;
-* calls ``call_and_return_all_conditional_losses`` with the ``training`` value Keras
-  resolves (inference when none), and adds the returned input-dependent losses with
-  ``add_loss``;
+* calls its own saved ``call_and_return_conditional_losses`` (not its sublayers) with the
+  ``training`` value Keras resolves (inference when none), and adds the returned
+  input-dependent losses with ``add_loss``; its own activity regularizer runs the saved
+  ``activity_regularizer_fn`` from Keras' ``__call__``, as for any layer;
+* casts its inputs to the dtypes of the saved input signature;
 * gives each regularized variable a ``regularizer`` that runs the saved zero-argument loss
   function, so the regularization losses appear in ``losses`` wherever Keras looks for them
   (also inside a larger model).
@@ -39,6 +44,9 @@ class _SavedFunctions:
     def __init__(self, loaded: Any) -> None:
         self.loaded = loaded
         self.api = getattr(loaded, KERAS_API)
+        self.input_signatures: list = []
+        self.serving_signature: Any = None
+        self.output_names: list | None = None
 
 
 def _takes_training(function: Any) -> bool:
@@ -46,13 +54,6 @@ def _takes_training(function: Any) -> bool:
     for concrete in function.concrete_functions:
         return len(concrete.structured_input_signature[0]) > 1
     return False
-
-
-def _saved_input_signature(function: Any) -> Any:
-    """The first saved input signature (a nest of ``tf.TensorSpec``), or None."""
-    for concrete in function.concrete_functions:
-        return concrete.structured_input_signature[0][0]
-    return None
 
 
 def _as_saved_dtypes(inputs: Any, signature: Any) -> Any:
@@ -78,53 +79,55 @@ def _captured_handles(function: Any) -> list:
 
 
 class RevivedLayer(keras.layers.Layer):
-    """A Keras layer around the saved functions of a layer whose class is unknown."""
+    """A Keras layer around the saved functions of a layer whose class is unknown.
 
-    def __init__(self, saved: _SavedFunctions, record: dict | None = None, **kwargs: Any):
+    Built by :func:`revive` for every saved layer of the tree: its sublayers are revived
+    layers too (in the saved ``keras_api.layers`` order, a shared layer once), and each
+    variable belongs to the deepest revived layer that lists it, so ``variables``,
+    ``trainable_variables`` and ``non_trainable_variables`` come out in the saved order and
+    partition, and saving the revived model again gives the same layer tree.
+    """
+
+    def __init__(
+        self,
+        saved: _SavedFunctions,
+        record: dict | None = None,
+        sublayers: list | None = None,
+        own_variables: list | None = None,
+        **kwargs: Any,
+    ):
         record = record or {}
         kwargs.setdefault("name", record.get("name"))
         kwargs.setdefault("trainable", record.get("trainable", True))
         if record.get("dtype") is not None:
             kwargs.setdefault("dtype", record["dtype"])
+        api = saved.api
+        activity_fn = getattr(api, "activity_regularizer_fn", None)
+        if activity_fn is not None:
+            kwargs.setdefault("activity_regularizer", _SavedActivityRegularizer(activity_fn))
         super().__init__(**kwargs)
         self._saved = saved
-        api = saved.api
-        self._call_function = getattr(api, "call_and_return_all_conditional_losses", None)
+        # The call without the layer's own activity loss: Keras' __call__ adds that one.
+        self._call_function = getattr(api, "call_and_return_conditional_losses", None)
+        if self._call_function is None or activity_fn is None:
+            self._call_function = self._call_function or getattr(
+                api, "call_and_return_all_conditional_losses", None
+            )
         self._takes_training = self._call_function is not None and _takes_training(
             self._call_function
         )
-        self._revive_variables(api)
-        # reference_impl.save traces a revived layer again for this signature.
-        self._saved_input_signature = (
-            None if self._call_function is None else _saved_input_signature(self._call_function)
-        )
-        if self._saved_input_signature is not None:
+        # As saved: reference_impl.save gives the functions a training argument only then.
+        self._call_has_training_arg = self._takes_training
+        self._revived_layers = list(sublayers or [])
+        for variable in own_variables or []:
+            self._track_variable(variable)
+        saved.input_signatures = _saved_input_signatures(self._call_function)
+        if saved.input_signatures:
             self.build(
-                tf.nest.map_structure(
-                    lambda s: tuple(s.shape.as_list()), self._saved_input_signature
-                )
+                tf.nest.map_structure(lambda s: tuple(s.shape.as_list()), saved.input_signatures[0])
             )
         else:
             self.built = True
-
-    def _revive_variables(self, api: Any) -> None:
-        trainable_ids = {id(v) for v in api.trainable_variables}
-        losses_by_handle = {}
-        for loss_fn in api.regularization_losses:
-            for handle in _captured_handles(loss_fn):
-                losses_by_handle.setdefault(id(handle), loss_fn)
-        for saved_variable in api.variables:
-            variable = keras.Variable(
-                initializer=saved_variable,  # the same tf.Variable, not a copy
-                shape=saved_variable.shape,
-                dtype=saved_variable.dtype.name,
-                trainable=id(saved_variable) in trainable_ids,
-                name=saved_variable.name.split(":")[0].replace("/", "_"),
-            )
-            loss_fn = losses_by_handle.get(id(saved_variable.handle))
-            if loss_fn is not None:
-                variable.regularizer = _SavedRegularizer(loss_fn)
-            self._track_variable(variable)
 
     def build(self, input_shape: Any) -> None:
         # The variables already exist; building only records the input shape.
@@ -136,12 +139,31 @@ class RevivedLayer(keras.layers.Layer):
                 f"Revived layer '{self.name}' was saved without call functions "
                 "(it was not built when saved)."
             )
-        inputs = _as_saved_dtypes(inputs, self._saved_input_signature)
+        signatures = self._saved.input_signatures
+        inputs = _as_saved_dtypes(inputs, signatures[0] if signatures else None)
         args = (inputs, bool(training)) if self._takes_training else (inputs,)
         outputs, losses = self._call_function(*args)
         for loss in losses:
-            self.add_loss(loss)
+            keras.layers.Layer.add_loss(self, loss)
         return outputs
+
+    # What reference_impl.save reads to save a revived layer as it was saved (these live on
+    # the untracked holder, so Keras does not wrap them).
+
+    @property
+    def saved_input_signatures(self) -> list:
+        """The input signatures the saved call functions were traced for."""
+        return list(self._saved.input_signatures)
+
+    @property
+    def saved_serving_signature(self) -> Any:
+        """The root's saved serving input signature (named specs), or None."""
+        return self._saved.serving_signature
+
+    @property
+    def saved_output_names(self) -> list | None:
+        """The root's saved serving output names in output order, or None (``output_i``)."""
+        return self._saved.output_names
 
     def get_config(self) -> dict:
         # Not enough to rebuild the layer: its class is what was unknown.
@@ -149,7 +171,20 @@ class RevivedLayer(keras.layers.Layer):
 
 
 class RevivedModel(RevivedLayer, keras.Model):
-    """A Keras model around the saved functions of a model whose class is unknown."""
+    """A Keras model around the saved functions of a model whose class is unknown.
+
+    Saved again, its serving signature keeps the saved input and output names.
+    """
+
+
+def _saved_input_signatures(function: Any) -> list:
+    """The distinct input signatures a loaded call function was saved for, in order."""
+    signatures: list = []
+    for concrete in getattr(function, "concrete_functions", None) or []:
+        spec = concrete.structured_input_signature[0][0]
+        if spec not in signatures:
+            signatures.append(spec)
+    return signatures
 
 
 class _SavedRegularizer:
@@ -162,17 +197,41 @@ class _SavedRegularizer:
         del value  # The saved function reads the variable itself.
         return self.loss_fn()
 
+    def get_config(self) -> dict:
+        return {}
+
+
+class _SavedActivityRegularizer:
+    """A layer's activity regularizer that runs the saved ``activity_regularizer_fn``."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def __call__(self, output: Any) -> Any:
+        return self.function(output)
+
+    def get_config(self) -> dict:
+        # The metadata records the regularizer by class; it has nothing else to record.
+        return {}
+
 
 _MODEL_IDENTIFIERS = ("_tf_keras_model", "_tf_keras_network", "_tf_keras_sequential")
 
 
-def revive(path: str, root: MetadataNode | None) -> RevivedLayer:
-    """Load the SavedModel at ``path`` and wrap its root in a revived layer or model."""
+def revive(path: str, root: MetadataNode | None, nodes: list | None = None) -> RevivedLayer:
+    """Load the SavedModel at ``path`` and revive its layer tree around the saved functions.
+
+    Args:
+        path: the SavedModel directory.
+        root: the root's metadata node (None without metadata).
+        nodes: every metadata node, for the sublayers' names, dtypes and trainable flags.
+    """
     loaded = tf.saved_model.load(path)
-    saved = _SavedFunctions(loaded)
-    record = dict(root.metadata) if root is not None else {}
+    records = {node.node_path: dict(node.metadata) for node in nodes or []}
+    if root is not None:
+        records["root"] = dict(root.metadata)
     is_model = root is None or root.identifier in _MODEL_IDENTIFIERS
-    revived = (RevivedModel if is_model else RevivedLayer)(saved, record)
+    revived = _Reviver(loaded, records).revive(loaded, "root", model_class=is_model)
     if revived._call_function is None:
         warnings.warn(
             f"The object at '{path}' was saved without call functions; the revived "
@@ -180,3 +239,100 @@ def revive(path: str, root: MetadataNode | None) -> RevivedLayer:
             stacklevel=3,
         )
     return revived
+
+
+class _Reviver:
+    """Revives each saved layer once, children first; each variable once."""
+
+    def __init__(self, loaded: Any, records: dict[str, dict]) -> None:
+        self.records = records
+        self.layers: dict[int, RevivedLayer] = {}
+        self.variables: dict[int, keras.Variable] = {}
+        api = getattr(loaded, KERAS_API)
+        self.trainable_ids = set()
+        self.regularizers: dict[int, Any] = {}
+        for loss_fn in api.regularization_losses:
+            for handle in _captured_handles(loss_fn):
+                self.regularizers.setdefault(id(handle), loss_fn)
+        self._collect_trainable(loaded, set())
+
+    def _collect_trainable(self, node: Any, seen: set) -> None:
+        # A variable is trainable where the deepest layer that lists it says so.
+        if id(node) in seen or getattr(node, KERAS_API, None) is None:
+            return
+        seen.add(id(node))
+        api = getattr(node, KERAS_API)
+        for child in getattr(api, "layers", []):
+            self._collect_trainable(child, seen)
+        children = {id(v) for child in getattr(api, "layers", []) for v in _api_variables(child)}
+        for variable in api.trainable_variables:
+            if id(variable) not in children:
+                self.trainable_ids.add(id(variable))
+
+    def keras_variable(self, saved_variable: Any) -> keras.Variable:
+        key = id(saved_variable)
+        if key not in self.variables:
+            variable = keras.Variable(
+                initializer=saved_variable,  # the same tf.Variable, not a copy
+                shape=saved_variable.shape,
+                dtype=saved_variable.dtype.name,
+                trainable=key in self.trainable_ids,
+                name=saved_variable.name.split(":")[0].replace("/", "_"),
+            )
+            loss_fn = self.regularizers.get(id(saved_variable.handle))
+            if loss_fn is not None:
+                variable.regularizer = _SavedRegularizer(loss_fn)
+            self.variables[key] = variable
+        return self.variables[key]
+
+    def revive(self, node: Any, path: str, model_class: bool = False) -> RevivedLayer:
+        if id(node) in self.layers:
+            return self.layers[id(node)]
+        api = getattr(node, KERAS_API)
+        children = list(getattr(api, "layers", []))
+        sublayers = [
+            self.revive(child, f"{path}.{KERAS_API}.layers.{i}")
+            for i, child in enumerate(children)
+            if getattr(child, KERAS_API, None) is not None
+        ]
+        in_children = {id(v) for child in children for v in _api_variables(child)}
+        own = [self.keras_variable(v) for v in api.variables if id(v) not in in_children]
+        record = self.records.get(path, {})
+        cls = RevivedModel if model_class else RevivedLayer
+        layer = cls(_SavedFunctions(node), record, sublayers=sublayers, own_variables=own)
+        if path == "root":
+            layer._saved.serving_signature, layer._saved.output_names = _serving(api, record)
+        self.layers[id(node)] = layer
+        return layer
+
+
+def _api_variables(node: Any) -> list:
+    api = getattr(node, KERAS_API, None)
+    return list(api.variables) if api is not None else []
+
+
+def _serving(api: Any, record: dict) -> tuple[Any, list | None]:
+    """The saved serving input signature (named specs) and output names in output order."""
+    function = getattr(api, "_default_save_signature", None)
+    concretes = list(getattr(function, "concrete_functions", None) or [])
+    if not concretes:
+        return None, None
+    concrete = concretes[0]
+    signature = concrete.structured_input_signature[0][0]
+    outputs = concrete.structured_outputs
+    if not isinstance(outputs, dict):
+        return signature, None
+    keys = list(outputs)
+    if keys == [f"output_{i}" for i in range(1, len(keys) + 1)] or sorted(keys) == sorted(
+        f"output_{i}" for i in range(1, len(keys) + 1)
+    ):
+        return signature, None
+    if len(keys) == 1:
+        return signature, keys
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    output_layers = config.get("output_layers")
+    if isinstance(output_layers, list):
+        names = [entry[0] for entry in output_layers if isinstance(entry, list) and entry]
+        if sorted(names) == sorted(keys):
+            return signature, names
+    return signature, sorted(keys)

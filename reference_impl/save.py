@@ -42,6 +42,7 @@ from reference_impl.attributes import (
     mirror_node,
     tf_variables,
 )
+from reference_impl.revive import RevivedLayer
 from reference_impl.tracing import (
     LayerCallFunctions,
     call_traced,
@@ -155,7 +156,9 @@ def _layers_breadth_first(model: keras.layers.Layer) -> list[keras.layers.Layer]
 
 
 def _has_call_functions(layer: keras.layers.Layer) -> bool:
-    """Input layers have nothing to call; every other layer does."""
+    """Input layers have nothing to call, nor revived layers saved without functions."""
+    if isinstance(layer, RevivedLayer):
+        return bool(layer.saved_input_signatures)
     return not isinstance(layer, keras.layers.InputLayer)
 
 
@@ -196,7 +199,14 @@ def _trace_layers(
         collections[id(model)].trace_all_modes(root_signature)
     for layer in layers:
         collection = collections.get(id(layer))
-        if collection is None or collection.signatures:
+        if collection is None:
+            continue
+        if isinstance(layer, RevivedLayer):
+            # A revived layer is not called by its parent: it gets what it was saved with.
+            for spec in layer.saved_input_signatures:
+                collection.trace_all_modes(spec)
+            continue
+        if collection.signatures:
             continue
         spec = _built_input_signature(layer)
         if spec is None:
@@ -230,9 +240,6 @@ def _built_input_signature(layer: keras.layers.Layer, name: str | None = None) -
     ``name_<i>`` in a list.
     """
     declared = _declared_input_structure(getattr(layer, "input_spec", None))
-    if declared is None:
-        # A revived layer (reference_impl.revive) keeps the signature it was saved with.
-        declared = _saved_input_structure(getattr(layer, "_saved_input_signature", None))
     if declared is not None:
         return _named_specs(declared, name)
     shapes = getattr(layer, "_build_shapes_dict", None)
@@ -277,13 +284,6 @@ def _declared_input_structure(input_spec: Any) -> Any:
         # Keras tracks lists set on a layer as its own list type; a plain list is saved.
         return tuple(values) if isinstance(input_spec, tuple) else list(values)
     return None
-
-
-def _saved_input_structure(signature: Any) -> Any:
-    """A nest of ``tf.TensorSpec`` as a nest of ``(shape, dtype)`` leaves, or None."""
-    if signature is None:
-        return None
-    return tf.nest.map_structure(lambda s: _Leaf(s.shape.as_list(), s.dtype), signature)
 
 
 class _Leaf:
@@ -336,6 +336,12 @@ def input_signature(model: keras.layers.Layer) -> Any:
             lambda x: tf.TensorSpec(relaxed_spec(x).shape, x.dtype, name=x.name),
             functional._inputs_struct,
         )
+    if isinstance(model, RevivedLayer):
+        # Saved again as it was saved: the same input names and structure.
+        if model.saved_serving_signature is not None:
+            return model.saved_serving_signature
+        signatures = model.saved_input_signatures
+        return signatures[0] if signatures else None
     return _built_input_signature(model, name=_first_call_argument(model))
 
 
@@ -353,6 +359,9 @@ def output_names(model: keras.layers.Layer, outputs: Any) -> list[str] | None:
     if isinstance(outputs, dict):
         return None
     flat = tf.nest.flatten(outputs)
+    if isinstance(model, RevivedLayer) and model.saved_output_names is not None:
+        if len(model.saved_output_names) == len(flat):
+            return list(model.saved_output_names)
     functional = _functional_of(model)
     if functional is not None and not isinstance(functional._outputs_struct, dict):
         names = list(functional.output_names)

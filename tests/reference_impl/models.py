@@ -352,3 +352,22 @@ def typed_inputs(as_dict: bool = False) -> keras.Model:
     model = TypedInputsModel(as_dict=as_dict, name="typed")
     model(typed_inputs_sample(as_dict, batch=2))
     return model
+
+
+def unregistered_functional() -> keras.Model:
+    """A Functional model around an unknown layer (so it is revived), with a nested
+    Functional sub-model that has an activity regularizer and a layer frozen, BatchNorm and
+    Dropout, two named outputs."""
+    inner_in = keras.Input((4,), name="uf_inner_in")
+    inner_hidden = layers.Dense(5, activity_regularizer="l1", name="uf_inner_dense")(inner_in)
+    inner = keras.Model(inner_in, inner_hidden, name="uf_inner")
+    inputs = keras.Input((4,), name="uf_in")
+    hidden = UnregisteredScaler(name="uf_scaler")(inputs)
+    hidden = layers.BatchNormalization(name="uf_norm")(inner(hidden))
+    frozen = layers.Dense(3, kernel_regularizer="l2", name="uf_frozen")
+    frozen.trainable = False
+    first = frozen(layers.Dropout(0.3, name="uf_drop")(hidden))
+    second = layers.Dense(2, name="uf_second")(hidden)
+    model = keras.Model(inputs, [first, second], name="uf_model")
+    model(sample((2, 4)))
+    return model

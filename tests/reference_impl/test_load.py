@@ -157,12 +157,15 @@ def test_fine_tune_then_save_again(trained, tmp_path):
 # -- safe mode ---------------------------------------------------------------------------
 
 
-def test_unknown_class_under_safe_mode_is_an_error(saved):
-    _, _, path = saved["unregistered"]
-    with pytest.raises(errors.UnknownClassError) as caught:
-        reference_impl.load(path)
-    assert isinstance(caught.value, ValueError)
-    assert "UnregisteredModel" in str(caught.value) and path in str(caught.value)
+def test_unknown_class_under_safe_mode_is_revived_with_a_warning(saved):
+    """Saved graph functions are not Python code: safe_mode revives an unknown class."""
+    model, x, path = saved["unregistered"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = reference_impl.load(path)
+    assert isinstance(loaded, RevivedModel)
+    assert any("UnregisteredModel" in str(w.message) for w in caught)
+    assert_close(outputs(loaded, x), outputs(model, x))
 
 
 def test_custom_objects_make_an_unknown_class_known(saved):
@@ -331,3 +334,43 @@ def test_declared_input_spec_model_loads_and_revives(tmp_path, as_dict):
     reference_impl.save(loaded, str(tmp_path / "again"))
     again = reference_impl.load(str(tmp_path / "again"), safe_mode=False)
     assert_close(outputs(again, x), outputs(model, x))
+
+
+@pytest.mark.parametrize("build", ["unregistered", "unregistered_functional", "shared"])
+def test_revived_under_safe_mode_matches_and_saves_the_same(tmp_path, build):
+    """Revived with safe_mode=True: same variables (partition and order), outputs, losses;
+    fine-tunable; saved again with the same canonical fingerprint."""
+    from conformance import fingerprint
+
+    keras.utils.set_random_seed(1)
+    model = getattr(test_models, build if build != "shared" else "shared_layer")()
+    x = test_models.sample((3, 4), seed=3)
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = reference_impl.load(path)
+    assert isinstance(loaded, RevivedLayer)
+    assert any("Reviving" in str(w.message) for w in caught)
+    tf.nest.map_structure(assert_close, outputs(loaded, x), outputs(model, x))
+    for attribute in ("variables", "trainable_variables", "non_trainable_variables"):
+        got, want = getattr(loaded, attribute), getattr(model, attribute)
+        assert len(got) == len(want), attribute
+        for g, w in zip(got, want, strict=True):
+            assert_bitwise(g.numpy(), w.numpy())
+    model(x, training=False)
+    loaded(x, training=False)
+    np.testing.assert_allclose(
+        float(sum(float(v) for v in loaded.losses)),
+        float(sum(float(v) for v in model.losses)),
+        rtol=1e-5,
+    )
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    assert fingerprint.fingerprint(path)[0] == fingerprint.fingerprint(str(tmp_path / "again"))[0]
+    with tf.GradientTape() as tape:
+        total = tf.add_n(
+            [tf.reduce_sum(t**2) for t in tf.nest.flatten(loaded(x, training=True))]
+            + list(loaded.losses)
+        )
+    grads = tape.gradient(total, loaded.trainable_variables)
+    assert any(g is not None for g in grads)
