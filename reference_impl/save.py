@@ -240,16 +240,22 @@ def _built_input_signature(layer: keras.layers.Layer, name: str | None = None) -
     ``name_<i>`` in a list.
     """
     declared = _declared_input_structure(getattr(layer, "input_spec", None))
-    if declared is not None:
-        return _named_specs(declared, name)
     shapes = getattr(layer, "_build_shapes_dict", None)
-    if not shapes or len(shapes) != 1:
-        return None
-    dtype = tf.as_dtype(layer.input_dtype)
-    try:
-        return _named_specs(_shape_structure(next(iter(shapes.values())), dtype), name)
-    except ValueError:
-        return None
+    built = None
+    if shapes and len(shapes) == 1:
+        try:
+            built = _shape_structure(next(iter(shapes.values())), tf.as_dtype(layer.input_dtype))
+        except ValueError:
+            built = None
+    if declared is not None:
+        if built is not None:
+            flat_declared, flat_built = tf.nest.flatten(declared), tf.nest.flatten(built)
+            if len(flat_declared) == len(flat_built):
+                # The structure the layer is called with (a single tensor for a one-element
+                # input_spec list, say), with the declared shapes and dtypes.
+                declared = tf.nest.pack_sequence_as(built, flat_declared)
+        return _named_specs(declared, name)
+    return None if built is None else _named_specs(built, name)
 
 
 def _shape_structure(structure: Any, dtype: tf.DType) -> Any:

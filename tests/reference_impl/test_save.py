@@ -481,3 +481,26 @@ def test_declared_input_spec_dtypes_in_functions_and_serving(tmp_path, as_dict):
         else {"inputs_0": tf.constant(x[0]), "inputs_1": tf.constant(x[1])}
     )
     assert_close(serving(**kwargs)["output_1"], want)
+
+
+def test_one_element_input_spec_list_for_a_single_tensor(tmp_path):
+    """``input_spec = [InputSpec(...)]`` on a model called with one tensor: the saved input
+    is that one tensor (the structure the model is called with), with the declared dtype."""
+
+    class OneInput(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.input_spec = [keras.InputSpec(shape=(None, 2), dtype="int32")]
+            self.embed = keras.layers.Embedding(5, 3, name="one_embed")
+
+        def call(self, inputs):
+            return self.embed(inputs)
+
+    model = OneInput(name="one_input")
+    x = np.array([[1, 2], [3, 4]], "int32")
+    want = expected_outputs(model, x)
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    (spec,) = loaded.signatures["serving_default"].structured_input_signature[1].values()
+    assert spec.dtype == tf.int32 and spec.shape.as_list() == [None, 2]
+    assert_close(call_loaded(loaded, x), want)
