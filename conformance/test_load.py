@@ -78,7 +78,7 @@ def check_revive(case, revived, data):
             before = [np.array(v.numpy()) for v in trainable]
             for variable, grad in zip(trainable, grads):
                 if grad is not None:
-                    variable.assign_sub(tf.cast(grad, variable.dtype) * 0.01)
+                    variable.assign_sub(tf.cast(tf.convert_to_tensor(grad), variable.dtype) * 0.01)
             changed = any(
                 not np.array_equal(np.asarray(v.numpy()), b) for v, b in zip(trainable, before)
             )
