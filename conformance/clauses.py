@@ -113,8 +113,9 @@ CLAUSES = (
         "process that never imports Keras.",
         "keras-team/keras#19771 and #19458 (output names lost: serving configs break), "
         "tensorflow/tensorflow#33641.",
-        "Names, dtypes and shapes of `serving_default` against the spec; corpus models served by a"
-        " subprocess that imports only TensorFlow, which asserts no keras module was imported.",
+        "Names, dtypes and shapes of `serving_default` against the spec; corpus models are "
+        "served by a fresh interpreter that checks that loading and serving import no Keras "
+        "module beyond what `import tensorflow` itself loads.",
     ),
     Clause(
         "SIG-STABLE",
