@@ -71,23 +71,15 @@ def descendants(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
 
 
 def uses_training(layer: keras.layers.Layer) -> bool:
-    """Whether the layer's outputs can depend on ``training``.
+    """Whether the layer's functions take ``training``.
 
-    True when the layer's own call takes ``training`` (Functional and Sequential models only
-    pass it on, so for them only their layers count) or any descendant's call does.
+    True when the layer's own call takes ``training`` or any descendant's call does. Keras
+    3's Functional and Sequential models always take it (as tf_keras' graph networks
+    always expect it), even when none of their layers uses it.
     """
-    passes_it_on = isinstance(layer, keras.Model) and (
-        isinstance(layer, keras.Sequential) or _is_functional(layer)
-    )
-    if layer._call_has_training_arg and not passes_it_on:
+    if layer._call_has_training_arg:
         return True
     return any(sub._call_has_training_arg for sub in descendants(layer))
-
-
-def _is_functional(layer: keras.layers.Layer) -> bool:
-    from keras.src.models.functional import Functional
-
-    return isinstance(layer, Functional)
 
 
 def relaxed_spec(structure: Any) -> Any:

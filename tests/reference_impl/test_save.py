@@ -504,3 +504,15 @@ def test_one_element_input_spec_list_for_a_single_tensor(tmp_path):
     (spec,) = loaded.signatures["serving_default"].structured_input_signature[1].values()
     assert spec.dtype == tf.int32 and spec.shape.as_list() == [None, 2]
     assert_close(call_loaded(loaded, x), want)
+
+
+def test_functional_without_training_layers_still_takes_training(tmp_path):
+    """Keras 3's Functional call takes ``training`` (tf_keras' graph networks always do)."""
+    inputs = keras.Input((3,), name="ft_in")
+    outputs = keras.layers.Rescaling(2.0, name="ft_scale")(keras.layers.Identity()(inputs))
+    model = keras.Model(inputs, outputs, name="ft_model")
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    traced = {fn.structured_input_signature[0][1] for fn in loaded.__call__.concrete_functions}
+    assert traced == {True, False}
+    assert_close(loaded(np.ones((2, 3), "float32"), False), np.full((2, 3), 2.0, "float32"))
