@@ -106,11 +106,6 @@ def training_values(function):
     return values
 
 
-def variable_key(variable):
-    """What identifies a saved variable across object lists: its handle's identity."""
-    return id(variable)
-
-
 def serving_signature(loaded, key="serving_default"):
     """``(inputs, outputs)`` of a serving signature as {name: (dtype name, shape list)}."""
     function = loaded.signatures[key]

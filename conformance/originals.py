@@ -60,11 +60,6 @@ def variable_value(variable):
     return np.asarray(variable.numpy())
 
 
-def sub_layers(model):
-    """The model's direct sub-layers, in the order ``keras_api.layers`` must keep."""
-    return list(model.layers)
-
-
 def expects_training(model):
     """Whether the model's call takes a ``training`` argument."""
     if framework_of(model) == "keras":
