@@ -41,6 +41,7 @@ class Implementation:
 BUILTIN = {
     "reference": "conformance.implementations:ReferenceImplementation",
     "tf_keras": "conformance.implementations:TfKerasLegacyImplementation",
+    "keras_export": "conformance.implementations:KerasExportImplementation",
 }
 
 
