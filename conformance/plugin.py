@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conformance import profiles
+from conformance import database, profiles, shard
 from conformance.api import ImplementationError, resolve_implementation
 from conformance.clauses import CLAUSE_IDS, parse_clause_list
 from conformance.report import ClauseReport, write_report
@@ -48,6 +48,18 @@ def pytest_addoption(parser):
         "--conformance-report",
         default=None,
         help="write a per-clause JSON report to this path (a .md path writes Markdown)",
+    )
+    group.addoption(
+        "--conformance-shard",
+        default=None,
+        help="run only shard I of N (I/N, counting from 1) of the collected tests, split "
+        f"deterministically across machines; falls back to ${shard.SHARD_ENV_VAR}",
+    )
+    group.addoption(
+        "--conformance-db",
+        default=None,
+        help="Hypothesis example database shared across runs and machines: a directory path "
+        f"or a redis:// URL; falls back to ${database.DB_ENV_VAR} (not with ci/triage profiles)",
     )
 
 
@@ -99,6 +111,8 @@ def pytest_configure(config):
             raise pytest.UsageError(f"conformance: {exc}") from None
     config.stash[_STATE_KEY] = state
     config.pluginmanager.register(ConformanceSession(state), "conformance-session")
+    shard.configure(config)
+    database.configure(config)
 
 
 def _clause_of(item):

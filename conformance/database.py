@@ -1,0 +1,151 @@
+"""``--conformance-db=PATH_OR_URL``: a Hypothesis example database shared by a fleet.
+
+Hypothesis saves each failing example it finds (shrunk) in its example database and replays
+those first in every later run that uses the same database. Shared by the machines of a
+nightly fleet, a failure one machine found is tried first by all of them, night after night,
+until it is fixed. A directory path gives a ``DirectoryBasedExampleDatabase`` (one machine, or
+a directory every machine mounts); a ``redis://``, ``rediss://`` or ``unix://`` URL gives
+Hypothesis' ``RedisExampleDatabase`` (needs the ``nightly`` extra).
+
+The database goes into the Hypothesis profile the suite runs with, before the suite's test
+modules are imported: ``@given`` takes its settings when it decorates. Derandomized profiles
+(``ci``, ``triage``) use no database by design, so that CI replays exactly the same examples
+every run (Hypothesis: ``derandomize=True`` implies ``database=None``); naming a database
+with one of them is a usage error, while ``$CONFORMANCE_DB`` is then ignored (the header says
+so), so that a fleet machine's environment does not break its CI runs. ``--hypothesis-seed``
+also turns the database off, as Hypothesis does for any forced seed.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from hypothesis import settings
+from hypothesis.errors import InvalidArgument
+
+from conformance import profiles
+
+DB_ENV_VAR = "CONFORMANCE_DB"
+URL_SCHEMES = ("redis", "rediss", "unix")
+# Keys of this suite's examples in a Redis that other projects may share.
+REDIS_KEY_PREFIX = b"keras-savedmodel-conformance:"
+
+
+class DatabaseError(ValueError):
+    """A database target that cannot be opened or does not fit the chosen profile."""
+
+
+def redact(target):
+    """``target`` with any password in a URL replaced, for messages and report headers."""
+    parts = urlsplit(target)
+    if parts.password is None:
+        return target
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_database(target):
+    """An ``ExampleDatabase`` for a directory path or a Redis URL."""
+    scheme, sep, _ = target.partition("://")
+    if sep:
+        if scheme.lower() not in URL_SCHEMES:
+            raise DatabaseError(
+                f"--conformance-db={redact(target)!r}: a URL must be one of "
+                f"{', '.join(s + '://' for s in URL_SCHEMES)}; anything else is a directory path"
+            )
+        return _redis_database(target)
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    path = Path(target).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DatabaseError(f"--conformance-db={target!r} exists and is not a directory")
+    return DirectoryBasedExampleDatabase(path)
+
+
+def _redis_database(url):
+    try:
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+    except ImportError as exc:
+        raise DatabaseError(
+            f"--conformance-db={redact(url)!r} needs the redis client ({exc}): "
+            "pip install 'keras-savedmodel-conformance[nightly]'"
+        ) from None
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    # Fail now, with the URL in the message, rather than in the middle of the first test.
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise DatabaseError(
+            f"--conformance-db={redact(url)!r}: cannot reach Redis: {exc}"
+        ) from None
+    return RedisExampleDatabase(client, key_prefix=REDIS_KEY_PREFIX)
+
+
+def suite_profile_name(config):
+    """The profile the suite's tests will be decorated under (see ``conformance.stream``)."""
+    chosen = config.getoption("hypothesis_profile", default=None)
+    if chosen:
+        return chosen
+    current = settings.get_current_profile_name()
+    return profiles.default_profile_name() if current.startswith("default") else current
+
+
+def attach(database, profile_name):
+    """Re-register ``profile_name`` (and the active profile, if derived) with ``database``.
+
+    Hypothesis' own ``pytest_configure`` may run before or after this one: re-registering the
+    named profile covers the later ``load_profile`` by name, re-registering the active one
+    covers a profile it already loaded or derived (``-with-verbose-verbosity``).
+    """
+    names = {profile_name, settings.get_current_profile_name()}
+    for name in sorted(names):
+        if name.startswith("default") and name != profile_name:
+            continue
+        try:
+            base = settings.get_profile(name)
+        except InvalidArgument:
+            continue  # an unknown --hypothesis-profile: Hypothesis reports it itself
+        if base.derandomize:
+            raise DatabaseError(
+                f"the Hypothesis profile {name!r} is derandomized and uses no example database "
+                "(CI replays the same examples every run); use the nightly or dev profile "
+                "with --conformance-db"
+            )
+        settings.register_profile(name, parent=base, database=database)
+
+
+class DatabaseHeader:
+    def __init__(self, line):
+        self.line = line
+
+    def pytest_report_header(self, config):
+        return self.line
+
+
+def configure(config):
+    """Open and attach the database named by ``--conformance-db`` or ``$CONFORMANCE_DB``."""
+    option = config.getoption("conformance_db")
+    target = option or os.environ.get(DB_ENV_VAR)
+    if not target:
+        return
+    profile_name = suite_profile_name(config)
+    try:
+        if not option and _is_derandomized(profile_name):
+            line = f"ignored under the derandomized profile {profile_name!r}"
+        else:
+            attach(open_database(target), profile_name)
+            line = f"{redact(target)} (profile {profile_name!r})"
+    except DatabaseError as exc:
+        raise pytest.UsageError(f"conformance: {exc}") from None
+    config.pluginmanager.register(
+        DatabaseHeader(f"conformance example database: {line}"), "conformance-database"
+    )
+
+
+def _is_derandomized(profile_name):
+    try:
+        return settings.get_profile(profile_name).derandomize
+    except InvalidArgument:
+        return False
