@@ -7,7 +7,9 @@ An entry that matches no collected test is an error (a stale entry hides nothing
 an expected failure that passes is reported at the end of the run.
 """
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conformance.clauses import CLAUSE_IDS
 
@@ -43,7 +45,23 @@ def _same_test(key, nodeid):
     return False
 
 
+EXPECTATIONS_DIR = Path(__file__).parent / "expectations"
+
+
+def expectations_path(value):
+    """``value`` itself when it is a file; else a built-in adapter's expectations file.
+
+    ``--conformance-xfails=tf_keras`` reads ``conformance/expectations/tf_keras.txt``, the
+    versioned expected failures of that built-in implementation.
+    """
+    if os.path.exists(value) or os.sep in str(value) or "/" in str(value):
+        return value
+    candidate = EXPECTATIONS_DIR / f"{value}.txt"
+    return str(candidate) if candidate.exists() else value
+
+
 def read_xfails(path):
+    path = expectations_path(path)
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
