@@ -7,6 +7,11 @@ until it is fixed. A directory path gives a ``DirectoryBasedExampleDatabase`` (o
 a directory every machine mounts); a ``redis://``, ``rediss://`` or ``unix://`` URL gives
 Hypothesis' ``RedisExampleDatabase`` (needs the ``nightly`` extra).
 
+Each implementation under test gets its own part of the database (a subdirectory, a Redis
+key prefix): the suite's tests have the same Hypothesis keys whatever the implementation, and
+Hypothesis deletes a saved example once it passes, so a run on an implementation without the
+bug would otherwise erase another implementation's failure.
+
 The database goes into the Hypothesis profile the suite runs with, before the suite's test
 modules are imported: ``@given`` takes its settings when it decorates. Derandomized profiles
 (``ci``, ``triage``) use no database by design, so that CI replays exactly the same examples
@@ -17,6 +22,7 @@ also turns the database off, as Hypothesis does for any forced seed.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,8 +51,13 @@ def redact(target):
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_database(target):
-    """An ``ExampleDatabase`` for a directory path or a Redis URL."""
+def namespace_of(impl_spec):
+    """A directory- and key-safe name for the implementation under test."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", impl_spec)
+
+
+def open_database(target, namespace):
+    """An ``ExampleDatabase`` for a directory path or a Redis URL, in ``namespace``."""
     scheme, sep, _ = target.partition("://")
     if sep:
         if scheme.lower() not in URL_SCHEMES:
@@ -54,16 +65,16 @@ def open_database(target):
                 f"--conformance-db={redact(target)!r}: a URL must be one of "
                 f"{', '.join(s + '://' for s in URL_SCHEMES)}; anything else is a directory path"
             )
-        return _redis_database(target)
+        return _redis_database(target, namespace)
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     path = Path(target).expanduser()
     if path.exists() and not path.is_dir():
         raise DatabaseError(f"--conformance-db={target!r} exists and is not a directory")
-    return DirectoryBasedExampleDatabase(path)
+    return DirectoryBasedExampleDatabase(path / namespace)
 
 
-def _redis_database(url):
+def _redis_database(url, namespace):
     try:
         import redis
         from hypothesis.extra.redis import RedisExampleDatabase
@@ -80,7 +91,8 @@ def _redis_database(url):
         raise DatabaseError(
             f"--conformance-db={redact(url)!r}: cannot reach Redis: {exc}"
         ) from None
-    return RedisExampleDatabase(client, key_prefix=REDIS_KEY_PREFIX)
+    prefix = REDIS_KEY_PREFIX + namespace.encode() + b":"
+    return RedisExampleDatabase(client, key_prefix=prefix)
 
 
 def suite_profile_name(config):
@@ -135,8 +147,11 @@ def configure(config):
         if not option and _is_derandomized(profile_name):
             line = f"ignored under the derandomized profile {profile_name!r}"
         else:
-            attach(open_database(target), profile_name)
-            line = f"{redact(target)} (profile {profile_name!r})"
+            from conformance.plugin import get_state
+
+            namespace = namespace_of(get_state(config).impl_spec)
+            attach(open_database(target, namespace), profile_name)
+            line = f"{redact(target)}, part {namespace!r} (profile {profile_name!r})"
     except DatabaseError as exc:
         raise pytest.UsageError(f"conformance: {exc}") from None
     config.pluginmanager.register(
