@@ -1,0 +1,58 @@
+"""``python -m bench [SECTION ...] [--quick]``: the project's benchmarks, as tables and JSON.
+
+Sections: ``saveload`` (per corpus spec, every built-in), ``scaling`` (chains and nesting),
+``profile`` (cProfile of a 40-layer reference save), ``throughput`` (the ci-profile suite with
+``-n 0`` and ``-n 2``; minutes of full CPU: run it on an idle machine). Without a section all
+four run. ``--quick`` checks the machinery in a few minutes: fewer specs, sizes and runs, and
+a two-clause suite. Figures go to stdout and to ``bench/out/<section>.json``.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+from bench import common, profile_save, saveload, scaling, throughput
+
+SECTIONS = {
+    "saveload": saveload.run,
+    "scaling": scaling.run,
+    "profile": profile_save.run,
+    "throughput": throughput.run,
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", metavar="SECTION",
+                        help=f"any of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer specs, sizes and runs")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="timed runs per spec after the warm-up (default 5, quick 2)")
+    parser.add_argument("--impl", action="append",
+                        help="implementation(s) to measure (default: every built-in; "
+                        "scaling: reference and tf_keras; profile, throughput: reference)")
+    parser.add_argument("--workers", default="0,2",
+                        help="throughput: comma-separated -n values (default 0,2)")
+    parser.add_argument("--profile", default="ci", help="throughput: Hypothesis profile")
+    parser.add_argument("--clauses", default=None, help="throughput: only these clause ids")
+    parser.add_argument("--out", default=str(common.DEFAULT_OUT), help="where JSON goes")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    for name in args.sections or list(SECTIONS):
+        start = time.perf_counter()
+        document = SECTIONS[name](args)
+        document = {"section": name, "quick": args.quick, "environment": common.environment(),
+                    "elapsed_s": time.perf_counter() - start, **document}
+        common.write_json(out / f"{name}{'-quick' if args.quick else ''}.json", document)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Suite throughput: examples checked per minute by the ci profile, without and with xdist.
+
+Runs the suite as a user does (``pytest --pyargs conformance --hypothesis-profile=ci``, from
+an empty directory) once per worker count, timing the whole process, and counts the
+examples in the ``--conformance-report`` JSON it writes. Every run is CPU-bound: the figures
+mean something only on an otherwise idle machine (the load average is recorded beside them).
+
+Targets, on 2 cores: ``-n 2`` at least 1.7x faster than ``-n 0``; the full ci profile in at
+most 10 minutes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import common
+
+QUICK_CLAUSES = "SAVE-SIGNATURES,SAVE-OVERWRITE"
+TARGET_SPEEDUP = 1.7
+TARGET_WALL_S = 600
+
+
+def suite_command(workers, report, impl, clauses, profile):
+    command = [
+        sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:randomly",
+        "-p", "no:cacheprovider", f"--hypothesis-profile={profile}", f"--conformance-impl={impl}",
+        f"--conformance-report={report}", "-q", "-n", str(workers),
+    ]
+    if clauses:
+        command.append(f"--conformance-clauses={clauses}")
+    return command
+
+
+def examples_in(report_path):
+    document = json.loads(Path(report_path).read_text())
+    return sum(clause["examples"] for clause in document["clauses"].values()), {
+        clause_id: clause["status"] for clause_id, clause in document["clauses"].items()
+    }
+
+
+def run_suite(workers, impl, clauses, profile, out_dir):
+    log = Path(out_dir) / f"throughput-n{workers}.log"
+    with tempfile.TemporaryDirectory(prefix="bench-suite-") as cwd:
+        report = Path(cwd) / "report.json"
+        command = suite_command(workers, report, impl, clauses, profile)
+        env = dict(os.environ, CI="true")
+        print(f"  $ {' '.join(command[2:])}  (log: {log})", flush=True)
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        with open(log, "w") as stream:
+            proc = subprocess.run(
+                command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT
+            )
+        wall = time.perf_counter() - start
+        examples, statuses = examples_in(report) if report.exists() else (None, {})
+    per_minute = examples / (wall / 60) if examples else None
+    return {
+        "workers": workers, "command": " ".join(command[2:]), "exit_code": proc.returncode,
+        "wall_s": wall, "examples": examples, "examples_per_minute": per_minute,
+        "load_average_before": load,
+        "clauses_failed": sorted(c for c, s in statuses.items() if s == "fail"),
+    }
+
+
+def run(args):
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clauses = QUICK_CLAUSES if args.quick else args.clauses
+    impl = (args.impl or ["reference"])[0]
+    print(f"\nthroughput: {impl}, profile {args.profile}, clauses {clauses or 'all'}", flush=True)
+    runs = [run_suite(w, impl, clauses, args.profile, out_dir) for w in args.workers.split(",")]
+    rows = [[r["workers"], r["wall_s"], r["examples"], r["examples_per_minute"],
+             r["exit_code"], r["load_average_before"], ",".join(r["clauses_failed"])]
+            for r in runs]
+    common.print_table(
+        "suite throughput",
+        ["-n", "wall s", "examples", "examples/min", "exit", "load before", "failed clauses"],
+        rows,
+    )
+    by_workers = {r["workers"]: r for r in runs}
+    serial = by_workers.get("0")
+    verdicts = {}
+    for workers, r in by_workers.items():
+        if workers != "0" and serial and r["wall_s"]:
+            speedup = serial["wall_s"] / r["wall_s"]
+            verdicts[f"speedup_n{workers}"] = speedup
+            met = "met" if speedup >= TARGET_SPEEDUP else "MISSED"
+            print(f"speed-up -n {workers} over -n 0: {speedup:.2f}x "
+                  f"(target >= {TARGET_SPEEDUP} for -n 2 on 2 cores: {met})")
+    if not clauses and args.profile == "ci":
+        best = min(r["wall_s"] for r in runs)
+        verdicts["full_ci_wall_s"] = best
+        met = "met" if best <= TARGET_WALL_S else "MISSED"
+        print(f"full ci profile: {best:.0f} s at best (target <= {TARGET_WALL_S} s: {met})")
+    elif clauses:
+        print("(a clause subset: the speed-up is indicative; the 10-minute target needs the "
+              "full suite: python -m bench throughput)")
+    return {"implementation": impl, "profile": args.profile, "clauses": clauses or "all",
+            "cpus": os.cpu_count(), "runs": runs, "verdicts": verdicts,
+            "targets": {"speedup": TARGET_SPEEDUP, "full_ci_wall_s": TARGET_WALL_S}}
