@@ -3,6 +3,7 @@
 python -m conformance fingerprint-corpus --impl reference
 python -m conformance corpus --write-specs        # draw the fixed corpus (once)
 python -m conformance corpus --write-golden       # rewrite the golden fingerprints
+python -m conformance matrix --profile ci         # docs/conformance-matrix.md
 """
 
 import argparse
@@ -79,6 +80,14 @@ def contract(args):
     print(contract_markdown(), end="")
 
 
+def matrix(args):
+    # The suite runs in subprocesses; TensorFlow is imported here only by the differential
+    # checks, after the arguments are checked.
+    from conformance import matrix as matrix_module
+
+    return matrix_module.main(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,9 +103,17 @@ def main(argv=None):
     cp.set_defaults(run=corpus)
     ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
     ct.set_defaults(run=contract)
+    mx = commands.add_parser(
+        "matrix",
+        help="run the suite on every built-in implementation plus the differential checks; "
+        "write docs/conformance-matrix.md",
+    )
+    from conformance import matrix as matrix_module
+
+    matrix_module.add_arguments(mx)
+    mx.set_defaults(run=matrix)
     args = parser.parse_args(argv)
-    args.run(args)
-    return 0
+    return args.run(args) or 0
 
 
 if __name__ == "__main__":
