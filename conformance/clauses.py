@@ -224,6 +224,44 @@ CLAUSES = (
         "flipped, garbage metadata) are loaded in one subprocess: each must raise an exception "
         "naming the path, never kill the process or hang.",
     ),
+    Clause(
+        "CONSUMER-TFLITE",
+        "consumers",
+        "The SavedModel converts with `tf.lite.TFLiteConverter.from_saved_model` "
+        "(`serving_default`, default settings: TFLite built-in ops), and the converted model, run "
+        "with `tf.lite.Interpreter`, keeps the serving input and output names and equals "
+        "`serving_default`'s outputs within the consumer tolerances. A spec the converter "
+        "cannot handle is reported as unsupported, with the converter's message, not failed.",
+        "A saved model is only as good as where it can go next: mobile deployment goes through "
+        "the TFLite converter, and renamed or reordered outputs break the apps that read them "
+        "(keras-team/keras#19771). Converting takes about a second, so the test walks half of "
+        "the profile's examples (at least 3).",
+        "Half the profile's examples of the shared stream, saved once; converted and run on the "
+        "drawn inputs; names against the contract's (SIG-SERVING's), values against "
+        "`serving_default` with `tolerances.CONSUMER_TOLERANCES`. When a stage (convert, load, "
+        "names, run, values) fails, a control (the model's call under a plain "
+        "`tf.saved_model.save`, contract names) goes through the same stages: if it fails there "
+        "too the example is tallied as unsupported by the converter (the report lists each with "
+        "its message), else the clause fails. No example converted: skipped, saying so. TF 2.21's "
+        "`tf.lite.Interpreter` has no Flex delegate, so TF Select ops are not an option.",
+    ),
+    Clause(
+        "CONSUMER-ONNX",
+        "consumers",
+        "The SavedModel converts with tf2onnx (`python -m tf2onnx.convert --saved-model DIR "
+        "--signature_def serving_default`, its default opset), and the ONNX model, run with "
+        "onnxruntime, keeps the serving input and output names and equals `serving_default`'s "
+        "outputs within the consumer tolerances. A spec the converter or runtime cannot handle "
+        "is reported as unsupported, with its message, not failed.",
+        "ONNX is how a Keras model reaches other runtimes and serving stacks; they address "
+        "inputs and outputs by name (keras-team/keras#19458). Optional extra "
+        "(`pip install -e .[consumers]`), skipped with that reason without it. A conversion is a "
+        "fresh interpreter (10-20 s on 2 cores), so the test walks a quarter of the profile's "
+        "examples (at least 3).",
+        "As CONSUMER-TFLITE, with tf2onnx in a subprocess and an onnxruntime CPU session: a "
+        "quarter of the profile's examples, the same names and values checks, the same control "
+        "deciding between an unsupported spec and a failure of the implementation.",
+    ),
 )
 
 CLAUSE_IDS = tuple(clause.id for clause in CLAUSES)

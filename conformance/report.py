@@ -14,6 +14,8 @@ from conformance.clauses import CLAUSE_IDS
 # Test properties the suite's tests attach (``request.node.user_properties``).
 EXAMPLES_PROPERTY = "conformance_examples"
 FAILURE_PROPERTY = "conformance_failure"
+# CONSUMER-* tests: {"checked": n, "unsupported_count": n, "unsupported": [{stage, message, ...}]}
+CONSUMER_PROPERTY = "conformance_consumer"
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
 
@@ -24,6 +26,8 @@ class ClauseResult:
     examples: int = 0
     failures: list = field(default_factory=list)
     skip_reasons: set = field(default_factory=set)
+    # CONSUMER-* clauses: examples converted and checked, examples the converter could not handle
+    consumer: dict | None = None
 
     @property
     def status(self):
@@ -66,6 +70,8 @@ class ClauseReport:
                 result.examples += int(value)
             elif name == FAILURE_PROPERTY and report.failed:
                 result.failures.append(dict(value, test=report.nodeid))
+            elif name == CONSUMER_PROPERTY and report.when == "call":
+                _add_consumer(result, value)
 
     def add_cross_worker(self, problems, workers):
         self.cross_worker = {"workers": workers, "problems": list(problems)}
@@ -91,12 +97,18 @@ class ClauseReport:
             if status == "not run":
                 continue
             counts[status] = counts.get(status, 0) + 1
-            lines.append(f"  {clause_id:<24} {status:<12} {result.examples:>5} examples")
+            line = f"  {clause_id:<24} {status:<12} {result.examples:>5} examples"
+            if result.consumer is not None:
+                line += (
+                    f" ({result.consumer['checked']} converted and checked, "
+                    f"{result.consumer['unsupported_count']} unsupported by the converter)"
+                )
+            lines.append(line)
         total = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         return [f"clauses: {total}", *lines]
 
     def as_dict(self):
-        return {
+        document = {
             clause_id: {
                 "status": result.status,
                 "examples": result.examples,
@@ -106,6 +118,32 @@ class ClauseReport:
             }
             for clause_id, result in self.clauses.items()
         }
+        for clause_id, result in self.clauses.items():
+            if result.consumer is not None:
+                document[clause_id]["consumer"] = result.consumer
+        return document
+
+
+def _add_consumer(result, value):
+    if result.consumer is None:
+        result.consumer = {"checked": 0, "unsupported_count": 0, "unsupported": []}
+    result.consumer["checked"] += int(value.get("checked", 0))
+    entries = list(value.get("unsupported", []))
+    result.consumer["unsupported_count"] += int(value.get("unsupported_count", len(entries)))
+    result.consumer["unsupported"].extend(entries)
+
+
+def consumer_summary(consumer):
+    """One line: how many examples the converter could not handle, and its messages."""
+    counts = {}
+    for entry in consumer["unsupported"]:
+        key = f"{entry.get('stage', '')}: {entry.get('message', '')}"
+        counts[key] = counts.get(key, 0) + 1
+    messages = "; ".join(f"{n}× {key}" for key, n in counts.items())
+    return (
+        f"{consumer['checked']} converted and checked, {consumer['unsupported_count']} "
+        f"unsupported by the converter" + (f" ({messages})" if messages else "")
+    )
 
 
 def _skip_reason(report):
@@ -162,6 +200,8 @@ def markdown(document):
             failure = f"`{first.get('spec', '')}` — `{first.get('command', '')}`"
         elif result["status"] in ("not claimed", "skipped") and result["skip_reasons"]:
             failure = "; ".join(result["skip_reasons"])
+        elif result.get("consumer"):
+            failure = consumer_summary(result["consumer"])
         lines.append(
             f"| {clause_id} | {result['status']} | {result['examples']} | "
             f"{failure.replace('|', '/')} |"
