@@ -52,8 +52,13 @@ class _SavedFunctions:
 def _takes_training(function: Any) -> bool:
     """Whether a loaded call function was saved with a ``training`` argument."""
     for concrete in function.concrete_functions:
-        return len(concrete.structured_input_signature[0]) > 1
+        return any(isinstance(a, bool) for a in concrete.structured_input_signature[0])
     return False
+
+
+def _tensor_arguments(concrete: Any) -> tuple:
+    """A saved call function's signature: its arguments but ``training`` (a Python bool)."""
+    return tuple(a for a in concrete.structured_input_signature[0] if not isinstance(a, bool))
 
 
 def _as_saved_dtypes(inputs: Any, signature: Any) -> Any:
@@ -124,7 +129,9 @@ class RevivedLayer(keras.layers.Layer):
         saved.input_signatures = _saved_input_signatures(self._call_function)
         if saved.input_signatures:
             self.build(
-                tf.nest.map_structure(lambda s: tuple(s.shape.as_list()), saved.input_signatures[0])
+                tf.nest.map_structure(
+                    lambda s: tuple(s.shape.as_list()), saved.input_signatures[0][0]
+                )
             )
         else:
             self.built = True
@@ -133,15 +140,21 @@ class RevivedLayer(keras.layers.Layer):
         # The variables already exist; building only records the input shape.
         del input_shape
 
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
+    def call(self, inputs: Any, *more_inputs: Any, training: bool | None = None) -> Any:
+        # More positional inputs where the saved functions take several (an RNN cell's
+        # states, a model's second input).
         if self._call_function is None:
             raise NotImplementedError(
                 f"Revived layer '{self.name}' was saved without call functions "
                 "(it was not built when saved)."
             )
+        arguments = (inputs, *more_inputs)
         signatures = self._saved.input_signatures
-        inputs = _as_saved_dtypes(inputs, signatures[0] if signatures else None)
-        args = (inputs, bool(training)) if self._takes_training else (inputs,)
+        if signatures and len(signatures[0]) == len(arguments):
+            arguments = tuple(
+                _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0], strict=True)
+            )
+        args = (*arguments, bool(training)) if self._takes_training else arguments
         outputs, losses = self._call_function(*args)
         for loss in losses:
             keras.layers.Layer.add_loss(self, loss)
@@ -154,6 +167,14 @@ class RevivedLayer(keras.layers.Layer):
     def saved_input_signatures(self) -> list:
         """The input signatures the saved call functions were traced for."""
         return list(self._saved.input_signatures)
+
+    @property
+    def saved_argument_names(self) -> tuple[str, ...]:
+        """The names of the saved call functions' tensor arguments (``inputs``, ...)."""
+        for concrete in getattr(self._call_function, "concrete_functions", None) or []:
+            parameters = list(concrete.function_type.parameters)
+            return tuple(parameters[: len(_tensor_arguments(concrete))])
+        return ("inputs",)
 
     @property
     def saved_serving_signature(self) -> Any:
@@ -178,12 +199,15 @@ class RevivedModel(RevivedLayer, keras.Model):
 
 
 def _saved_input_signatures(function: Any) -> list:
-    """The distinct input signatures a loaded call function was saved for, in order."""
+    """The distinct signatures a loaded call function was saved for, in order.
+
+    A signature is a tuple with the spec structure of each tensor argument.
+    """
     signatures: list = []
     for concrete in getattr(function, "concrete_functions", None) or []:
-        spec = concrete.structured_input_signature[0][0]
-        if spec not in signatures:
-            signatures.append(spec)
+        signature = _tensor_arguments(concrete)
+        if signature not in signatures:
+            signatures.append(signature)
     return signatures
 
 
@@ -318,7 +342,7 @@ def _serving(api: Any, record: dict) -> tuple[Any, list | None]:
     if not concretes:
         return None, None
     concrete = concretes[0]
-    signature = concrete.structured_input_signature[0][0]
+    signature = tuple(concrete.structured_input_signature[0])
     outputs = concrete.structured_outputs
     if not isinstance(outputs, dict):
         return signature, None

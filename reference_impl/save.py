@@ -45,10 +45,12 @@ from reference_impl.attributes import (
 from reference_impl.revive import RevivedLayer
 from reference_impl.tracing import (
     LayerCallFunctions,
+    call_argument_names,
     call_traced,
     children_call_traced_functions,
     in_save_context,
     relaxed_spec,
+    with_parameters,
 )
 
 __all__ = ["save", "input_signature", "output_names", "object_graph_node_ids"]
@@ -203,21 +205,21 @@ def _trace_layers(
             continue
         if isinstance(layer, RevivedLayer):
             # A revived layer is not called by its parent: it gets what it was saved with.
-            for spec in layer.saved_input_signatures:
-                collection.trace_all_modes(spec)
+            for signature in layer.saved_input_signatures:
+                collection.trace_all_modes(signature)
             continue
         if collection.signatures:
             continue
-        spec = _built_input_signature(layer)
-        if spec is None:
+        signature = _built_signature(layer)
+        if signature is None:
             what = "its inputs are not defined" if layer is model else "no input shape known"
             _warn_skipped(layer, what)
             del collections[id(layer)]
             continue
         try:
-            collection.trace_all_modes(spec)
+            collection.trace_all_modes(signature)
         except Exception as error:  # noqa: BLE001 - a layer we cannot call alone
-            _warn_skipped(layer, f"calling it on {spec} failed ({type(error).__name__})")
+            _warn_skipped(layer, f"calling it on {signature} failed ({type(error).__name__})")
             del collections[id(layer)]
     functions = {key: collection.endpoints() for key, collection in collections.items()}
     # Like tf_keras, only a model (not a bare layer) gets a default serving signature.
@@ -226,6 +228,36 @@ def _trace_layers(
             model, root_signature, functions[id(model)]["__call__"], collections[id(model)]
         )
     return functions
+
+
+def _built_signature(layer: keras.layers.Layer, named: bool = False) -> tuple | None:
+    """The signature (specs per tensor argument) a layer was built for, or None.
+
+    A layer whose functions take one argument: :func:`_built_input_signature`. One that
+    takes several (a subclassed model's ``call(a, b)``): the ``input_spec`` it declares, a
+    list with an ``InputSpec`` (shape and dtype) per argument, else the shapes it was built
+    with if Keras recorded one per argument. ``named`` names each spec after its ``call``
+    argument, as a serving signature needs.
+    """
+    names = call_argument_names(layer)
+    if len(names) == 1:
+        name = _first_call_argument(layer) if named else None
+        spec = _built_input_signature(layer, name=name)
+        return None if spec is None else (spec,)
+    argument_names = _call_argument_names_unbound(layer) if named else [None] * len(names)
+    declared = _declared_input_structure(getattr(layer, "input_spec", None))
+    if isinstance(declared, (list, tuple)) and len(declared) == len(names):
+        leaves = list(declared)
+    else:
+        # Keras 3 records the build shape of the first argument only, as a rule.
+        shapes = list((getattr(layer, "_build_shapes_dict", None) or {}).values())
+        if len(shapes) != len(names) or not all(_is_shape(shape) for shape in shapes):
+            return None
+        dtype = tf.as_dtype(layer.input_dtype)
+        leaves = [_Leaf(list(shape), dtype) for shape in shapes]
+    return tuple(
+        _named_specs(leaf, name) for leaf, name in zip(leaves, argument_names, strict=True)
+    )
 
 
 def _built_input_signature(layer: keras.layers.Layer, name: str | None = None) -> Any:
@@ -338,9 +370,11 @@ def input_signature(model: keras.layers.Layer) -> Any:
     """
     functional = _functional_of(model)
     if functional is not None:
-        return tf.nest.map_structure(
-            lambda x: tf.TensorSpec(relaxed_spec(x).shape, x.dtype, name=x.name),
-            functional._inputs_struct,
+        return (
+            tf.nest.map_structure(
+                lambda x: tf.TensorSpec(relaxed_spec(x).shape, x.dtype, name=x.name),
+                functional._inputs_struct,
+            ),
         )
     if isinstance(model, RevivedLayer):
         # Saved again as it was saved: the same input names and structure.
@@ -348,13 +382,19 @@ def input_signature(model: keras.layers.Layer) -> Any:
             return model.saved_serving_signature
         signatures = model.saved_input_signatures
         return signatures[0] if signatures else None
-    return _built_input_signature(model, name=_first_call_argument(model))
+    return _built_signature(model, named=True)
+
+
+def _call_argument_names_unbound(layer: keras.layers.Layer) -> list[str]:
+    """The names ``call`` gives its tensor arguments (the first one not renamed ``inputs``)."""
+    # The unbound method: the instance's `call` may be swapped while saving.
+    parameters = list(inspect.signature(type(layer).call).parameters)[1:]  # after `self`
+    count = len(call_argument_names(layer))
+    return parameters[:count] if len(parameters) >= count else ["inputs"] * count
 
 
 def _first_call_argument(layer: keras.layers.Layer) -> str:
-    # The unbound method: the instance's `call` may be swapped while saving.
-    names = list(inspect.signature(type(layer).call).parameters)[1:]  # after `self`
-    return names[0] if names else "inputs"
+    return _call_argument_names_unbound(layer)[0]
 
 
 def output_names(model: keras.layers.Layer, outputs: Any) -> list[str] | None:
@@ -382,17 +422,25 @@ def _default_save_signature(
     call_fn: Any,
     collection: LayerCallFunctions,
 ) -> Any:
-    """The ``serving_default`` function: inference-mode call, outputs keyed by name."""
-    training = (False,) if collection.takes_training else ()
+    """The ``serving_default`` function: inference-mode call, outputs keyed by name.
 
-    def _default_save_signature(inputs):
-        outputs = call_traced(call_fn, inputs, *training)
+    ``signature`` holds named specs: those names are the serving inputs' names.
+    """
+    training = (False,) if collection.takes_training else ()
+    argument_names = collection.argument_names
+
+    def serve(*arguments):
+        outputs = call_traced(call_fn, arguments, argument_names, *training)
         names = output_names(model, outputs)
         if names is None:
             return dict(outputs)
         return dict(zip(names, tf.nest.flatten(outputs), strict=True))
 
-    function = tf.function(_default_save_signature, input_signature=[signature], autograph=False)
+    function = tf.function(
+        with_parameters(serve, argument_names, "_default_save_signature"),
+        input_signature=list(signature),
+        autograph=False,
+    )
     function.get_concrete_function()
     return function
 

@@ -21,9 +21,13 @@ saves the losses of the traced layer and its descendants, clears them for the tr
 what the trace added, and puts the saved ones back. The model's own losses are therefore the
 same after a save as before it.
 
-The ``training`` argument is passed as a Python boolean: a layer whose call, or a descendant's
-call, takes ``training`` is traced with ``True`` and with ``False``; its functions then take
-``(inputs, training)``, the others take ``(inputs)``.
+Arguments: the functions take the tensor arguments the layer's ``call`` requires, the first
+named ``inputs`` and the others as ``call`` names them (an RNN cell's ``states``, the
+``value`` of an attention layer, a subclassed model's second input), then ``training``. A
+*signature* here is a tuple with one spec structure per tensor argument. ``training`` is
+passed as a Python boolean: a layer whose call, or a descendant's call, takes ``training`` is
+traced with ``True`` and with ``False``; its functions then take ``(inputs, ..., training)``,
+the others ``(inputs, ...)``.
 
 Where traces are made matters, because ``tf.function`` keys its traces by context and
 ``tf.saved_model.save`` looks them up again from its own:
@@ -40,6 +44,7 @@ Otherwise ``save`` would not find the traces and would trace every function agai
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -53,13 +58,16 @@ from tensorflow.python.saved_model import save_context
 
 __all__ = [
     "LayerCallFunctions",
+    "call_argument_names",
     "call_traced",
+    "canonical_signature",
     "canonical_spec",
     "children_call_traced_functions",
     "descendants",
     "in_save_context",
     "relaxed_spec",
     "uses_training",
+    "with_parameters",
 ]
 
 _CALL_CONTEXT = "current_call_ctx"
@@ -80,6 +88,41 @@ def uses_training(layer: keras.layers.Layer) -> bool:
     if layer._call_has_training_arg:
         return True
     return any(sub._call_has_training_arg for sub in descendants(layer))
+
+
+def call_argument_names(layer: keras.layers.Layer) -> tuple[str, ...]:
+    """The names of the tensor arguments the layer's functions take, ``inputs`` first.
+
+    The first argument of ``call``, named ``inputs``, then every further positional argument
+    ``call`` requires (no default): an RNN cell's ``states``, a subclassed model's second
+    input. Optional arguments, ``training`` and ``mask`` are not among them.
+    """
+    saved = getattr(layer, "saved_argument_names", None)
+    if saved is not None:
+        # A revived layer (reference_impl.revive) takes what its saved functions took.
+        return tuple(saved)
+    # The unbound method: the instance's `call` may be swapped while saving.
+    parameters = list(inspect.signature(type(layer).call).parameters.values())[1:]
+    names = ["inputs"]
+    for parameter in parameters[1:]:
+        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            break
+        if parameter.default is not parameter.empty or parameter.name in ("training", "mask"):
+            break
+        names.append(parameter.name)
+    return tuple(names)
+
+
+def with_parameters(function: Any, names: tuple[str, ...], name: str) -> Any:
+    """``function(*args)`` presented to ``tf.function`` with parameters ``names``.
+
+    The saved function's arguments then carry those names (``inputs``, ``states``,
+    ``training``), whatever the layer.
+    """
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    function.__signature__ = inspect.Signature([inspect.Parameter(n, positional) for n in names])
+    function.__name__ = name
+    return function
 
 
 def relaxed_spec(structure: Any) -> Any:
@@ -136,6 +179,15 @@ def _fresh_call_context(layer: keras.layers.Layer, training: bool | None) -> Ite
         global_state.set_global_attribute(_CALL_CONTEXT, outer)
 
 
+# Attributes in which a recurrent cell keeps the dropout masks of the current sequence
+# (Keras' DropoutRNNCell): made at the first step, reused by the others.
+_SEQUENCE_STATE = ("_dropout_mask", "_recurrent_dropout_mask")
+
+
+def _keeps_sequence_state(layer: keras.layers.Layer) -> bool:
+    return hasattr(layer, "reset_dropout_mask")
+
+
 @contextlib.contextmanager
 def _temporarily(obj: Any, **values: Any) -> Iterator[None]:
     """Set instance attributes, then restore them (or delete those that were not set)."""
@@ -153,21 +205,21 @@ def _temporarily(obj: Any, **values: Any) -> Iterator[None]:
                 object.__setattr__(obj, name, value)
 
 
-def _probe_inputs(inputs):
-    del inputs
-    return tf.constant(0)
+# Trivial functions, one per argument name the saved functions use (made on first use).
+_PROBES: dict[str, Any] = {}
 
 
-def _probe_output(output):
-    del output
-    return tf.constant(0)
+def _probe(argument: str) -> Any:
+    if argument not in _PROBES:
 
+        def probe(value):
+            del value
+            return tf.constant(0)
 
-# Trivial functions with the argument names the saved functions use.
-_PROBES = {
-    "inputs": tf.function(_probe_inputs, autograph=False),
-    "output": tf.function(_probe_output, autograph=False),
-}
+        _PROBES[argument] = tf.function(
+            with_parameters(probe, (argument,), f"probe_{argument}"), autograph=False
+        )
+    return _PROBES[argument]
 
 
 def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
@@ -180,23 +232,28 @@ def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
     are read from a trivial probe function with the same argument name.
     """
     with tf.init_scope():
-        probe_trace = _PROBES[argument].get_concrete_function(relaxed_spec(structure))
+        probe_trace = _probe(argument).get_concrete_function(relaxed_spec(structure))
     return probe_trace.structured_input_signature[0][0]
 
 
-def call_traced(function: Any, inputs: Any, *literal_args: Any) -> Any:
-    """Call ``function`` from inside another trace, through its eagerly made trace.
+def canonical_signature(arguments: tuple, names: tuple[str, ...]) -> tuple:
+    """:func:`canonical_spec` of each tensor argument, under its name."""
+    return tuple(canonical_spec(a, n) for a, n in zip(arguments, names, strict=True))
+
+
+def call_traced(function: Any, arguments: tuple, names: tuple[str, ...], *literal_args: Any) -> Any:
+    """Call ``function(*arguments, *literal_args)`` from inside another trace, eagerly traced.
 
     ``tf.function`` keys its traces by the context they are made in. A trace made while a
     parent is being traced would not be found again by ``tf.saved_model.save``, which asks
     from the eager context, and it would trace everything once more (inlining the children's
     ops). So the concrete function is made (or found) in the eager context and called here.
+    ``names`` are the function's tensor argument names.
     """
-    argument = next(iter(function.function_spec.fullargspec.args))
     with tf.init_scope():
-        spec = canonical_spec(inputs, argument)
-        concrete = function.get_concrete_function(spec, *literal_args)
-    return concrete(inputs, *literal_args)
+        specs = canonical_signature(arguments, names)
+        concrete = function.get_concrete_function(*specs, *literal_args)
+    return concrete(*arguments, *literal_args)
 
 
 class LayerCallFunctions:
@@ -204,75 +261,95 @@ class LayerCallFunctions:
 
     Attributes:
         layer: the Keras layer.
-        takes_training: whether the functions take a ``training`` argument.
-        signatures: the input specs the layer was traced with, in order of discovery.
+        argument_names: the names of the functions' tensor arguments (``inputs`` first).
+        takes_training: whether the functions take a ``training`` argument after them.
+        signatures: the signatures (a spec structure per tensor argument) the layer was
+            traced with, in order of discovery.
     """
 
     def __init__(self, layer: keras.layers.Layer) -> None:
         self.layer = layer
+        self.argument_names = call_argument_names(layer)
         self.takes_training = uses_training(layer)
-        self.signatures: list[Any] = []
+        self.signatures: list[tuple] = []
         self._signature_keys: set[str] = set()
         self._original_call = layer.call
         self.call_and_return_conditional_losses = self._make_core_function()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return self.argument_names + (("training",) if self.takes_training else ())
 
     # -- the core trace ------------------------------------------------------------------
 
     def _make_core_function(self) -> tf.types.experimental.GenericFunction:
         layer = self.layer
+        count = len(self.argument_names)
 
-        def run(inputs: Any, training: bool | None) -> tuple[Any, list]:
+        def core(*args: Any) -> tuple[Any, list]:
             # Inside the layer's own trace its real call runs (not the wrapper installed
             # for its parents), and its activity regularizer is left out: that one belongs
             # to call_and_return_all_conditional_losses.
+            arguments, training = args[:count], (args[count] if len(args) > count else None)
             kwargs = {"training": training} if layer._call_has_training_arg else {}
+            # A cell traced from inside its RNN's loop must not capture the loop's masks.
+            fresh_state = dict.fromkeys(_SEQUENCE_STATE) if _keeps_sequence_state(layer) else {}
             with (
-                _temporarily(layer, call=self._original_call, activity_regularizer=None),
+                _temporarily(
+                    layer, call=self._original_call, activity_regularizer=None, **fresh_state
+                ),
                 _fresh_call_context(layer, training),
                 _isolated_losses(layer) as losses,
             ):
-                outputs = layer(inputs, **kwargs)
+                outputs = layer(*arguments, **kwargs)
             return outputs, losses
 
-        if self.takes_training:
-
-            def core(inputs, training):
-                return run(inputs, training)
-        else:
-
-            def core(inputs):
-                return run(inputs, None)
-
-        core.__name__ = f"{layer.name}_layer_call_and_return_conditional_losses"
-        return tf.function(core)
+        name = f"{layer.name}_layer_call_and_return_conditional_losses"
+        return tf.function(with_parameters(core, self.parameter_names, name))
 
     def _training_args(self, training: bool | None) -> tuple:
         return (bool(training),) if self.takes_training else ()
 
-    def trace(self, spec: Any, training: bool | None = None) -> None:
-        """Trace the core function for ``spec`` (and ``training``) unless already done."""
-        spec = canonical_spec(spec)
-        key = repr((spec, bool(training) if self.takes_training else None))
+    def trace(self, signature: tuple, training: bool | None = None) -> None:
+        """Trace the core function for ``signature`` (and ``training``) unless already done."""
+        signature = canonical_signature(signature, self.argument_names)
+        key = repr((signature, bool(training) if self.takes_training else None))
         if key in self._signature_keys:
             return
         self._signature_keys.add(key)
-        if spec not in self.signatures:
-            self.signatures.append(spec)
+        if signature not in self.signatures:
+            self.signatures.append(signature)
         self.call_and_return_conditional_losses.get_concrete_function(
-            spec, *self._training_args(training)
+            *signature, *self._training_args(training)
         )
 
-    def trace_all_modes(self, spec: Any) -> None:
-        """Trace the core function for ``spec``, in both training modes where it matters."""
+    def trace_all_modes(self, signature: tuple) -> None:
+        """Trace the core function for ``signature``, in both training modes where it matters."""
         for training in (True, False) if self.takes_training else (None,):
-            self.trace(spec, training)
+            self.trace(signature, training)
 
     # -- used from the parent's trace -----------------------------------------------------
+
+    def _tensor_arguments(self, args: tuple, kwargs: dict) -> tuple | None:
+        """The call's tensor arguments in order, or None if the functions cannot express it."""
+        count = len(self.argument_names)
+        if len(args) > count:
+            return None
+        arguments = list(args)
+        for name in self.argument_names[len(args) :]:
+            if name not in kwargs:
+                return None
+            arguments.append(kwargs.pop(name))
+        if any(value is not None for value in tf.nest.flatten(kwargs)):
+            return None
+        if not all(tf.is_tensor(x) for x in tf.nest.flatten(arguments)):
+            return None
+        return tuple(arguments)
 
     def replacement_call(self, *args: Any, **kwargs: Any) -> Any:
         """Stand-in for ``layer.call`` while a parent is traced: calls the traced function.
 
-        Calls that the core function cannot express (extra tensor arguments, a mask, a
+        Calls that the functions cannot express (optional tensor arguments, a mask, a
         tensor-valued ``training``) fall back to the layer's real call.
         """
         training = kwargs.pop("training", None)
@@ -280,23 +357,28 @@ class LayerCallFunctions:
         if training is None:
             context = global_state.get_global_attribute(_CALL_CONTEXT)
             training = context.get_value("training") if context is not None else None
-        simple = (
-            len(args) == 1
-            and not kwargs
-            and all(m is None for m in tf.nest.flatten(mask))
-            and (training is None or isinstance(training, bool))
-        )
-        if not simple:
+        arguments = None
+        if all(m is None for m in tf.nest.flatten(mask)) and (
+            training is None or isinstance(training, bool)
+        ):
+            arguments = self._tensor_arguments(args, dict(kwargs))
+        if arguments is None:
             if self.layer._call_has_training_arg and training is not None:
                 kwargs["training"] = training
             if mask is not None:
                 kwargs["mask"] = mask
             return self._original_call(*args, **kwargs)
-        inputs = args[0]
         with tf.init_scope():
-            self.trace_all_modes(relaxed_spec(inputs))
+            self.trace_all_modes(relaxed_spec(arguments))
+        if _keeps_sequence_state(self.layer):
+            # Its traced function would draw new dropout masks at every step of the
+            # sequence; the real call shares one across steps, as the RNN expects.
+            return self._original_call(*args, training=training, **kwargs)
         outputs, losses = call_traced(
-            self.call_and_return_conditional_losses, inputs, *self._training_args(training)
+            self.call_and_return_conditional_losses,
+            arguments,
+            self.argument_names,
+            *self._training_args(training),
         )
         # Keras' own add_loss: a Functional model overrides it to raise NotImplementedError
         # (it only takes symbolic losses), yet its sublayers' losses must be re-added.
@@ -310,6 +392,7 @@ class LayerCallFunctions:
         """All call functions, traced for every recorded signature (core first traced)."""
         layer = self.layer
         core = self.call_and_return_conditional_losses
+        names, count = self.argument_names, len(self.argument_names)
         regularizer = layer.activity_regularizer
         activity_fn = None
         if regularizer is not None:
@@ -320,12 +403,13 @@ class LayerCallFunctions:
             activity_regularizer.__name__ = f"{layer.name}_activity_regularizer"
             activity_fn = tf.function(activity_regularizer)
 
-        def with_all_losses(inputs, *training):
-            outputs, losses = call_traced(core, inputs, *training)
+        def all_losses(*args):
+            arguments, training = args[:count], args[count:]
+            outputs, losses = call_traced(core, arguments, names, *training)
             losses = list(losses)
             if activity_fn is not None:
                 for output in tf.nest.flatten(outputs):
-                    loss = call_traced(activity_fn, output)
+                    loss = call_traced(activity_fn, (output,), ("output",))
                     if output.shape.rank:
                         # As Keras 3's __call__ does: the loss per example of the batch.
                         batch = tf.cast(tf.shape(output)[0], loss.dtype)
@@ -333,37 +417,29 @@ class LayerCallFunctions:
                     losses.append(loss)
             return outputs, losses
 
-        def outputs_only(inputs, *training):
-            return call_traced(core, inputs, *training)[0]
+        def call_fn(*args):
+            return call_traced(core, args[:count], names, *args[count:])[0]
 
-        if self.takes_training:
-
-            def all_losses(inputs, training):
-                return with_all_losses(inputs, training)
-
-            def call_fn(inputs, training):
-                return outputs_only(inputs, training)
-        else:
-
-            def all_losses(inputs):
-                return with_all_losses(inputs)
-
-            def call_fn(inputs):
-                return outputs_only(inputs)
-
-        all_losses.__name__ = f"{layer.name}_layer_call_and_return_all_conditional_losses"
-        call_fn.__name__ = f"{layer.name}_layer_call_fn"
+        parameters = self.parameter_names
+        all_name = f"{layer.name}_layer_call_and_return_all_conditional_losses"
         functions = {
-            "__call__": tf.function(call_fn, autograph=False),
+            "__call__": tf.function(
+                with_parameters(call_fn, parameters, f"{layer.name}_layer_call_fn"),
+                autograph=False,
+            ),
             "call_and_return_conditional_losses": core,
-            "call_and_return_all_conditional_losses": tf.function(all_losses, autograph=False),
+            "call_and_return_all_conditional_losses": tf.function(
+                with_parameters(all_losses, parameters, all_name), autograph=False
+            ),
         }
         if activity_fn is not None:
             functions["activity_regularizer_fn"] = activity_fn
-        for spec in self.signatures:
+        for signature in self.signatures:
             for training in (True, False) if self.takes_training else (None,):
                 for name in ("__call__", "call_and_return_all_conditional_losses"):
-                    functions[name].get_concrete_function(spec, *self._training_args(training))
+                    functions[name].get_concrete_function(
+                        *signature, *self._training_args(training)
+                    )
         return functions
 
 

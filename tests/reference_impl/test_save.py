@@ -431,9 +431,7 @@ def test_rnn_layers_carry_their_states(tmp_path):
     inputs = keras.Input((5, 3), batch_size=2, name="steps")
     model = keras.Model(inputs, keras.layers.LSTM(4, stateful=True, name="lstm")(inputs))
     model(np.ones((2, 5, 3), "float32"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the LSTM cell cannot be called alone
-        reference_impl.save(model, str(tmp_path / "m"))
+    reference_impl.save(model, str(tmp_path / "m"))
     loaded = tf.saved_model.load(str(tmp_path / "m"))
     lstm = loaded.keras_api.layers[1].keras_api
     assert [s.shape.as_list() for s in lstm.states] == [[2, 4], [2, 4]]
@@ -516,3 +514,112 @@ def test_functional_without_training_layers_still_takes_training(tmp_path):
     traced = {fn.structured_input_signature[0][1] for fn in loaded.__call__.concrete_functions}
     assert traced == {True, False}
     assert_close(loaded(np.ones((2, 3), "float32"), False), np.full((2, 3), 2.0, "float32"))
+
+
+def _saved_layer(loaded, *indices):
+    node = loaded
+    for index in indices:
+        node = node.keras_api.layers[index]
+    return node
+
+
+@pytest.mark.parametrize("rnn", ["LSTM", "GRU", "SimpleRNN"])
+def test_rnn_cells_get_functions_taking_states(tmp_path, rnn):
+    """A cell is called with ``(inputs, states)``: its functions take both, then training."""
+    inputs = keras.Input((5, 3), name="seq")
+    layer = getattr(keras.layers, rnn)(4, dropout=0.25, recurrent_dropout=0.25, name="rnn")
+    model = keras.Model(inputs, layer(inputs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no layer may be skipped
+        reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    cell = _saved_layer(loaded, 1, 0)
+    for name in LAYER_FUNCTIONS:
+        traced = getattr(cell.keras_api, name).concrete_functions
+        assert {fn.structured_input_signature[0][-1] for fn in traced} == {True, False}
+    concrete = cell.keras_api.call_and_return_conditional_losses.concrete_functions[0]
+    specs = concrete.structured_input_signature[0]
+    assert [s.name for s in tf.nest.flatten(specs[:2])][0] == "inputs"
+    x = test_models.sample((2, 3))
+    # States in the structure the RNN called the cell with, as the trace recorded it.
+    states = tf.nest.map_structure(
+        lambda spec: tf.constant(test_models.sample((2, *spec.shape[1:]), seed=1)), specs[1]
+    )
+    want_output, want_states = layer.cell(x, states, training=False)
+    got_output, got_states = cell.keras_api.__call__(x, states, False)
+    assert_close(got_output, want_output)
+    for got, want in zip(tf.nest.flatten(got_states), tf.nest.flatten(want_states), strict=True):
+        assert_close(got, want)
+    # The RNN's own outputs are unchanged by the cell's traced functions.
+    sequence = test_models.sample((2, 5, 3), seed=7)
+    assert_close(call_loaded(loaded, sequence), model(sequence, training=False))
+
+
+def test_multi_head_attention_takes_query_and_value(tmp_path):
+    query = keras.Input((5, 3), name="q")
+    attention = keras.layers.MultiHeadAttention(2, 2, name="mha")
+    model = keras.Model(query, attention(query, query))
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    saved = _saved_layer(loaded, 1)
+    concrete = saved.keras_api.__call__.concrete_functions[0]
+    names = [s.name for s in concrete.structured_input_signature[0][:2]]
+    assert names == ["inputs", "value"]
+    x = test_models.sample((2, 5, 3))
+    assert_close(saved.keras_api.__call__(x, x, False), attention(x, x, training=False))
+    # Its projections are called alone by it, so they have functions of their own.
+    for index, sub in enumerate(attention._flatten_layers(include_self=False, recursive=False)):
+        if sub.name.endswith("dense"):
+            assert has_call_function(_saved_layer(loaded, 1, index).keras_api), sub.name
+
+
+class TwoArguments(keras.Model):
+    """A subclassed model called as ``model(a, b)``, built from a shape per argument."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(2, name="two_dense")
+
+    def build(self, a_shape, b_shape):
+        self.dense.build(a_shape)
+
+    def call(self, a, b):
+        return self.dense(a) + b
+
+
+def test_subclassed_model_with_two_positional_inputs(tmp_path):
+    model = TwoArguments(name="two_args")
+    a, b = test_models.sample((3, 3)), test_models.sample((3, 2), seed=1)
+    want = model(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reference_impl.save(model, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    serving = loaded.signatures["serving_default"]
+    assert sorted(serving.structured_input_signature[1]) == ["a", "b"]
+    assert_close(serving(a=tf.constant(a), b=tf.constant(b))["output_1"], want)
+    assert_close(loaded(a, b, False), want)
+    revived = reference_impl.load(str(tmp_path / "m"))  # class unknown: revived
+    assert_close(revived(a, b), want)
+    reference_impl.save(revived, str(tmp_path / "again"))
+    again = tf.saved_model.load(str(tmp_path / "again"))
+    assert sorted(again.signatures["serving_default"].structured_input_signature[1]) == ["a", "b"]
+    assert_close(again(a, b, False), want)
+
+
+def test_subclassed_model_with_two_inputs_but_one_build_shape_is_warned(tmp_path):
+    """Keras records only the first argument's shape unless ``build`` takes one per input."""
+
+    class OnlyFirstShape(keras.Model):
+        def __init__(self):
+            super().__init__(name="only_first")
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, a, b):
+            return self.dense(a) + b
+
+    model = OnlyFirstShape()
+    model(test_models.sample((3, 3)), test_models.sample((3, 2)))
+    with pytest.warns(UserWarning, match="only_first.*inputs are not defined"):
+        reference_impl.save(model, str(tmp_path / "m"))
+    assert not has_call_function(tf.saved_model.load(str(tmp_path / "m")))
