@@ -4,6 +4,10 @@ Here, at the top of tests/, so that the xdist controller loads it too: it sees e
 report, and the rate covers all workers.
 """
 
+import os
+
+import pytest
+
 _RESULTS = {}
 
 
@@ -23,3 +27,13 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"kill rate: {caught}/{len(_RESULTS)} ({100 * caught / len(_RESULTS):.0f} %)"
     )
+
+
+@pytest.fixture(scope="session")
+def worker_id():
+    """xdist's worker id ("gw0"...), or "master" in a session without xdist.
+
+    Defined here too so that the tests run under ``-p no:xdist``; xdist sets the variable
+    in every worker.
+    """
+    return os.environ.get("PYTEST_XDIST_WORKER", "master")
