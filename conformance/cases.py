@@ -9,12 +9,15 @@ seed, so in a worker they walk the same specs and hit this cache.
 import atexit
 import contextlib
 import json
+import logging
 import os
+import re
 import shlex
 import shutil
 import tempfile
+import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
@@ -32,18 +35,45 @@ def examples(draw, **knobs):
     return spec, draw(strategies.input_data(spec))
 
 
+@contextlib.contextmanager
+def captured_messages():
+    """Collect warnings and log records (any logger) issued inside the block."""
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield messages
+        finally:
+            root.removeHandler(handler)
+            messages.extend(str(w.message) for w in caught)
+
+
 @dataclass
 class Case:
     spec: object
     model: object
     path: str
     loaded: object  # tf.saved_model.load of path
+    save_messages: list = field(default_factory=list)  # warnings and logs of the save
 
     @property
     def framework(self):
         from conformance.originals import framework_of
 
         return framework_of(self.model)
+
+    def warned_about(self, layer_name):
+        """Whether a message of the save names the layer (a skipped layer must be named)."""
+        pattern = re.compile(rf"(?<![\w.]){re.escape(layer_name)}(?![\w])")
+        return any(pattern.search(message) for message in self.save_messages)
 
 
 class CaseCache:
@@ -76,8 +106,11 @@ class CaseCache:
 
         model = strategies.build_model(spec, framework=implementation.framework)
         path = self.new_path("case")
-        implementation.save(model, path)
-        return Case(spec=spec, model=model, path=path, loaded=inspect.load(path))
+        with captured_messages() as messages:
+            implementation.save(model, path)
+        return Case(
+            spec=spec, model=model, path=path, loaded=inspect.load(path), save_messages=messages
+        )
 
 
 _CACHE = []

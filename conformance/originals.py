@@ -13,6 +13,21 @@ def framework_of(model):
     return "tf_keras" if type(model).__module__.startswith("tf_keras") else "keras"
 
 
+def sublayers(layer):
+    """A layer's direct sub-layers, as the format lists them in ``keras_api.layers``.
+
+    A model's ``layers``; for any other layer, the layers it tracks directly (an RNN's
+    cell, the projections of an attention layer, a wrapper's inner layer).
+    """
+    if framework_of(layer) == "keras":
+        import keras as K
+    else:
+        import tf_keras as K
+    if isinstance(layer, K.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
 def outputs(model, inputs, *, training):
     """The model's outputs as a flat list of numpy arrays."""
     import tensorflow as tf

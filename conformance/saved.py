@@ -55,6 +55,25 @@ def training_of(concrete):
     return bools[0] if bools else None
 
 
+def traced_calls(call_fn):
+    """``(training, args, kwargs)`` for each traced signature of a saved call function.
+
+    ``args``/``kwargs`` are made-up tensors matching the trace (:func:`synthetic_call_args`),
+    ``training`` the value it was traced with (None if it takes none).
+    """
+    for concrete in inspect.concrete_functions(call_fn):
+        args, kwargs = synthetic_call_args(concrete)
+        yield training_of(concrete), args, kwargs
+
+
+def inference_call_args(call_fn):
+    """``(args, kwargs)`` for the first inference-mode trace of a call function, or None."""
+    for training, args, kwargs in traced_calls(call_fn):
+        if not training:
+            return args, kwargs
+    return None
+
+
 def serving_feed(loaded, spec, data):
     """The serving signature's keyword inputs for ``data``.
 

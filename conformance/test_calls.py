@@ -86,11 +86,9 @@ def _check_consistent(case):
     compare_training = deterministic_in_training(case.spec)
     for node in inspect.walk(case.loaded):
         call_fn = node.function("__call__")
-        for concrete in inspect.concrete_functions(call_fn):
-            training = saved.training_of(concrete)
+        for training, args, kwargs in saved.traced_calls(call_fn):
             if training and not compare_training:
                 continue
-            args, kwargs = saved.synthetic_call_args(concrete)
             plain = saved.flat_numpy(call_fn(*args, **kwargs))
             for name in inspect.CALL_FUNCTIONS[1:]:
                 function = node.function(name)

@@ -16,7 +16,7 @@ def model_layers_by_saved_path(model):
             return
         seen.add(id(layer))
         out[path] = layer
-        for index, child in enumerate(getattr(layer, "layers", []) or []):
+        for index, child in enumerate(originals.sublayers(layer)):
             visit(child, f"{path}.layers[{index}]")
 
     visit(model, "root")
@@ -45,6 +45,8 @@ def check_keras_api(case):
             assert getattr(node.keras_api, name, None) is not None, (
                 f"{path} ({layer.name!r}): keras_api lacks the object list {name!r}"
             )
+        if node.function("__call__") is None and case.warned_about(layer.name):
+            continue  # skipped with a warning that names it (SAVE-UNBUILT): allowed
         for name in inspect.CALL_FUNCTIONS:
             function = node.function(name)
             assert function is not None, f"{path} ({layer.name!r}): keras_api lacks {name!r}"

@@ -63,13 +63,9 @@ def check_activity(case, data):
         node = saved_by_path.get(path)
         if regularizer is None or node is None or node.keras_api is None:
             continue
-        concrete = [
-            c
-            for c in inspect.concrete_functions(node.function("__call__"))
-            if not saved.training_of(c)
-        ]
-        assert concrete, f"{path} ({layer.name!r}): no inference-mode call function traced"
-        args, kwargs = saved.synthetic_call_args(concrete[0])
+        call_args = saved.inference_call_args(node.function("__call__"))
+        assert call_args, f"{path} ({layer.name!r}): no inference-mode call function traced"
+        args, kwargs = call_args
         outputs, all_losses = node.function("call_and_return_all_conditional_losses")(
             *args, **kwargs
         )

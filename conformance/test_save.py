@@ -1,16 +1,13 @@
 """SAVE-UNBUILT, SAVE-OVERWRITE, SAVE-OPTIMIZER, SAVE-SIGNATURES, SAVE-NO-MUTATION."""
 
-import contextlib
 import hashlib
-import logging
 import os
-import warnings
 
 import numpy as np
 import pytest
 
 from conformance import fixtures_models, inspect, originals
-from conformance.cases import case_cache
+from conformance.cases import captured_messages, case_cache
 from conformance.stream import fresh_examples
 from conformance.tolerances import assert_bitwise, assert_close
 
@@ -26,27 +23,6 @@ def tree_digest(path):
             with open(full, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def captured_messages():
-    """Collect warnings and log records (any logger) issued inside the block."""
-    messages = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            messages.append(record.getMessage())
-
-    handler = Collect(level=logging.WARNING)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield messages
-        finally:
-            root.removeHandler(handler)
-            messages.extend(str(w.message) for w in caught)
 
 
 def _no_call_functions(node):

@@ -47,7 +47,7 @@ def _all_paths(model):
 
     def visit(layer, path):
         out.append((path, layer))
-        for index, child in enumerate(getattr(layer, "layers", []) or []):
+        for index, child in enumerate(originals.sublayers(layer)):
             visit(child, f"{path}.layers[{index}]")
 
     visit(model, "root")
@@ -65,7 +65,7 @@ def _saved_at(loaded, path):
 def check_layer_tree(case):
     first_place = {}
     for path, layer in _all_paths(case.model):
-        children = list(getattr(layer, "layers", []) or [])
+        children = originals.sublayers(layer)
         saved = _saved_at(case.loaded, path)
         if children:
             saved_children = list(saved.keras_api.layers)
