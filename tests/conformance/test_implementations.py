@@ -1,0 +1,124 @@
+"""The built-in adapters: they resolve, claim what they say, and keras_export saves and loads."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from conformance.api import BUILTIN, check_implementation, resolve_implementation
+from conformance.clauses import CLAUSE_IDS
+from conformance.xfails import EXPECTATIONS_DIR, expectations_path, read_xfails
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_resolves(name):
+    impl = resolve_implementation(name)
+    assert impl.name == name
+    check_implementation(impl, name)
+
+
+def test_keras_export_claims_all_but_the_reasoned_clauses():
+    impl = resolve_implementation("keras_export")
+    assert impl.framework == "keras"
+    assert set(impl.not_claimed) <= set(CLAUSE_IDS)
+    assert impl.claims == frozenset(CLAUSE_IDS) - set(impl.not_claimed)
+    assert all(len(reason) > 20 for reason in impl.not_claimed.values())
+    # What an inference export promises stays claimed.
+    assert {"SIG-SERVING", "SIG-STABLE", "SAVE-NO-MUTATION", "LOAD-CORRUPT"} <= impl.claims
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTATIONS_DIR.glob("*.txt")), ids=lambda p: p.name)
+def test_expectations_files_parse_and_belong_to_a_builtin(path):
+    name = path.stem
+    assert name in BUILTIN, f"{path.name}: no built-in implementation {name!r}"
+    xfails = read_xfails(str(path))
+    assert xfails.entries, f"{path.name} has no entries"
+    impl = resolve_implementation(name)
+    for key in xfails.entries:
+        clause_id = key if key in CLAUSE_IDS else None
+        if clause_id is not None and impl.claims is not None:
+            assert clause_id in impl.claims, f"{path.name}: {key} is not claimed by {name}"
+    assert expectations_path(name) == str(path)
+
+
+def test_expectations_path_keeps_real_files(tmp_path):
+    real = tmp_path / "tf_keras"
+    real.write_text("SIG-SERVING  # a reason\n")
+    assert expectations_path(str(real)) == str(real)
+    assert expectations_path("no_such_builtin_xyz") == "no_such_builtin_xyz"
+
+
+def _digest(path):
+    h = hashlib.sha256()
+    for directory, _, files in sorted(os.walk(path)):
+        for name in sorted(files):
+            with open(os.path.join(directory, name), "rb") as f:
+                h.update(name.encode() + f.read())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from conformance.environment import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    x = keras.Input((4,), name="features")
+    model = keras.Model(x, keras.layers.Dense(3, name="scores")(x))
+    model.set_weights([np.full((4, 3), 0.25, "float32"), np.arange(3, dtype="float32")])
+    return model
+
+
+def test_keras_export_saves_and_loads(tiny_model, tmp_path):
+    import tensorflow as tf
+
+    impl = resolve_implementation("keras_export")
+    path = str(tmp_path / "model")
+    impl.save(tiny_model, path)
+    loaded = tf.saved_model.load(path)
+    assert sorted(loaded.signatures.keys()) == ["serve", "serving_default"]
+    assert not hasattr(loaded, "keras_api")
+    layer = impl.load(path)
+    x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(tiny_model(x)), rtol=1e-6)
+
+
+def test_keras_export_overwrite_false_keeps_the_files(tiny_model, tmp_path):
+    impl = resolve_implementation("keras_export")
+    path = str(tmp_path / "model")
+    impl.save(tiny_model, path)
+    before = _digest(path)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        impl.save(tiny_model, path, overwrite=False)
+    assert _digest(path) == before
+    stale = os.path.join(path, "stale.txt")
+    open(stale, "w").close()
+    impl.save(tiny_model, path, overwrite=True)
+    assert not os.path.exists(stale), "overwrite=True left a file of the old save"
+
+
+def test_keras_export_writes_given_signatures(tiny_model, tmp_path):
+    import tensorflow as tf
+
+    impl = resolve_implementation("keras_export")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+    def predict(features):
+        return {"scores": tiny_model(features, training=False)}
+
+    path = str(tmp_path / "signed")
+    impl.save(tiny_model, path, signatures={"predict_scores": predict})
+    loaded = tf.saved_model.load(path)
+    # Keras' ExportArchive always aliases its first endpoint as serving_default.
+    assert sorted(loaded.signatures.keys()) == ["predict_scores", "serving_default"]
+    out = loaded.signatures["predict_scores"](features=tf.ones((1, 4)))
+    assert list(out) == ["scores"]
+
+
+def test_keras_export_load_of_a_missing_path_names_it(tmp_path):
+    impl = resolve_implementation("keras_export")
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(Exception, match="nowhere"):
+        impl.load(missing)
