@@ -89,7 +89,10 @@ def converter_message(text):
     else:
         errors = [_LOC.sub("", line) for line in lines if "error" in line.lower()]
         picked = errors[:2] or lines[-2:]
-    message = " | ".join(dict.fromkeys(picked))
+    return _shorten(" | ".join(dict.fromkeys(picked)))
+
+
+def _shorten(message):
     return message[:MESSAGE_LIMIT] + ("…" if len(message) > MESSAGE_LIMIT else "")
 
 
@@ -102,7 +105,8 @@ def tf2onnx_message(stderr):
         if " - ERROR - " in line or "is not supported" in line
     ]
     exception = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
-    return converter_message("\n".join(dict.fromkeys(picked + exception[-1:])) or stderr)
+    picked = list(dict.fromkeys(picked + exception[-1:]))
+    return _shorten(" | ".join(picked)) if picked else converter_message(stderr)
 
 
 # -- the consumers -----------------------------------------------------------------------
@@ -179,11 +183,16 @@ def _onnx_convert(saved_dir, workdir):
         raise StageError(
             "convert", f"tf2onnx exit {proc.returncode}: {tf2onnx_message(proc.stderr)}"
         )
-    return output
+    # tf2onnx writes a model even when it could not map an op (it logs an ERROR and keeps
+    # the TensorFlow op); onnxruntime then refuses it. Keep its words for that message.
+    said = [line for line in proc.stderr.splitlines() if " - ERROR - " in line]
+    return output, tf2onnx_message("\n".join(said)) if said else ""
 
 
-def _onnx_load(path):
+def _onnx_load(artifact):
     import onnxruntime
+
+    path, tf2onnx_said = artifact
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
@@ -194,7 +203,8 @@ def _onnx_load(path):
             path, sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:
-        raise StageError("load", f"onnxruntime: {converter_message(exc)}") from None
+        said = f" (tf2onnx logged: {tf2onnx_said})" if tf2onnx_said else ""
+        raise StageError("load", f"onnxruntime: {converter_message(exc)}{said}") from None
 
 
 class OnnxModel:
@@ -242,6 +252,7 @@ class Expected:
     outputs: list  # output names, in the model's output order
     feed: dict  # input name -> array
     values: object  # output name -> array the serving signature computed (or a function)
+    signature: str = ""  # the serving signature's own names, for messages
 
 
 def run_pipeline(consumer, saved_dir, expected, *, check_values):
@@ -258,7 +269,8 @@ def run_pipeline(consumer, saved_dir, expected, *, check_values):
         raise StageError(
             "names",
             f"converted inputs {sorted(inputs)} and outputs {sorted(outputs)}; expected "
-            f"inputs {sorted(expected.inputs)} and outputs {sorted(expected.outputs)}",
+            f"inputs {sorted(expected.inputs)} and outputs {sorted(expected.outputs)}"
+            + (f" ({expected.signature})" if expected.signature else ""),
         )
     try:
         got = model.run(expected.feed)
@@ -435,12 +447,15 @@ def check_case(consumer, case, data, *, check_values):
     """
     from conformance import inspect, saved
 
-    serving_inputs, _ = inspect.serving_signature(case.loaded)
+    serving_inputs, serving_outputs = inspect.serving_signature(case.loaded)
     feed = saved.serving_feed(case.loaded, case.spec, data)
     inputs, outputs = expected_names(case.spec, serving_inputs)
     result = case.loaded.signatures["serving_default"](**feed)
     values = {name: np.asarray(result[name]) for name in outputs if name in result}
-    expected = Expected(inputs=inputs, outputs=outputs, feed=feed, values=values)
+    signature = (
+        f"serving_default's own: inputs {sorted(serving_inputs)}, outputs {sorted(serving_outputs)}"
+    )
+    expected = Expected(inputs, outputs, feed, values, signature=signature)
     try:
         run_pipeline(consumer, case.path, expected, check_values=check_values)
         return Outcome("checked")

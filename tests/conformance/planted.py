@@ -177,6 +177,39 @@ class HashOrderedOutputs(PlantedBug):
         super().save(model, path, signatures=signatures, **kwargs)
 
 
+class PythonInServing(PlantedBug):
+    """Passes the serving outputs through a Python function (``tf.numpy_function``).
+
+    It serves in the process that saved it, but no converter can translate the op.
+    """
+
+    name = "python-in-serving"
+    caught_by = "CONSUMER-TFLITE"
+
+    def save(self, model, path, *, signatures=None, **kwargs):
+        import tensorflow as tf
+
+        from reference_impl.save import input_signature, output_names
+
+        spec = input_signature(model)
+        if signatures is None and spec is not None:
+            names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
+
+            def through_python(tensor):
+                result = tf.numpy_function(lambda a: a, [tensor], tensor.dtype, stateful=False)
+                result.set_shape(tensor.shape)
+                return result
+
+            @tf.function(input_signature=[spec])
+            def serve(inputs):
+                outputs = tf.nest.flatten(model(inputs, training=False))
+                keys = list(names or [f"output_{i + 1}" for i in range(len(outputs))])
+                return {key: through_python(out) for key, out in zip(keys, outputs)}
+
+            signatures = {"serving_default": serve}
+        super().save(model, path, signatures=signatures, **kwargs)
+
+
 class IgnoresOverwrite(PlantedBug):
     """Overwrites an existing path even when asked not to."""
 
@@ -295,6 +328,7 @@ PLANTED = (
     ReversesSubLayers,
     FixesBatchDimension,
     HashOrderedOutputs,
+    PythonInServing,
     IgnoresOverwrite,
     AlwaysSavesOptimizer,
     IgnoresSignatures,
