@@ -4,7 +4,7 @@ Sections: ``saveload`` (per corpus spec, every built-in), ``scaling`` (chains an
 ``profile`` (cProfile of a 40-layer reference save), ``throughput`` (the ci-profile suite with
 ``-n 0`` and ``-n 2``; minutes of full CPU: run it on an idle machine). Without a section all
 four run. ``--quick`` checks the machinery in a few minutes: fewer specs, sizes and runs, and
-a two-clause suite. Figures go to stdout and to ``bench/out/<section>.json``.
+a three-clause suite under the dev profile. Figures go to stdout and to ``bench/out/<section>.json``.
 """
 
 import argparse
@@ -33,7 +33,8 @@ def parse_args(argv=None):
                         "scaling: reference and tf_keras; profile, throughput: reference)")
     parser.add_argument("--workers", default="0,2",
                         help="throughput: comma-separated -n values (default 0,2)")
-    parser.add_argument("--profile", default="ci", help="throughput: Hypothesis profile")
+    parser.add_argument("--profile", default=None,
+                        help="throughput: Hypothesis profile (default ci; quick: dev)")
     parser.add_argument("--clauses", default=None, help="throughput: only these clause ids")
     parser.add_argument("--out", default=str(common.DEFAULT_OUT), help="where JSON goes")
     args = parser.parse_args(argv)

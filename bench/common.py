@@ -71,8 +71,8 @@ def peak_memory():
     """Yields a dict whose ``"mib"`` is the call's peak memory once the block ends."""
     out = {}
     if MEMORY_METHOD.startswith("peak RSS"):
-        before = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")
+        before = _status_kib("VmHWM")  # the reset sets it to the current RSS
         yield out
         out["mib"] = (_status_kib("VmHWM") - before) / 1024
     else:
@@ -106,11 +106,19 @@ def print_table(title, headers, rows):
     sys.stdout.flush()
 
 
-def write_json(path, document):
+def write_json(path, document, announce=True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    print(f"\nwrote {path}")
+    if announce:
+        print(f"\nwrote {path}")
+
+
+def process_peak_rss_mib():
+    """This process's peak RSS so far (ru_maxrss), TensorFlow's import included."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def environment():

@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--out", default=str(common.DEFAULT_OUT))
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    common.write_json(args.json_out, worker(args))
+    common.write_json(args.json_out, worker(args), announce=False)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,13 @@ def worker(args):
             print(f"  {impl.name} {name}: {specs[name]}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return {"implementation": impl.name, "framework": impl.framework, "specs": specs}
+    return {
+        "implementation": impl.name,
+        "framework": impl.framework,
+        "specs": specs,
+        # ru_maxrss after the last spec: the worker's peak, with TensorFlow's import.
+        "process_peak_rss_mib": common.process_peak_rss_mib(),
+    }
 
 
 def ratio(results, numerator="reference", denominator="tf_keras"):
@@ -148,10 +154,12 @@ def report(results):
             sum(r["load_s"] for r in rows if r.get("load_s") is not None) if total else None,
             sum(total) if total else None,
             max((r["peak_mib"] for r in rows), default=None),
+            result.get("process_peak_rss_mib"),
         ])
     common.print_table(
         "corpus totals (sums of per-spec medians)",
-        ["implementation", "specs saved", "save s", "load s", "save+load s", "max peak MiB"],
+        ["implementation", "specs saved", "save s", "load s", "save+load s", "max peak MiB",
+         "process peak RSS MiB"],
         summary,
     )
     found = ratio(results)
@@ -173,7 +181,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--specs", default="", help="comma-separated corpus names (all)")
     args = parser.parse_args()
-    common.write_json(args.json_out, worker(args))
+    common.write_json(args.json_out, worker(args), announce=False)
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def main():
     parser.add_argument("--lengths", default=",".join(map(str, CHAIN_LENGTHS)))
     parser.add_argument("--depths", default=",".join(map(str, DEPTHS)))
     args = parser.parse_args()
-    common.write_json(args.json_out, worker(args))
+    common.write_json(args.json_out, worker(args), announce=False)
 
 
 if __name__ == "__main__":
