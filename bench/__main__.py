@@ -4,7 +4,8 @@ Sections: ``saveload`` (per corpus spec, every built-in), ``scaling`` (chains an
 ``profile`` (cProfile of a 40-layer reference save), ``throughput`` (the ci-profile suite with
 ``-n 0`` and ``-n 2``; minutes of full CPU: run it on an idle machine). Without a section all
 four run. ``--quick`` checks the machinery in a few minutes: fewer specs, sizes and runs, and
-a three-clause suite under the dev profile. Figures go to stdout and to ``bench/out/<section>.json``.
+a three-clause suite under the dev profile. Figures go to stdout and to
+``bench/out/<section>.json``.
 """
 
 import argparse
