@@ -234,9 +234,9 @@ CLAUSES = (
         "cannot handle is reported as unsupported, with the converter's message, not failed.",
         "A saved model is only as good as where it can go next: mobile deployment goes through "
         "the TFLite converter, and renamed or reordered outputs break the apps that read them "
-        "(keras-team/keras#19771). Converting takes about a second, so the test walks half of "
-        "the profile's examples (at least 3).",
-        "Half the profile's examples of the shared stream, saved once; converted and run on the "
+        "(keras-team/keras#19771). A conversion and its control take a few seconds, so the "
+        "test walks 30 % of the profile's examples (at least 3: 6 at ci, 90 nightly).",
+        "30 % of the profile's examples of the shared stream, saved once; converted and run on the "
         "drawn inputs; names against the contract's (SIG-SERVING's), values against "
         "`serving_default` with `tolerances.CONSUMER_TOLERANCES`. When a stage (convert, load, "
         "names, run, values) fails, a control (the model's call under a plain "
@@ -257,7 +257,7 @@ CLAUSES = (
         "inputs and outputs by name (keras-team/keras#19458). Optional extra "
         "(`pip install -e .[consumers]`), skipped with that reason without it. A conversion is a "
         "fresh interpreter (10-20 s on 2 cores), so the test walks a quarter of the profile's "
-        "examples (at least 3).",
+        "examples (at least 3: 5 at ci, 75 nightly).",
         "As CONSUMER-TFLITE, with tf2onnx in a subprocess and an onnxruntime CPU session: a "
         "quarter of the profile's examples, the same names and values checks, the same control "
         "deciding between an unsupported spec and a failure of the implementation.",

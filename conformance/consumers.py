@@ -18,6 +18,7 @@ import functools
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from conformance import profiles
 from conformance.report import CONSUMER_PROPERTY  # noqa: F401  (the tests attach it)
-from conformance.test_signatures import expected_output_names
+
+# test_signatures (SIG-SERVING's names) loads the suite's profile when imported: registered
+# here too, so that this module imports outside a pytest session.
+profiles.register()
+from conformance.test_signatures import expected_output_names  # noqa: E402
 
 STAGES = ("convert", "load", "names", "run", "values")
 
@@ -92,7 +98,12 @@ def converter_message(text):
     return _shorten(" | ".join(dict.fromkeys(picked)))
 
 
+_LONG_PATH = re.compile(r"[\w.:+-]*(?:/[\w.:+-]+){2,}")
+
+
 def _shorten(message):
+    # Node paths (StatefulPartitionedCall/.../Gelu/Erfc) and temporary files: the last part.
+    message = _LONG_PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[1], message)
     return message[:MESSAGE_LIMIT] + ("…" if len(message) > MESSAGE_LIMIT else "")
 
 
@@ -390,22 +401,24 @@ class ControlCache:
         self.size = size
         self._paths = OrderedDict()
         self._root = None
+        self._counter = 0
 
     def get(self, case, input_keys):
-        key = (case.framework, case.spec.to_json())
+        key = (case.framework, case.spec.to_json(), tuple(sorted(input_keys.items())))
         path = self._paths.get(key)
         if path is None:
             if self._root is None:
                 import atexit
-                import shutil
 
                 self._root = tempfile.mkdtemp(prefix="conformance-controls-")
                 atexit.register(shutil.rmtree, self._root, ignore_errors=True)
-            path = os.path.join(self._root, f"control-{len(self._paths)}-{id(case)}")
+            self._counter += 1
+            path = os.path.join(self._root, f"control-{self._counter}")
             save_control(case.model, case.spec, input_keys, path)
             self._paths[key] = path
             while len(self._paths) > self.size:
-                self._paths.popitem(last=False)
+                _, dropped = self._paths.popitem(last=False)
+                shutil.rmtree(dropped, ignore_errors=True)
         self._paths.move_to_end(key)
         return path
 
