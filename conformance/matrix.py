@@ -345,7 +345,10 @@ def main(args):
     notes = []
     for impl in impls:
         report_path = reports_dir / f"{impl}.json"
-        if args.reuse and report_path.exists():
+        if args.skip_suites and not report_path.exists():
+            reports[impl] = {"implementation": impl, "error": "not run (--skip-suites)"}
+            continue
+        if (args.reuse or args.skip_suites) and report_path.exists():
             with open(report_path, encoding="utf-8") as f:
                 reports[impl] = json.load(f)
             notes.append(f"`{impl}`: suite report reused from an earlier run of this command")
@@ -420,6 +423,11 @@ def add_arguments(parser):
         "--reuse",
         action="store_true",
         help="reuse the reports already in --reports-dir instead of rerunning (said in the header)",
+    )
+    parser.add_argument(
+        "--skip-suites",
+        action="store_true",
+        help="run only the differential checks; the suite columns come from --reports-dir",
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds allowed per suite run (default none)"
