@@ -199,3 +199,29 @@ def test_matrix_renders_from_reused_reports(tmp_path):
     assert "suite report reused from an earlier run" in text
     assert "## Saver × loader" not in text
     assert "`reference`: " in proc.stdout
+
+
+def test_skip_suites_marks_missing_reports(tmp_path):
+    output = tmp_path / "matrix.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "matrix",
+            "--impls",
+            "reference",
+            "--reports-dir",
+            str(tmp_path),
+            "--skip-suites",
+            "--differential-specs",
+            "0",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "`reference`: suite did not run (not run (--skip-suites))" in output.read_text()
