@@ -1,5 +1,7 @@
 """The built-in implementations the suite knows by name."""
 
+import warnings
+
 from conformance.api import Implementation
 
 
@@ -94,7 +96,7 @@ class KerasExportImplementation(Implementation):
     - ``overwrite=False`` on an existing path raises ``FileExistsError`` before anything is
       written (``export`` itself would write into the directory).
     - ``include_optimizer`` has no effect: an inference export never writes optimizer state
-      (SAVE-OPTIMIZER is not claimed).
+      (SAVE-OPTIMIZER is not claimed); a warning says so when the model has a built optimizer.
     - ``signatures``: a mapping of name to ``tf.function`` (with an input signature, or called
       once) becomes the archive's endpoints, through ``keras.export.ExportArchive``, instead of
       the default ``serve``. Keras adds a ``serving_default`` alias of the first endpoint when
@@ -129,6 +131,13 @@ class KerasExportImplementation(Implementation):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+        optimizer = getattr(model, "optimizer", None)
+        if include_optimizer and optimizer is not None and list(optimizer.variables):
+            warnings.warn(
+                f"keras_export: {model.name}'s optimizer is not saved (an inference export "
+                "never writes optimizer state; include_optimizer has no effect)",
+                stacklevel=2,
+            )
         if signatures is None:
             model.export(path, format="tf_saved_model", verbose=False)
             return

@@ -122,3 +122,20 @@ def test_keras_export_load_of_a_missing_path_names_it(tmp_path):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(Exception, match="nowhere"):
         impl.load(missing)
+
+
+def test_keras_export_warns_that_the_optimizer_is_not_saved(tmp_path):
+    import keras
+
+    impl = resolve_implementation("keras_export")
+    x = keras.Input((2,))
+    model = keras.Model(x, keras.layers.Dense(1)(x))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0)
+    with pytest.warns(UserWarning, match="optimizer is not saved"):
+        impl.save(model, str(tmp_path / "m"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        impl.save(model, str(tmp_path / "m2"), include_optimizer=False)
