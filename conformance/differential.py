@@ -126,7 +126,7 @@ def compare_outputs(got, want, what):
 
 
 def _short(exc):
-    text = f"{type(exc).__name__}: {exc}".strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(exc).__name__}: {exc}").strip()
     text = " ".join(text.split())
     return text[:300]
 

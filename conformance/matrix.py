@@ -10,6 +10,7 @@ alone (``render``), so it is never written by hand.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -88,8 +89,12 @@ def run_suite(impl_name, report_path, profile, workers, *, timeout=None, log=Non
 # --- rendering -----------------------------------------------------------------------------
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _esc(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    text = _ANSI.sub("", str(text))
+    return " ".join(text.replace("|", "\\|").split())
 
 
 def _versions(reports):
