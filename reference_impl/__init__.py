@@ -48,7 +48,9 @@ The metadata node of a layer is at the path
 in ``saved_model.pb``. Function names follow tf_keras: ``{layer}_layer_call_fn``,
 ``{layer}_layer_call_and_return_conditional_losses``,
 ``{layer}_layer_call_and_return_all_conditional_losses``, ``{layer}_activity_regularizer``
-and ``loss_fn_{i}``.
+and ``loss_fn_{i}``. A layer without an activity regularizer has one function under both
+``call_and_return_conditional_losses`` and ``call_and_return_all_conditional_losses``: they
+compute the same, and tracing it once keeps saving fast.
 """
 
 from reference_impl.load import load

@@ -421,22 +421,27 @@ class LayerCallFunctions:
             return call_traced(core, args[:count], names, *args[count:])[0]
 
         parameters = self.parameter_names
-        all_name = f"{layer.name}_layer_call_and_return_all_conditional_losses"
         functions = {
             "__call__": tf.function(
                 with_parameters(call_fn, parameters, f"{layer.name}_layer_call_fn"),
                 autograph=False,
             ),
             "call_and_return_conditional_losses": core,
-            "call_and_return_all_conditional_losses": tf.function(
-                with_parameters(all_losses, parameters, all_name), autograph=False
-            ),
+            # Without an activity regularizer "all" the conditional losses are the core's:
+            # the same function is saved under both names, and traced once.
+            "call_and_return_all_conditional_losses": core,
         }
+        wrappers = ["__call__"]
         if activity_fn is not None:
+            all_name = f"{layer.name}_layer_call_and_return_all_conditional_losses"
+            functions["call_and_return_all_conditional_losses"] = tf.function(
+                with_parameters(all_losses, parameters, all_name), autograph=False
+            )
             functions["activity_regularizer_fn"] = activity_fn
+            wrappers.append("call_and_return_all_conditional_losses")
         for signature in self.signatures:
             for training in (True, False) if self.takes_training else (None,):
-                for name in ("__call__", "call_and_return_all_conditional_losses"):
+                for name in wrappers:
                     functions[name].get_concrete_function(
                         *signature, *self._training_args(training)
                     )
