@@ -74,7 +74,9 @@ def peak_memory():
         Path("/proc/self/clear_refs").write_text("5")
         before = _status_kib("VmHWM")  # the reset sets it to the current RSS
         yield out
-        out["mib"] = (_status_kib("VmHWM") - before) / 1024
+        # The kernel updates the high-water mark lazily: a call that only freed memory can
+        # read a few KiB below ``before``. That is no growth.
+        out["mib"] = max(0, _status_kib("VmHWM") - before) / 1024
     else:
         tracemalloc.start()
         try:
