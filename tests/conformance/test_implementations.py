@@ -40,6 +40,15 @@ def test_expectations_files_parse_and_belong_to_a_builtin(path):
         if clause_id is not None and impl.claims is not None:
             assert clause_id in impl.claims, f"{path.name}: {key} is not claimed by {name}"
     assert expectations_path(name) == str(path)
+    package = EXPECTATIONS_DIR.parent
+    for key in xfails.entries:
+        if "::" not in key:
+            continue
+        # Relative to the package, so that they match whatever pytest's rootdir is.
+        file_part, _, test = key.partition("::")
+        assert not file_part.startswith("conformance/"), f"{path.name}: {key} has a prefix"
+        source = (package / file_part).read_text()
+        assert f"def {test.split('[')[0]}(" in source, f"{path.name}: no test {key}"
 
 
 def test_expectations_path_keeps_real_files(tmp_path):
