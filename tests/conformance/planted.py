@@ -163,7 +163,8 @@ class HashOrderedOutputs(PlantedBug):
 
         from reference_impl.save import input_signature, output_names
 
-        spec = input_signature(model)
+        signature = input_signature(model)  # one spec structure per call argument
+        spec = signature[0] if signature is not None else None
         if signatures is None and spec is not None:
             names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
 
@@ -191,7 +192,8 @@ class PythonInServing(PlantedBug):
 
         from reference_impl.save import input_signature, output_names
 
-        spec = input_signature(model)
+        signature = input_signature(model)  # one spec structure per call argument
+        spec = signature[0] if signature is not None else None
         if signatures is None and spec is not None:
             names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
 
