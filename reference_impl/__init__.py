@@ -43,6 +43,12 @@ shapes and dtypes of its ``input_spec`` where it declares both for every input (
 the model's ``input_dtype``, since Keras 3 records the shapes a subclassed model was built
 with, not the dtypes it was called with (pass ``signatures=`` for other inputs then).
 
+``x`` above stands for every tensor argument the layer's ``call`` requires: an RNN cell's
+functions take ``(inputs, states[, training])``, an attention layer's ``(inputs, value[,
+training])``. A subclassed model called as ``model(a, b)`` is served with inputs ``a`` and
+``b`` when its ``build`` takes a shape per argument (Keras 3 records only the first
+argument's shape otherwise, and the model is saved without functions, with a warning).
+
 The metadata node of a layer is at the path
 ``root.keras_api.layers.<i>.keras_api.layers.<j>...``; its ``node_id`` is the object's id
 in ``saved_model.pb``. Function names follow tf_keras: ``{layer}_layer_call_fn``,
