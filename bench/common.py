@@ -133,11 +133,22 @@ def environment():
             return None
 
     return {
+        "git": _git_state(),
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         **{name: version(name) for name in ("tensorflow", "keras", "tf-keras", "hypothesis")},
     }
+
+
+def _git_state():
+    """The commit measured, and whether the implementations' sources differ from it."""
+    def git(*args):
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    dirty = git("status", "--porcelain", "--", "reference_impl", "conformance", "strategies")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(dirty)}
 
 
 # --- workers ------------------------------------------------------------------------------
