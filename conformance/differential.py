@@ -434,7 +434,7 @@ def summarize_kept(document):
             "training modes of the root __call__": ", ".join(modes)
             if modes
             else "none (no __call__)",
-            "weight-regularization losses kept": (
+            "root regularization_losses as many as the model's weight regularizers": (
                 f"{sum(_regs_kept(e) for e in with_regs)}/{len(with_regs)} specs with regularizers"
             ),
             "serving output keys": "; ".join(
