@@ -302,7 +302,7 @@ def render(reports, differential=None, *, profile, command, notes=()):
                 "Keras 3 and tf_keras builds of one spec share their weights bitwise, so a "
                 "difference there is the frameworks' layer semantics, not the savers'.",
                 "",
-                "| field | " + " | ".join(f"`{p}`" for p in pairs) + " |",
+                "| field | " + " | ".join(f"`{p.replace(' | ', '` × `')}`" for p in pairs) + " |",
                 "|---|" + "---|" * len(pairs),
             ]
             for field in [*fields, "not compared"]:
