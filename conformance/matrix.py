@@ -347,7 +347,7 @@ def main(args):
     reports_dir = Path(args.reports_dir or tempfile.mkdtemp(prefix="conformance-matrix-"))
     reports_dir.mkdir(parents=True, exist_ok=True)
     reports = {}
-    notes = []
+    notes = list(args.note or [])
     for impl in impls:
         report_path = reports_dir / f"{impl}.json"
         if args.skip_suites and not report_path.exists():
@@ -428,6 +428,9 @@ def add_arguments(parser):
         "--reuse",
         action="store_true",
         help="reuse the reports already in --reports-dir instead of rerunning (said in the header)",
+    )
+    parser.add_argument(
+        "--note", action="append", help="a line for the header (repeatable), e.g. why this profile"
     )
     parser.add_argument(
         "--skip-suites",
