@@ -5,12 +5,18 @@ keep losses differently, so the differences are confined here.
 """
 
 import contextlib
+import sys
 
 import numpy as np
 
 
 def framework_of(model):
-    return "tf_keras" if type(model).__module__.startswith("tf_keras") else "keras"
+    """``"tf_keras"`` for a tf_keras layer or model (the strategies' own classes included)."""
+    # Not imported here: a model can only be a tf_keras one once tf_keras is imported.
+    tf_keras = sys.modules.get("tf_keras")
+    if tf_keras is not None and isinstance(model, tf_keras.layers.Layer):
+        return "tf_keras"
+    return "keras"
 
 
 def sublayers(layer):
