@@ -154,11 +154,21 @@ def _skip_reason(report):
     return str(longrepr)
 
 
-def _version(distribution):
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+def _version(module, *distributions):
+    """The version of ``module`` as imported, else of the first distribution installed.
+
+    The nightly job runs tf-nightly, keras-nightly and tf-keras-nightly: other distribution
+    names for the same modules.
+    """
+    imported = sys.modules.get(module)
+    if getattr(imported, "__version__", None):
+        return imported.__version__
+    for distribution in distributions:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def report_document(state, config):
@@ -168,10 +178,10 @@ def report_document(state, config):
         "implementation": state.impl_spec,
         "versions": {
             "python": platform.python_version(),
-            "tensorflow": _version("tensorflow"),
-            "keras": _version("keras"),
-            "tf_keras": _version("tf-keras"),
-            "hypothesis": _version("hypothesis"),
+            "tensorflow": _version("tensorflow", "tensorflow", "tf-nightly"),
+            "keras": _version("keras", "keras", "keras-nightly"),
+            "tf_keras": _version("tf_keras", "tf-keras", "tf-keras-nightly"),
+            "hypothesis": _version("hypothesis", "hypothesis"),
         },
         "hypothesis": {
             "profile": profiles.current_profile_name(),
