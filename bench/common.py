@@ -5,6 +5,7 @@ bench.<module> --worker ...``), one per implementation: the implementations do n
 process's traced functions or memory, and a crash in one leaves the others' figures.
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -152,6 +153,15 @@ def _git_state():
 
 
 # --- workers ------------------------------------------------------------------------------
+
+
+def worker_parser(doc):
+    """The argument parser of a benchmark's worker process (started by ``run_worker``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", required=True)
+    return parser
 
 
 def run_worker(module, *args, timeout=3600):

@@ -5,7 +5,6 @@ then one profiled save of a freshly built model. The full profile is written bes
 (``profile-save-<impl>-<layers>.pstats``) for ``python -m pstats`` or snakeviz.
 """
 
-import argparse
 import cProfile
 import io
 import os
@@ -79,10 +78,7 @@ def run(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--json-out", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", required=True)
+    parser = common.worker_parser(__doc__)
     parser.add_argument("--layers", type=int, default=40)
     parser.add_argument("--out", default=str(common.DEFAULT_OUT))
     args = parser.parse_args()

@@ -10,7 +10,6 @@ The target: the reference's save+load at most 0.5x tf_keras' legacy save+load, s
 the specs both saved, in the same run.
 """
 
-import argparse
 import gc
 import os
 import shutil
@@ -174,10 +173,7 @@ def report(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--json-out", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", required=True)
+    parser = common.worker_parser(__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--specs", default="", help="comma-separated corpus names (all)")
     args = parser.parse_args()

@@ -8,7 +8,6 @@ is measured as in ``bench.saveload`` (a warm-up, then the median of fresh-model 
 The target: the reference's save+load time(80 layers) / time(10 layers) at most 10.
 """
 
-import argparse
 import shutil
 import tempfile
 
@@ -171,10 +170,7 @@ def report(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--json-out", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", required=True)
+    parser = common.worker_parser(__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lengths", default=",".join(map(str, CHAIN_LENGTHS)))
     parser.add_argument("--depths", default=",".join(map(str, DEPTHS)))
