@@ -98,7 +98,10 @@ class RegularizationLosses:
         regularizer = variable.regularizer
 
         def loss_fn():
-            return regularizer(variable)
+            # The variable is read even where the regularizer ignores it (zero factors): a
+            # loader tells which variable a loss belongs to by what its function captures.
+            with tf.control_dependencies([tf.identity(variable.value)]):
+                return tf.identity(regularizer(variable))
 
         loss_fn.__name__ = f"loss_fn_{index}"
         return tf.function(loss_fn, input_signature=[])

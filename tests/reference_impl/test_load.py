@@ -374,3 +374,27 @@ def test_revived_under_safe_mode_matches_and_saves_the_same(tmp_path, build):
         )
     grads = tape.gradient(total, loaded.trainable_variables)
     assert any(g is not None for g in grads)
+
+
+def test_revived_model_keeps_a_zero_factor_regularizer(tmp_path):
+    """A regularizer with zero factors never reads its variable; its loss is still revived."""
+
+    class ZeroFactors(keras.Model):  # not registered: revived from the saved functions
+        def __init__(self):
+            super().__init__(name="zero_factors")
+            self.dense = keras.layers.Dense(
+                2,
+                kernel_regularizer=keras.regularizers.L1L2(0.0, 0.0),
+                bias_regularizer=keras.regularizers.L2(0.1),
+            )
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = ZeroFactors()
+    model(np.ones((2, 3), "float32"))
+    reference_impl.save(model, str(tmp_path / "m"))
+    with pytest.warns(UserWarning, match="ZeroFactors"):
+        revived = reference_impl.load(str(tmp_path / "m"))
+    assert len(model.losses) == 2
+    assert len(revived.losses) == 2
