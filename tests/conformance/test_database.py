@@ -22,8 +22,13 @@ from hypothesis import Phase, settings
 
 # No shrinking: Hypothesis saves a failure as soon as it finds one, and shrinking model
 # specs would take most of this test's time.
-settings.register_profile("find", max_examples=20, phases=[Phase.generate], deadline=None)
-settings.register_profile("replay", phases=[Phase.explicit, Phase.reuse], deadline=None)
+# derandomize=False: under CI=true Hypothesis' defaults are derandomized, with no database.
+settings.register_profile(
+    "find", max_examples=20, phases=[Phase.generate], deadline=None, derandomize=False
+)
+settings.register_profile(
+    "replay", phases=[Phase.explicit, Phase.reuse], deadline=None, derandomize=False
+)
 """
 
 PROPERTY = """
