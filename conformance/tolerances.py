@@ -25,14 +25,8 @@ def _as_numpy(value):
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
-def assert_close(actual, expected, what, *, dtype=None):
-    """Assert two arrays are equal within the tolerance of the coarser of their dtypes."""
-    actual, expected = _as_numpy(actual), _as_numpy(expected)
-    assert actual.shape == expected.shape, (
-        f"{what}: shape {actual.shape} != expected {expected.shape}"
-    )
-    names = [str(actual.dtype), str(expected.dtype)] + ([dtype] if dtype else [])
-    rtol, atol = max((tolerance(name) for name in names), key=lambda t: t[0])
+def _assert_allclose(actual, expected, rtol, atol, what):
+    """``np.allclose`` in float64 (NaN equals NaN); the error names the worst element."""
     a64, e64 = actual.astype(np.float64), expected.astype(np.float64)
     if not np.allclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True):
         diff = np.abs(a64 - e64)
@@ -41,6 +35,17 @@ def assert_close(actual, expected, what, *, dtype=None):
             f"{what}: values differ beyond rtol={rtol}, atol={atol} "
             f"(max |diff| {np.nanmax(diff):.3g} at {worst}: {a64[worst]!r} vs {e64[worst]!r})"
         )
+
+
+def assert_close(actual, expected, what, *, dtype=None):
+    """Assert two arrays are equal within the tolerance of the coarser of their dtypes."""
+    actual, expected = _as_numpy(actual), _as_numpy(expected)
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape} != expected {expected.shape}"
+    )
+    names = [str(actual.dtype), str(expected.dtype)] + ([dtype] if dtype else [])
+    rtol, atol = max((tolerance(name) for name in names), key=lambda t: t[0])
+    _assert_allclose(actual, expected, rtol, atol, what)
 
 
 def assert_bitwise(actual, expected, what):
@@ -82,11 +87,4 @@ def assert_converted_close(actual, expected, what):
     rtol, atol = max(
         (consumer_tolerance(str(a.dtype)) for a in (actual, expected)), key=lambda t: t[0]
     )
-    a64, e64 = actual.astype(np.float64), expected.astype(np.float64)
-    if not np.allclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True):
-        diff = np.abs(a64 - e64)
-        worst = np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape)
-        raise AssertionError(
-            f"{what}: values differ beyond rtol={rtol}, atol={atol} "
-            f"(max |diff| {np.nanmax(diff):.3g} at {worst}: {a64[worst]!r} vs {e64[worst]!r})"
-        )
+    _assert_allclose(actual, expected, rtol, atol, what)
