@@ -120,13 +120,13 @@ def xfail_reasons(impl_name, document):
     path = expectations_file(impl_name)
     if path is None:
         return {}
-    from conformance.xfails import _same_test, read_xfails
+    from conformance.xfails import read_xfails, same_test
 
     entries = read_xfails(str(path)).entries
     reasons = {}
     for clause_id, result in document.get("clauses", {}).items():
         for key, reason in entries.items():
-            if key == clause_id or any(_same_test(key, nodeid) for nodeid in result["tests"]):
+            if key == clause_id or any(same_test(key, nodeid) for nodeid in result["tests"]):
                 reasons.setdefault(clause_id, []).append(reason)
     return {clause_id: "; ".join(r) for clause_id, r in reasons.items()}
 

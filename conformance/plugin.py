@@ -16,7 +16,7 @@ from conformance import database, profiles, shard
 from conformance.api import ImplementationError, resolve_implementation
 from conformance.clauses import CLAUSE_IDS, parse_clause_list
 from conformance.report import ClauseReport, write_report
-from conformance.xfails import XfailsError, _same_test, read_xfails
+from conformance.xfails import XfailsError, read_xfails, same_test
 
 pytest.register_assert_rewrite("conformance.checks")
 
@@ -202,7 +202,7 @@ class ConformanceSession:
             stale = [
                 key
                 for key in state.xfails.unmatched()
-                if not any(key == _clause_of(i) or _same_test(key, i.nodeid) for i in deselected)
+                if not any(key == _clause_of(i) or same_test(key, i.nodeid) for i in deselected)
             ]
             if stale:
                 raise pytest.UsageError(

@@ -27,7 +27,7 @@ class Xfails:
     def match(self, clause_id, nodeid):
         """The reason ``nodeid`` (checking ``clause_id``) is expected to fail, or None."""
         for key, reason in self.entries.items():
-            if key == clause_id or _same_test(key, nodeid):
+            if key == clause_id or same_test(key, nodeid):
                 self.matched.add(key)
                 return f"{reason} (from {self.path})"
         return None
@@ -36,7 +36,7 @@ class Xfails:
         return sorted(set(self.entries) - self.matched)
 
 
-def _same_test(key, nodeid):
+def same_test(key, nodeid):
     # Test ids differ by rootdir (a checkout, site-packages), so a suffix at a path boundary
     # matches; an entry without "[...]" covers every parametrization of the test.
     for candidate in (nodeid, nodeid.split("[", 1)[0]):
