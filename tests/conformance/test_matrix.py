@@ -141,31 +141,22 @@ def test_suite_command_uses_the_expectations_file():
     )
 
 
-def test_matrix_command_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "conformance", "matrix", "--help"],
+def _matrix(*args):
+    """``python -m conformance matrix ARGS`` in a subprocess, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", "matrix", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
+
+
+def test_matrix_command_line(tmp_path):
+    proc = _matrix("--help")
     assert proc.returncode == 0, proc.stderr
     for option in ("--profile", "--impls", "--output", "--workers", "--differential-specs"):
         assert option in proc.stdout
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "matrix",
-            "--impls",
-            "nope",
-            "--output",
-            str(tmp_path / "m.md"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _matrix("--impls", "nope", "--output", str(tmp_path / "m.md"))
     assert proc.returncode == 2 and "unknown implementation(s) ['nope']" in proc.stderr
 
 
@@ -174,25 +165,16 @@ def test_matrix_renders_from_reused_reports(tmp_path):
     for name, document in reports.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(document))
     output = tmp_path / "matrix.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "matrix",
-            "--impls",
-            "reference,keras_export",
-            "--reports-dir",
-            str(tmp_path),
-            "--reuse",
-            "--differential-specs",
-            "0",
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _matrix(
+        "--impls",
+        "reference,keras_export",
+        "--reports-dir",
+        str(tmp_path),
+        "--reuse",
+        "--differential-specs",
+        "0",
+        "--output",
+        str(output),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = output.read_text()
@@ -203,25 +185,16 @@ def test_matrix_renders_from_reused_reports(tmp_path):
 
 def test_skip_suites_marks_missing_reports(tmp_path):
     output = tmp_path / "matrix.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "matrix",
-            "--impls",
-            "reference",
-            "--reports-dir",
-            str(tmp_path),
-            "--skip-suites",
-            "--differential-specs",
-            "0",
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _matrix(
+        "--impls",
+        "reference",
+        "--reports-dir",
+        str(tmp_path),
+        "--skip-suites",
+        "--differential-specs",
+        "0",
+        "--output",
+        str(output),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "`reference`: suite did not run (not run (--skip-suites))" in output.read_text()
