@@ -58,16 +58,16 @@ def measure_spec(impl, spec, runs, root):
 
 def worker(args):
     common.quiet_tensorflow()
-    from conformance import stability
+    from conformance import corpus
     from conformance.api import resolve_implementation
 
     impl = resolve_implementation(args.impl)
-    names = args.specs.split(",") if args.specs else stability.corpus_names()
+    names = args.specs.split(",") if args.specs else corpus.corpus_names()
     root = tempfile.mkdtemp(prefix=f"bench-{impl.name}-")
     try:
         specs = {}
         for name in names:
-            specs[name] = measure_spec(impl, stability.corpus_spec(name), args.runs, root)
+            specs[name] = measure_spec(impl, corpus.corpus_spec(name), args.runs, root)
             print(f"  {impl.name} {name}: {specs[name]}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)

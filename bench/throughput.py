@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,14 +27,18 @@ TARGET_WALL_S = 600
 
 
 def suite_command(workers, report, impl, clauses, profile):
-    command = [
-        sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:randomly",
-        "-p", "no:cacheprovider", f"--hypothesis-profile={profile}", f"--conformance-impl={impl}",
-        f"--conformance-report={report}", "-q", "-n", str(workers),
-    ]
-    if clauses:
-        command.append(f"--conformance-clauses={clauses}")
-    return command
+    from conformance.command import suite_command as command
+
+    return command(
+        impl,
+        clauses=clauses,
+        profile=profile,
+        report=report,
+        workers=workers,
+        python=True,
+        quiet=True,
+        extra=["-p", "no:randomly"],
+    )
 
 
 def examples_in(report_path):

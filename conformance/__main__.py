@@ -19,63 +19,45 @@ def _quiet():
 
 def fingerprint_corpus(args):
     _quiet()
-    from conformance import stability
+    from conformance import corpus
     from conformance.api import resolve_implementation
 
     impl = resolve_implementation(args.impl)
     result = {
-        name: stability.fingerprint_spec(impl, spec) for name, spec in stability.corpus_specs()
+        name: corpus.fingerprint_spec(impl, spec) for name, spec in corpus.supported_specs(impl)
     }
     print(json.dumps(result, sort_keys=True))
 
 
-def draw_corpus(count, seed):
-    """``count`` specs drawn deterministically from ``strategies.model_specs()``."""
-    from hypothesis import Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-
-    import strategies
-
-    drawn = []
-
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None)
-    @hypothesis_seed(seed)
-    @given(strategies.model_specs())
-    def collect(spec):
-        drawn.append(spec)
-
-    collect()
-    return drawn
-
-
-def corpus(args):
+def corpus_command(args):
     _quiet()
-    from conformance import stability
+    import strategies
+    from conformance import corpus
     from conformance.api import resolve_implementation
 
     if args.write_specs:
-        specs = draw_corpus(args.count, args.seed)
+        specs = strategies.sample_specs(args.count, seed=args.seed)
         document = {f"spec-{i:02d}": spec.to_dict() for i, spec in enumerate(specs)}
-        stability.CORPUS_DIR.mkdir(exist_ok=True)
-        stability.SPECS_FILE.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-        stability._corpus_json.cache_clear()
-        print(f"wrote {len(document)} specs to {stability.SPECS_FILE}")
+        corpus.CORPUS_DIR.mkdir(exist_ok=True)
+        corpus.SPECS_FILE.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        corpus._corpus_json.cache_clear()
+        print(f"wrote {len(document)} specs to {corpus.SPECS_FILE}")
     if args.write_golden:
         for framework, impl_name in (("keras", "reference"), ("tf_keras", "tf_keras")):
             if args.framework not in (None, framework):
                 continue
             impl = resolve_implementation(impl_name)
             goldens = {
-                name: stability.fingerprint_spec(impl, spec)
-                for name, spec in stability.corpus_specs()
+                name: corpus.fingerprint_spec(impl, spec)
+                for name, spec in corpus.corpus_specs()
             }
-            path = stability.golden_file(framework)
+            path = corpus.golden_file(framework)
             path.write_text(json.dumps(goldens, indent=1, sort_keys=True) + "\n")
             print(f"wrote {len(goldens)} golden fingerprints to {path}")
 
 
 def contract(args):
-    from conformance.clauses import contract_markdown
+    from conformance.contract import contract_markdown
 
     print(contract_markdown(), end="")
 
@@ -83,7 +65,7 @@ def contract(args):
 def matrix(args):
     # The suite runs in subprocesses; TensorFlow is imported here only by the differential
     # checks, after the arguments are checked.
-    from conformance import matrix as matrix_module
+    from conformance.tools import matrix as matrix_module
 
     return matrix_module.main(args)
 
@@ -100,7 +82,7 @@ def main(argv=None):
     cp.add_argument("--count", type=int, default=24)
     cp.add_argument("--framework", choices=("keras", "tf_keras"), default=None)
     cp.add_argument("--seed", type=int, default=20261125)
-    cp.set_defaults(run=corpus)
+    cp.set_defaults(run=corpus_command)
     ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
     ct.set_defaults(run=contract)
     mx = commands.add_parser(
@@ -108,7 +90,7 @@ def main(argv=None):
         help="run the suite on every built-in implementation plus the differential checks; "
         "write docs/conformance-matrix.md",
     )
-    from conformance import matrix as matrix_module
+    from conformance.tools import matrix as matrix_module
 
     matrix_module.add_arguments(mx)
     mx.set_defaults(run=matrix)

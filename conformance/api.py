@@ -14,12 +14,25 @@ class Implementation:
 
     ``name`` is shown in reports. ``framework`` says which Keras the suite builds models with:
     ``"keras"`` (Keras 3) or ``"tf_keras"``. ``claims`` is the set of clause ids the
-    implementation claims (``None``: all); the others are skipped as "not claimed".
+    implementation claims (``None``: all); the others are skipped as "not claimed", with the
+    reason ``not_claimed`` gives for the clause (clause id -> reason), shown in the skip, the
+    report and the matrix.
+
+    ``supports`` narrows the models drawn for it, with the knobs of
+    ``strategies.model_specs``: ``{"kinds": [...], "topologies": [...], "dtypes": [...],
+    "max_layers": n}`` (``None``: everything). An implementation without, say, RNN support
+    is then tested on everything else; fixed specs it does not support (the corpus) are
+    skipped saying why. As with ``model_specs``, Flatten, Dense, Reshape and Activation may
+    still appear as adapters between the kinds listed.
+
+    Only ``save`` must be overridden; ``load`` may raise ``NotImplementedError``.
     """
 
     name: str = "unnamed"
     framework: str = "keras"
     claims: frozenset[str] | None = None
+    not_claimed: dict[str, str] = {}
+    supports: dict | None = None
 
     def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
         """Write ``model`` to the directory ``path`` in the Keras SavedModel format."""
@@ -35,6 +48,28 @@ class Implementation:
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} framework={self.framework}>"
+
+
+SUPPORT_KNOBS = ("kinds", "topologies", "dtypes", "max_layers")
+# What model_specs may add between the kinds an implementation lists.
+ADAPTER_KINDS = ("Flatten", "Dense", "Reshape", "Activation")
+
+
+def unsupported_reason(impl, spec):
+    """Why ``impl`` does not support the fixed ``spec`` (its ``supports``), or None."""
+    supports = getattr(impl, "supports", None) or {}
+    kinds = supports.get("kinds")
+    if kinds is not None:
+        extra = sorted(set(spec.kinds()) - set(kinds) - set(ADAPTER_KINDS))
+        if extra:
+            return f"{impl.name} does not support the layer kinds {', '.join(extra)}"
+    topologies = supports.get("topologies")
+    if topologies is not None and spec.topology not in topologies:
+        return f"{impl.name} does not support the {spec.topology} topology"
+    dtypes = supports.get("dtypes")
+    if dtypes is not None and spec.dtype not in dtypes:
+        return f"{impl.name} does not support the dtype {spec.dtype}"
+    return None
 
 
 # Built-in implementations by name; resolved lazily so that naming one imports nothing else.
@@ -88,7 +123,7 @@ def resolve_implementation(spec):
 
 def check_implementation(impl, spec="<instance>"):
     """Validate the adapter's attributes; return it unchanged."""
-    from conformance.clauses import CLAUSE_IDS
+    from conformance.contract import CLAUSE_IDS
 
     missing = [attr for attr in ("name", "save", "load") if not hasattr(impl, attr)]
     if missing:
@@ -107,4 +142,42 @@ def check_implementation(impl, spec="<instance>"):
             raise ImplementationError(
                 f"--conformance-impl={spec!r}: claims unknown clause id(s) {unknown}"
             )
+    not_claimed = getattr(impl, "not_claimed", None) or {}
+    unknown = sorted(set(not_claimed) - set(CLAUSE_IDS))
+    if unknown:
+        raise ImplementationError(
+            f"--conformance-impl={spec!r}: not_claimed names unknown clause id(s) {unknown}"
+        )
+    _check_supports(impl, spec)
+    if getattr(type(impl), "save", None) is Implementation.save:
+        raise ImplementationError(
+            f"--conformance-impl={spec!r}: {type(impl).__name__} does not override "
+            "Implementation.save: every clause needs it"
+        )
     return impl
+
+
+def _check_supports(impl, spec):
+    supports = getattr(impl, "supports", None)
+    if supports is None:
+        return
+    if not isinstance(supports, dict):
+        raise ImplementationError(
+            f"--conformance-impl={spec!r}: supports must be a dict of model_specs knobs "
+            f"({', '.join(SUPPORT_KNOBS)}), not {type(supports).__name__}"
+        )
+    unknown = sorted(set(supports) - set(SUPPORT_KNOBS))
+    if unknown:
+        raise ImplementationError(
+            f"--conformance-impl={spec!r}: supports has unknown knobs {unknown}; "
+            f"known: {', '.join(SUPPORT_KNOBS)}"
+        )
+    from strategies.catalog import REGISTRY
+    from strategies.spec import TOPOLOGIES
+
+    for knob, known in (("kinds", REGISTRY), ("topologies", TOPOLOGIES)):
+        bad = sorted(set(supports.get(knob) or ()) - set(known))
+        if bad:
+            raise ImplementationError(
+                f"--conformance-impl={spec!r}: supports[{knob!r}] names unknown {knob} {bad}"
+            )

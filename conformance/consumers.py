@@ -23,18 +23,12 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from conformance import profiles
-from conformance.report import CONSUMER_PROPERTY  # noqa: F401  (the tests attach it)
-
-# test_signatures (SIG-SERVING's names) loads the suite's profile when imported: registered
-# here too, so that this module imports outside a pytest session.
-profiles.register()
-from conformance.test_signatures import expected_output_names  # noqa: E402
+from conformance.cache import LRUCache
+from conformance.expected.names import expected_input_names, expected_output_names
 
 STAGES = ("convert", "load", "names", "run", "values")
 
@@ -305,20 +299,13 @@ class ConversionCache:
     """
 
     def __init__(self, size=16):
-        self.size = size
-        self._entries = OrderedDict()
+        self._entries = LRUCache(size)
 
     def get(self, consumer, saved_dir):
         pb = os.path.join(str(saved_dir), "saved_model.pb")
         stamp = os.stat(pb).st_mtime_ns if os.path.exists(pb) else None
         key = (consumer.name, os.path.abspath(str(saved_dir)), stamp)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._convert(consumer, saved_dir)
-            self._entries[key] = entry
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        self._entries.move_to_end(key)
+        entry = self._entries.get(key, lambda: self._convert(consumer, saved_dir))
         if isinstance(entry, StageError):
             raise entry
         return entry
@@ -346,16 +333,8 @@ def converted(consumer, saved_dir):
 
 
 def expected_names(spec, serving_inputs):
-    """``(input names, output names)`` the contract gives the serving signature.
-
-    Inputs are the model's input names; a subclassed model has none of its own, so the
-    serving signature's (the saver's) are taken. Outputs are SIG-SERVING's.
-    """
-    if spec.topology == "subclassed":
-        inputs = list(serving_inputs)
-    else:
-        inputs = list(spec.input_names())
-    return inputs, expected_output_names(spec)
+    """``(input names, output names)`` the contract gives the serving signature."""
+    return expected_input_names(spec, serving_inputs), expected_output_names(spec)
 
 
 def save_control(model, spec, input_keys, path):
@@ -398,28 +377,23 @@ class ControlCache:
     """Control SavedModels of this process, by spec; least recently used dropped first."""
 
     def __init__(self, size=16):
-        self.size = size
-        self._paths = OrderedDict()
+        self._paths = LRUCache(size, on_drop=lambda path: shutil.rmtree(path, ignore_errors=True))
         self._root = None
         self._counter = 0
 
     def get(self, case, input_keys):
         key = (case.framework, case.spec.to_json(), tuple(sorted(input_keys.items())))
-        path = self._paths.get(key)
-        if path is None:
-            if self._root is None:
-                import atexit
+        return self._paths.get(key, lambda: self._save(case, input_keys))
 
-                self._root = tempfile.mkdtemp(prefix="conformance-controls-")
-                atexit.register(shutil.rmtree, self._root, ignore_errors=True)
-            self._counter += 1
-            path = os.path.join(self._root, f"control-{self._counter}")
-            save_control(case.model, case.spec, input_keys, path)
-            self._paths[key] = path
-            while len(self._paths) > self.size:
-                _, dropped = self._paths.popitem(last=False)
-                shutil.rmtree(dropped, ignore_errors=True)
-        self._paths.move_to_end(key)
+    def _save(self, case, input_keys):
+        if self._root is None:
+            import atexit
+
+            self._root = tempfile.mkdtemp(prefix="conformance-controls-")
+            atexit.register(shutil.rmtree, self._root, ignore_errors=True)
+        self._counter += 1
+        path = os.path.join(self._root, f"control-{self._counter}")
+        save_control(case.model, case.spec, input_keys, path)
         return path
 
 
@@ -458,10 +432,10 @@ def check_case(consumer, case, data, *, check_values):
     Returns an ``Outcome``; raises AssertionError when the implementation's SavedModel is at
     fault (a stage the control passes).
     """
-    from conformance import inspect, saved
+    from conformance.savedmodel import calls, tree
 
-    serving_inputs, serving_outputs = inspect.serving_signature(case.loaded)
-    feed = saved.serving_feed(case.loaded, case.spec, data)
+    serving_inputs, serving_outputs = tree.serving_signature(case.loaded)
+    feed = calls.serving_feed(case.loaded, case.spec, data)
     inputs, outputs = expected_names(case.spec, serving_inputs)
     result = case.loaded.signatures["serving_default"](**feed)
     values = {name: np.asarray(result[name]) for name in outputs if name in result}
@@ -478,10 +452,10 @@ def check_case(consumer, case, data, *, check_values):
 
 def _judge(consumer, case, data, failure, *, check_values):
     """The implementation's SavedModel failed ``failure.stage``: is the consumer to blame?"""
-    from conformance import saved
+    from conformance.savedmodel import calls
 
     spec = case.spec
-    input_keys = saved.serving_feed(case.loaded, spec, {n: n for n in spec.input_names()})
+    input_keys = calls.serving_feed(case.loaded, spec, {n: n for n in spec.input_names()})
     input_keys = {name: key for key, name in input_keys.items()}
     if set(input_keys) != set(spec.input_names()):
         # The serving signature does not even take the model's inputs: name them as the spec.
@@ -521,9 +495,9 @@ def _judge(consumer, case, data, failure, *, check_values):
 
 
 def _load(path):
-    from conformance import inspect
+    from conformance.savedmodel import tree
 
-    return inspect.load(path)
+    return tree.load(path)
 
 
 # -- the tally of one test ---------------------------------------------------------------
@@ -556,7 +530,7 @@ class Tally:
 
     def summary(self):
         """The distinct (stage, message) pairs of the unsupported examples, counted."""
-        counts = OrderedDict()
+        counts = {}
         for entry in self.unsupported:
             key = (entry["stage"], entry["message"])
             counts[key] = counts.get(key, 0) + 1

@@ -113,7 +113,7 @@ class KerasExportImplementation(Implementation):
 
     @property
     def claims(self):
-        from conformance.clauses import CLAUSE_IDS
+        from conformance.contract import CLAUSE_IDS
 
         return frozenset(c for c in CLAUSE_IDS if c not in self.not_claimed)
 
@@ -156,9 +156,9 @@ class KerasExportImplementation(Implementation):
 
         import keras
 
-        from conformance import inspect
+        from conformance.savedmodel import tree
 
         path = os.fspath(path)
-        loaded = inspect.load(path)  # raises, naming the path, on a missing or damaged artifact
+        loaded = tree.load(path)  # raises, naming the path, on a missing or damaged artifact
         endpoint = "serve" if hasattr(loaded, "serve") else "serving_default"
         return keras.layers.TFSMLayer(path, call_endpoint=endpoint)

@@ -9,10 +9,12 @@ Public API::
     build_model(spec, framework="keras" | "tf_keras")
     ModelSpec, InputSpec, LayerSpec, RegularizerSpec
     deterministic_in_training(spec), custom_objects_for(framework)
+    sample_specs(count, seed=0, **knobs), sample_examples(count, seed)   (seeded, no @given)
 """
 
 from .catalog import deterministic_in_training
 from .generate import call_inputs, input_data, input_specs, model_specs, regularizer_specs
+from .sample import sample_examples, sample_specs
 from .spec import InputSpec, LayerSpec, ModelSpec, RegularizerSpec, from_json
 
 
@@ -45,6 +47,8 @@ __all__ = [
     "input_specs",
     "model_specs",
     "regularizer_specs",
+    "sample_examples",
+    "sample_specs",
     "set_weights",
     "weight_arrays",
 ]

@@ -9,17 +9,17 @@ output shape; a disagreement raises :class:`ShapeRuleError`.
 
 from __future__ import annotations
 
+import os
 import zlib
 from typing import Any
 
 import numpy as np
 
-from conformance.environment import quiet_tensorflow
-
 from .catalog import REGISTRY, custom_objects
 from .spec import LayerSpec, ModelSpec, RegularizerSpec
 
-quiet_tensorflow()
+# Keras 3 reads its backend when first imported: these strategies build on TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 FRAMEWORKS = ("keras", "tf_keras")
 

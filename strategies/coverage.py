@@ -2,16 +2,16 @@
 and adjacent-kind pairs, measured against what the catalog makes reachable.
 
 ``python -m strategies.coverage -n 2000`` draws specs (no building) and prints the table.
-While a :func:`collect` block is open, every spec ``model_specs`` draws is recorded.
+The features are computed from the specs alone; inside a property, ``model_specs`` reports
+the kinds it drew through Hypothesis' ``event()``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,29 +87,6 @@ def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
     return kinds.get(spec.outputs[0]) if spec.outputs else None
 
 
-# --- collector -----------------------------------------------------------------------------
-
-_ACTIVE: list[Features] = []
-
-
-def record(spec: ModelSpec) -> None:
-    """Called by ``model_specs`` for every drawn spec; a no-op unless :func:`collect` is open."""
-    if _ACTIVE:
-        f = features(spec)
-        for c in _ACTIVE:
-            c.update(f)
-
-
-@contextlib.contextmanager
-def collect() -> Iterator[Features]:
-    acc = Features()
-    _ACTIVE.append(acc)
-    try:
-        yield acc
-    finally:
-        _ACTIVE.remove(acc)
-
-
 # --- what is reachable ---------------------------------------------------------------------
 
 
@@ -170,30 +147,19 @@ def table(f: Features, dtypes: tuple[str, ...] | None = None) -> str:
     return "\n".join(lines)
 
 
+def features_of(specs: Iterable[ModelSpec]) -> Features:
+    """What the specs cover together."""
+    total = Features()
+    for spec in specs:
+        total.update(features(spec))
+    return total
+
+
 def draw_specs(n: int, seed: int = 0, **knobs: Any) -> Features:
     """Draw ``n`` specs (seeded, no building) and return their coverage."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
+    import strategies
 
-    from strategies import coverage as registered  # the module model_specs records into
-    from strategies.generate import model_specs
-
-    with registered.collect() as acc:
-
-        @hseed(seed)
-        @settings(
-            max_examples=n,
-            database=None,
-            phases=[Phase.generate],
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(model_specs(**knobs))
-        def _draw(spec: ModelSpec) -> None:
-            pass
-
-        _draw()
-    return acc
+    return features_of(strategies.sample_specs(n, seed=seed, **knobs))
 
 
 def main(argv: list[str] | None = None) -> int:

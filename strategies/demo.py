@@ -10,33 +10,6 @@ import contextlib
 import io
 
 
-def draw_examples(count: int, seed: int, **knobs):
-    """``count`` (spec, input data) pairs, reproducibly drawn from ``seed``."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hseed
-    from hypothesis import strategies as st
-
-    from .generate import input_data, model_specs
-
-    out = []
-
-    @hseed(seed)
-    @settings(
-        max_examples=count + 1,
-        database=None,
-        phases=[Phase.generate],
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(st.data())
-    def _draw(data):
-        spec = data.draw(model_specs(**knobs))
-        out.append((spec, data.draw(input_data(spec))))
-
-    _draw()
-    return out[1 : count + 1]  # Hypothesis's first draw is the minimal spec: skip it
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=3)
@@ -45,16 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-layers", type=int, default=8)
     args = parser.parse_args(argv)
 
-    from conformance.environment import quiet_tensorflow
+    import os
 
-    quiet_tensorflow()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     import numpy as np
 
     from .build import build_model
     from .generate import call_inputs
+    from .sample import sample_examples
 
     for i, (spec, data) in enumerate(
-        draw_examples(args.count, args.seed, max_layers=args.max_layers), start=1
+        sample_examples(args.count, args.seed, max_layers=args.max_layers), start=1
     ):
         print(f"=== model {i}/{args.count} " + "=" * 60)
         print(repr(spec))

@@ -510,9 +510,6 @@ def model_specs(
     )
     for k in sorted(set(spec.kinds())):
         event(f"kind={k}")
-    from . import coverage  # lazily: `python -m strategies.coverage` runs it as __main__
-
-    coverage.record(spec)
     return spec
 
 

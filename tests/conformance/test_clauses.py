@@ -2,7 +2,8 @@
 
 import pytest
 
-from conformance import api, clauses
+from conformance import api
+from conformance import contract as clauses
 from conformance.api import ImplementationError, resolve_implementation
 
 ISSUE_IDS = (
@@ -20,7 +21,7 @@ def test_clause_ids_are_the_public_ones():
 def test_every_clause_says_why_and_how_and_has_a_module():
     from pathlib import Path
 
-    package = Path(clauses.__file__).parent
+    package = Path(clauses.__file__).parent / "clauses"
     for clause in clauses.CLAUSES:
         assert clause.requires and clause.why and clause.checked_by, clause.id
         assert (package / f"test_{clause.group}.py").exists(), clause.id
@@ -30,7 +31,7 @@ def test_every_clause_is_checked_by_a_test():
     import ast
     from pathlib import Path
 
-    package = Path(clauses.__file__).parent
+    package = Path(clauses.__file__).parent / "clauses"
     marked = set()
     for module in package.glob("test_*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
@@ -63,6 +64,23 @@ def test_resolve_builtins_without_importing_them_eagerly():
     impl = resolve_implementation("reference")
     assert impl.name == "reference" and impl.framework == "keras"
     assert resolve_implementation("tf_keras").framework == "tf_keras"
+
+
+def test_resolving_a_builtin_imports_no_framework():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from conformance.api import resolve_implementation; "
+        "[resolve_implementation(n) for n in ('reference', 'tf_keras', 'keras_export')]; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras', 'reference_impl') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]", f"resolving the built-ins imported {proc.stdout}"
 
 
 @pytest.mark.parametrize(

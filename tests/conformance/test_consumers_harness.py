@@ -12,9 +12,9 @@ import pytest
 from planted import PythonInServing
 
 from conformance import consumers
+from conformance.expected.tolerances import assert_converted_close
 from conformance.implementations import ReferenceImplementation
-from conformance.report import CONSUMER_PROPERTY, ClauseReport, markdown
-from conformance.tolerances import assert_converted_close
+from conformance.plugin.report import CONSUMER_PROPERTY, ClauseReport, markdown
 
 pytest_plugins = ["pytester"]
 
@@ -73,7 +73,7 @@ def _consumer(name):
 
 
 def _check(consumer, impl, spec, data=None):
-    from conformance.cases import case_cache
+    from conformance.plugin.example import case_cache
 
     case = case_cache().get(impl, spec)
     return consumers.check_case(
@@ -151,7 +151,7 @@ def test_unconvertible_serving_is_the_implementations_failure(name, stage):
 def test_values_stage_catches_a_changed_output():
     """A converted model whose values differ fails the values stage, naming the output."""
     consumer = _consumer(consumers.TFLITE)
-    from conformance.cases import case_cache
+    from conformance.plugin.example import case_cache
 
     spec = _spec()
     case = case_cache().get(ReferenceImplementation(), spec)

@@ -1,7 +1,7 @@
 """``--conformance-db``: failing examples saved by one run are replayed by the next.
 
 Each case runs pytest twice in subprocesses (Hypothesis profiles are process-global) on a
-small property decorated like the suite's own (``conformance.stream.fresh_examples``): a
+small property decorated like the suite's own (``conformance.plugin.drawing.fresh_examples``): a
 first run with a searching profile finds and saves a failure, a second run with a profile
 that only replays the database fails on it too (on an empty database that profile runs no
 example at all, so the failure can only have come from the database). The Redis case runs
@@ -32,7 +32,7 @@ settings.register_profile(
 """
 
 PROPERTY = """
-from conformance.stream import fresh_examples
+from conformance.plugin.drawing import fresh_examples
 
 @fresh_examples(max_layers=4)
 def test_few_nodes(example):
@@ -123,7 +123,7 @@ def redis_url(tmp_path_factory):
 def test_redis_database_round_trip(suite_like, redis_url):
     import redis
 
-    from conformance.database import REDIS_KEY_PREFIX
+    from conformance.plugin.database import REDIS_KEY_PREFIX
 
     assert_round_trip(suite_like, f"{redis_url}/0")
     keys = redis.Redis.from_url(f"{redis_url}/0").keys(REDIS_KEY_PREFIX + b"*")
@@ -148,6 +148,8 @@ def test_derandomized_profile_refuses_the_option_and_ignores_the_env_var(
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*profile 'ci' is derandomized*"])
     monkeypatch.setenv("CONFORMANCE_DB", str(tmp_path))
-    ignored = run(suite_like, "--hypothesis-profile=ci", "--collect-only")
+    ignored = run(
+        suite_like, "--hypothesis-profile=ci", "--conformance-impl=reference", "--collect-only"
+    )
     assert ignored.ret == pytest.ExitCode.OK
     ignored.stdout.fnmatch_lines(["*database: ignored under the derandomized profile 'ci'*"])

@@ -3,7 +3,8 @@
 Most tests use plain data; one saves a one-layer corpus spec with two implementations.
 """
 
-from conformance import differential, stability
+from conformance import corpus as stability
+from conformance.tools import differential
 from strategies.spec import InputSpec, LayerSpec, ModelSpec
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conformance.api import BUILTIN, check_implementation, resolve_implementation
-from conformance.clauses import CLAUSE_IDS
-from conformance.xfails import EXPECTATIONS_DIR, expectations_path, read_xfails
+from conformance.contract import CLAUSE_IDS
+from conformance.expectations import EXPECTATIONS_DIR, expectations_path, read_xfails
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -40,14 +40,14 @@ def test_expectations_files_parse_and_belong_to_a_builtin(path):
         if clause_id is not None and impl.claims is not None:
             assert clause_id in impl.claims, f"{path.name}: {key} is not claimed by {name}"
     assert expectations_path(name) == str(path)
-    package = EXPECTATIONS_DIR.parent
+    clauses = EXPECTATIONS_DIR.parent / "clauses"
     for key in xfails.entries:
         if "::" not in key:
             continue
         # Relative to the package, so that they match whatever pytest's rootdir is.
         file_part, _, test = key.partition("::")
         assert not file_part.startswith("conformance/"), f"{path.name}: {key} has a prefix"
-        source = (package / file_part).read_text()
+        source = (clauses / file_part).read_text()
         assert f"def {test.split('[')[0]}(" in source, f"{path.name}: no test {key}"
 
 
@@ -148,3 +148,39 @@ def test_keras_export_warns_that_the_optimizer_is_not_saved(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         impl.save(model, str(tmp_path / "m2"), include_optimizer=False)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXPECTATIONS_DIR.glob("*.txt")))
+def test_every_expectations_entry_matches_a_collected_test(name, tmp_path):
+    """The plugin refuses an entry that matches nothing (a usage error): collecting the suite
+    with each built-in's expectations, from an unrelated directory, proves they all match."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:xdist",
+            "-p", "no:cacheprovider", f"--conformance-impl={name}",
+            f"--conformance-xfails={name}", "--collect-only", "-q",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "clauses/test_" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "test_losses.py::test_regularization_losses",
+        "conformance/test_losses.py::test_regularization_losses",
+        "conformance/clauses/test_losses.py::test_regularization_losses",
+    ],
+)
+def test_entries_by_the_old_and_new_clause_paths_match(key):
+    from conformance.expectations import same_test
+
+    nodeid = "conformance/clauses/test_losses.py::test_regularization_losses"
+    for root in ("", "site-packages/"):
+        assert same_test(key, root + nodeid)
+    assert not same_test(key, "conformance/clauses/test_losses.py::test_activity_and_call_losses")

@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
-from conformance import matrix
-from conformance.clauses import CLAUSE_IDS
+from conformance.contract import CLAUSE_IDS
+from conformance.tools import matrix
 
 SPEC_JSON = json.dumps({"inputs": [], "nodes": [], "outputs": ["n0"], "topology": "functional"})
 
@@ -79,7 +79,7 @@ def test_xfail_reasons_come_from_the_expectations_file():
     if expected is None:
         assert reasons == {}
     else:
-        from conformance.xfails import read_xfails
+        from conformance.expectations import read_xfails
 
         assert set(reasons) <= set(CLAUSE_IDS)
         assert read_xfails(str(expected)).entries

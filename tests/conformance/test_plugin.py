@@ -193,3 +193,37 @@ def test_failure_names_clause_spec_and_command(pytester, tmp_path):
     failure = json.loads(report.read_text())["clauses"][CHEAP_CLAUSE]["failures"][-1]
     assert failure["command"].startswith("pytest --pyargs conformance")
     assert "signatures" in failure["spec"]
+
+
+_OTHER_PROJECT_CONFTEST = """
+from hypothesis import settings
+settings.register_profile("ci", max_examples=7)
+settings.register_profile("dev", max_examples=3)
+"""
+
+_OTHER_PROJECT_TEST = """
+import sys
+from hypothesis import given, settings, strategies as st
+
+def test_own_profiles_and_no_tensorflow():
+    assert settings.get_profile("ci").max_examples == 7
+    assert settings.get_profile("dev").max_examples == 3
+    assert settings.get_current_profile_name() == "ci"
+    assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+
+@given(st.integers())
+def test_a_property(x):
+    assert settings().max_examples == 7
+"""
+
+
+def test_plugin_is_inert_in_a_session_that_does_not_run_the_suite(pytester):
+    """Installed, the plugin loads in every session; another project's stays as it was."""
+    pytester.makeconftest(_OTHER_PROJECT_CONFTEST)
+    pytester.makepyfile(test_other=_OTHER_PROJECT_TEST)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", "-W", "error", "--hypothesis-profile=ci"
+    )
+    result.assert_outcomes(passed=2)
+    assert "warning" not in result.stdout.str().lower()
+    assert "Keras SavedModel conformance" not in result.stdout.str()

@@ -6,7 +6,7 @@ depend on what the tests are, and the suite itself takes seconds just to collect
 
 import pytest
 
-from conformance.shard import ShardError, in_shard, parse_shard
+from conformance.plugin.shard import ShardError, in_shard, parse_shard
 
 pytest_plugins = ["pytester"]
 
@@ -74,8 +74,11 @@ def test_shard_is_deterministic_and_order_independent(test_file):
 def test_env_var_is_the_fallback(test_file, monkeypatch):
     by_option, _ = run_ids(test_file, "--conformance-shard=3/4")
     monkeypatch.setenv("CONFORMANCE_SHARD", "3/4")
-    by_env, _ = run_ids(test_file)
+    # The environment variable applies in sessions that run the suite (an option says so).
+    by_env, _ = run_ids(test_file, "--conformance-impl=reference")
     assert by_env == by_option
+    outside, _ = run_ids(test_file)
+    assert len(outside) > len(by_env), "a session that does not run the suite was sharded"
 
 
 @pytest.mark.parametrize("text", ["", "3", "0/3", "4/3", "1/0", "a/b", "1/2/3", "-1/2"])

@@ -1,16 +1,17 @@
 """SIG-STABLE's cross-worker comparison and the corpus files."""
 
-from conformance import stability
+from conformance import corpus as stability
+from conformance.plugin.stability import compare_workers
 
 
 def test_workers_that_agree_pass():
     prints = {"gw0": {"a": "x", "b": "y"}, "gw1": {"a": "x", "b": "y"}}
-    assert stability.compare_workers(prints) == []
+    assert compare_workers(prints) == []
 
 
 def test_a_disagreement_names_the_spec_and_workers():
     prints = {"gw0": {"a": "x", "b": "y"}, "gw1": {"a": "x", "b": "z"}}
-    problems = stability.compare_workers(prints)
+    problems = compare_workers(prints)
     assert len(problems) == 1
     assert problems[0].startswith("b: workers disagree")
     assert "gw0=y" in problems[0] and "gw1=z" in problems[0]
@@ -18,7 +19,7 @@ def test_a_disagreement_names_the_spec_and_workers():
 
 def test_a_spec_seen_on_one_worker_only_is_a_problem():
     prints = {"gw0": {"a": "x"}, "gw1": {}}
-    assert stability.compare_workers(prints) == ["a: fingerprinted on fewer than two workers"]
+    assert compare_workers(prints) == ["a: fingerprinted on fewer than two workers"]
 
 
 def test_corpus_has_at_least_twenty_specs_that_round_trip():

@@ -1,25 +1,15 @@
 """VARS-EXACT and LAYERS-TREE: the saved variables and the saved layer tree."""
 
-import os
-
 import pytest
 
-from conformance import inspect, originals
-from conformance.cases import case_cache
-from conformance.stream import shared_examples
-from conformance.tolerances import assert_bitwise
-
-
-def checkpoint_variable_count(path):
-    """How many variable values the SavedModel's checkpoint holds."""
-    import tensorflow as tf
-
-    prefix = os.path.join(path, "variables", "variables")
-    return sum(1 for key, _ in tf.train.list_variables(prefix) if key.endswith("VARIABLE_VALUE"))
+from conformance.expected import originals
+from conformance.expected.tolerances import assert_bitwise
+from conformance.plugin.drawing import shared_examples
+from conformance.savedmodel import files, tree
 
 
 def check_variables(case):
-    root = inspect.walk(case.loaded)[0]
+    root = tree.walk(case.loaded)[0]
     expected = originals.variables(case.model)
     for name, want in zip(
         ("variables", "trainable_variables", "non_trainable_variables"), expected
@@ -34,39 +24,18 @@ def check_variables(case):
                 originals.variable_value(original),
                 f"keras_api.{name}[{index}] ({original.name})",
             )
-    count = checkpoint_variable_count(case.path)
+    count = len(files.checkpoint_value_keys(case.path))
     assert count == len(expected[0]), (
         f"the checkpoint holds {count} variables, the model has {len(expected[0])} "
         "(each must be saved exactly once)"
     )
 
 
-def _all_paths(model):
-    """Every (path, layer) of the model's layer tree, shared layers at each place."""
-    out = []
-
-    def visit(layer, path):
-        out.append((path, layer))
-        for index, child in enumerate(originals.sublayers(layer)):
-            visit(child, f"{path}.layers[{index}]")
-
-    visit(model, "root")
-    return out
-
-
-def _saved_at(loaded, path):
-    obj = loaded
-    for part in path.split(".")[1:]:
-        index = int(part[len("layers[") : -1])
-        obj = list(obj.keras_api.layers)[index]
-    return obj
-
-
 def check_layer_tree(case):
     first_place = {}
-    for path, layer in _all_paths(case.model):
+    for path, layer in originals.all_layer_paths(case.model):
         children = originals.sublayers(layer)
-        saved = _saved_at(case.loaded, path)
+        saved = tree.saved_at(case.loaded, path)
         if children:
             saved_children = list(saved.keras_api.layers)
             assert len(saved_children) == len(children), (
@@ -83,7 +52,7 @@ def check_layer_tree(case):
                 )
         if id(layer) in first_place:
             other = first_place[id(layer)]
-            assert saved is _saved_at(case.loaded, other), (
+            assert saved is tree.saved_at(case.loaded, other), (
                 f"shared layer {layer.name!r} is saved twice ({other} and {path})"
             )
         else:
@@ -95,7 +64,7 @@ def check_layer_tree(case):
 def test_variables_saved_once_bitwise(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
-        check_variables(case_cache().get(implementation, spec))
+        check_variables(clause.case(spec))
 
 
 @pytest.mark.clause("LAYERS-TREE")
@@ -103,4 +72,4 @@ def test_variables_saved_once_bitwise(implementation, clause, example):
 def test_layer_tree_mirrors_model(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
-        check_layer_tree(case_cache().get(implementation, spec))
+        check_layer_tree(clause.case(spec))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Clause:
     id: str
-    group: str  # the test module that checks it: conformance/test_<group>.py
+    group: str  # the test module that checks it: conformance/clauses/test_<group>.py
     requires: str
     why: str
     checked_by: str = ""

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from conformance import fingerprint, inspect, originals, saved
-from conformance.cases import case_cache
-from conformance.stream import shared_examples
-from conformance.tolerances import assert_bitwise, assert_close
+from conformance import corpus
+from conformance.expected import originals
+from conformance.expected.tolerances import assert_bitwise, assert_close
+from conformance.plugin.drawing import shared_examples
+from conformance.savedmodel import calls, files, fingerprint, tree
 
 
 def load_or_skip(implementation, path):
@@ -22,12 +23,6 @@ def load_or_skip(implementation, path):
         pytest.skip(f"{implementation.name} has no loader (load raised NotImplementedError)")
 
 
-def _outputs(model, inputs, training):
-    import tensorflow as tf
-
-    return [np.asarray(t) for t in tf.nest.flatten(model(inputs, training=training))]
-
-
 def check_revive(case, revived, data):
     import tensorflow as tf
 
@@ -35,7 +30,7 @@ def check_revive(case, revived, data):
 
     inputs = strategies.call_inputs(case.spec, data)
     want = originals.outputs(case.model, inputs, training=False)
-    got = _outputs(revived, inputs, training=False)
+    got = originals.outputs(revived, inputs, training=False)
     assert len(got) == len(want), f"the revived model gives {len(got)} outputs, not {len(want)}"
     for index, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, f"revived model output {index} (training=False)")
@@ -57,12 +52,12 @@ def check_revive(case, revived, data):
         ) + originals.weight_regularization_total(case.model)
         revived(inputs, training=False)
         assert_close(
-            np.float64(saved.losses_total(revived.losses)),
+            np.float64(calls.losses_total(revived.losses)),
             np.float64(want_losses),
             "sum of the revived model's losses after a call",
             dtype=case.spec.dtype,
         )
-        _outputs(revived, inputs, training=True)  # callable in training mode
+        originals.outputs(revived, inputs, training=True)  # callable in training mode
         trainable = revived_vars[1]
         if trainable:
             want_grads = _gradients(case.model, inputs, original_vars[1])
@@ -98,7 +93,7 @@ def _gradients(model, inputs, variables):
 def test_revived_model_behaves(implementation, clause, example):
     spec, data = example
     with clause.example(spec):
-        case = case_cache().get(implementation, spec)
+        case = clause.case(spec)
         revived = load_or_skip(implementation, case.path)
         check_revive(case, revived, data)
 
@@ -110,15 +105,15 @@ def test_resaved_model_round_trips(implementation, clause, example):
 
     spec, data = example
     with clause.example(spec):
-        case = case_cache().get(implementation, spec)
+        case = clause.case(spec)
         revived = load_or_skip(implementation, case.path)
-        path = case_cache().new_path("resaved")
+        path = clause.new_path("resaved")
         implementation.save(revived, path)
-        loaded = inspect.load(path)
+        loaded = tree.load(path)
         inputs = strategies.call_inputs(spec, data)
         want = originals.outputs(case.model, inputs, training=False)
-        root_call = inspect.walk(loaded)[0].function("__call__")
-        got = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+        root_call = tree.walk(loaded)[0].function("__call__")
+        got = calls.flat_numpy(calls.call(root_call, inputs, training=False))
         assert len(got) == len(want), "the re-saved model gives a different number of outputs"
         for index, (g, w) in enumerate(zip(got, want)):
             assert_close(g, w, f"re-saved __call__ output {index}")
@@ -172,7 +167,7 @@ def _delete_all(path):
 
 CORRUPTIONS = (
     ("missing-path", _delete_all),
-    ("empty-directory", lambda p: [_remove(n)(p) for n in _files(p)]),
+    ("empty-directory", lambda p: [_remove(n)(p) for n in files.relative_files(p)]),
     ("saved_model.pb-truncated", _truncate("saved_model.pb")),
     ("saved_model.pb-bit-flipped", _flip("saved_model.pb", 0.37)),
     ("saved_model.pb-garbage", _replace("saved_model.pb", b"\x00not a protobuf\xff" * 8)),
@@ -181,12 +176,6 @@ CORRUPTIONS = (
     ("variables-data-bit-flipped", _flip("variables/variables.data-00000-of-00001", 0.5)),
     ("keras_metadata-garbage", _replace("keras_metadata.pb", b"\x0a\x05{not json")),
 )
-
-
-def _files(path):
-    return [
-        os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files
-    ]
 
 
 _LOAD_EACH = r"""
@@ -212,13 +201,12 @@ for line in sys.stdin:
 @pytest.mark.clause("LOAD-CORRUPT")
 def test_corrupt_files_raise_clearly(implementation, impl_spec, clause):
     import strategies
-    from conformance import stability
 
-    name, spec = stability.corpus_specs()[0]
-    case = case_cache().get(implementation, spec)
+    name, spec = corpus.supported_specs(implementation)[0]
+    case = clause.case(spec)
     jobs = []
     for corruption, damage in CORRUPTIONS:
-        path = case_cache().new_path(f"corrupt-{corruption}")
+        path = clause.new_path(f"corrupt-{corruption}")
         shutil.copytree(case.path, path)
         if corruption.startswith("keras_metadata") and not os.path.exists(
             os.path.join(path, "keras_metadata.pb")
@@ -243,7 +231,7 @@ def test_corrupt_files_raise_clearly(implementation, impl_spec, clause):
                 f"loading the corrupted copy {crashed!r} killed the process "
                 f"(exit {proc.returncode}): {proc.stderr[-1500:]}"
             )
-    data = stability.corpus_inputs(spec)
+    data = corpus.corpus_inputs(spec)
     for job in jobs:
         with clause.example(spec, corruption=job["name"]):
             result = results[job["name"]]
@@ -255,7 +243,7 @@ def test_corrupt_files_raise_clearly(implementation, impl_spec, clause):
                     f"{job['name']}: the damaged copy loaded without an error"
                 )
                 model = implementation.load(job["path"])
-                got = _outputs(model, strategies.call_inputs(spec, data), training=False)
+                got = originals.outputs(model, strategies.call_inputs(spec, data), training=False)
                 want = originals.outputs(
                     case.model, strategies.call_inputs(spec, data), training=False
                 )

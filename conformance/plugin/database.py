@@ -30,7 +30,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.errors import InvalidArgument
 
-from conformance import profiles
+from conformance.plugin import drawing
 
 DB_ENV_VAR = "CONFORMANCE_DB"
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -95,15 +95,6 @@ def _redis_database(url, namespace):
     return RedisExampleDatabase(client, key_prefix=prefix)
 
 
-def suite_profile_name(config):
-    """The profile the suite's tests will be decorated under (see ``conformance.stream``)."""
-    chosen = config.getoption("hypothesis_profile", default=None)
-    if chosen:
-        return chosen
-    current = settings.get_current_profile_name()
-    return profiles.default_profile_name() if current.startswith("default") else current
-
-
 def attach(database, profile_name):
     """Re-register ``profile_name`` (and the active profile, if derived) with ``database``.
 
@@ -136,20 +127,19 @@ class DatabaseHeader:
         return self.line
 
 
-def configure(config):
-    """Open and attach the database named by ``--conformance-db`` or ``$CONFORMANCE_DB``."""
+def configure(config, impl_spec):
+    """Open and attach the database named by ``--conformance-db`` or ``$CONFORMANCE_DB``,
+    in the part of the implementation ``impl_spec`` names."""
     option = config.getoption("conformance_db")
     target = option or os.environ.get(DB_ENV_VAR)
     if not target:
         return
-    profile_name = suite_profile_name(config)
+    profile_name = drawing.suite_profile_name(config)
     try:
         if not option and _is_derandomized(profile_name):
             line = f"ignored under the derandomized profile {profile_name!r}"
         else:
-            from conformance.plugin import get_state
-
-            namespace = namespace_of(get_state(config).impl_spec)
+            namespace = namespace_of(impl_spec)
             attach(open_database(target, namespace), profile_name)
             line = f"{redact(target)}, part {namespace!r} (profile {profile_name!r})"
     except DatabaseError as exc:

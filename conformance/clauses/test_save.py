@@ -1,65 +1,47 @@
 """SAVE-UNBUILT, SAVE-OVERWRITE, SAVE-OPTIMIZER, SAVE-SIGNATURES, SAVE-NO-MUTATION."""
 
-import hashlib
 import os
 
 import numpy as np
 import pytest
 
-from conformance import fixtures_models, inspect, originals
-from conformance.cases import captured_messages, case_cache
-from conformance.stream import fresh_examples
-from conformance.tolerances import assert_bitwise, assert_close
-
-
-def tree_digest(path):
-    """A digest of every file's relative path and bytes under ``path``."""
-    digest = hashlib.sha256()
-    for directory, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(directory, name)
-            digest.update(os.path.relpath(full, path).encode() + b"\0")
-            with open(full, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
+from conformance.expected import fixtures, originals
+from conformance.expected.tolerances import assert_bitwise, assert_close
+from conformance.plugin.drawing import fresh_examples
+from conformance.savedmodel import files, tree
 
 
 def _no_call_functions(node):
     if node.keras_api is None:
         return True
     return all(
-        not inspect.concrete_functions(node.function(name)) for name in inspect.CALL_FUNCTIONS
+        not tree.concrete_functions(node.function(name)) for name in tree.CALL_FUNCTIONS
     )
 
 
 @pytest.mark.clause("SAVE-UNBUILT")
 def test_inputless_model_saves_with_warning(implementation, clause):
-    K = fixtures_models.keras_module(implementation.framework)
-    model = fixtures_models.unbuilt_sequential(K)
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.unbuilt_sequential(K)
     with clause.example({"model": "Sequential([Dense]) without inputs"}):
-        path = case_cache().new_path("unbuilt")
-        with captured_messages() as messages:
-            implementation.save(model, path)
+        path, messages = clause.save(model, "unbuilt")
         assert any("inputless" in m or "never_built_dense" in m for m in messages), (
             f"no warning names the unbuilt model or layer; messages: {messages[:5]}"
         )
-        root = inspect.walk(inspect.load(path))[0]
+        root = tree.walk(tree.load(path))[0]
         assert _no_call_functions(root), "an input-less model was saved with call functions"
 
 
 @pytest.mark.clause("SAVE-UNBUILT")
 def test_unbuilt_sub_layer_saves_with_warning(implementation, clause):
-    K = fixtures_models.keras_module(implementation.framework)
-    model = fixtures_models.model_with_unbuilt_layer(K)
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.model_with_unbuilt_layer(K)
     with clause.example({"model": "subclassed model holding a never-called Dense"}):
-        path = case_cache().new_path("unbuilt-layer")
-        with captured_messages() as messages:
-            implementation.save(model, path)
+        path, messages = clause.save(model, "unbuilt-layer")
         assert any("never_called_dense" in m for m in messages), (
             f"no warning names the unbuilt layer 'never_called_dense'; messages: {messages[:5]}"
         )
-        nodes = inspect.walk(inspect.load(path))
+        nodes = tree.walk(tree.load(path))
         unbuilt = [
             node
             for node in nodes
@@ -74,13 +56,13 @@ def test_unbuilt_sub_layer_saves_with_warning(implementation, clause):
 
 @pytest.mark.clause("SAVE-OVERWRITE")
 def test_overwrite_false_keeps_existing_files(implementation, clause):
-    K = fixtures_models.keras_module(implementation.framework)
-    first = fixtures_models.small_functional(K, name="first", units=3)
-    second = fixtures_models.small_functional(K, name="second", units=5)
+    K = fixtures.keras_module(implementation.framework)
+    first = fixtures.small_functional(K, name="first", units=3)
+    second = fixtures.small_functional(K, name="second", units=5)
     with clause.example({"models": "two small functional models, same path"}):
-        path = case_cache().new_path("overwrite")
+        path = clause.new_path("overwrite")
         implementation.save(first, path)
-        before = tree_digest(path)
+        before = files.tree_digest(path)
         try:
             implementation.save(second, path, overwrite=False)
         except FileExistsError:
@@ -90,25 +72,14 @@ def test_overwrite_false_keeps_existing_files(implementation, clause):
                 f"overwrite=False on an existing path raised {type(exc).__name__} "
                 f"({exc}), not FileExistsError"
             ) from exc
-        assert tree_digest(path) == before, "overwrite=False changed the existing files"
+        assert files.tree_digest(path) == before, "overwrite=False changed the existing files"
         implementation.save(second, path, overwrite=True)
-        assert tree_digest(path) != before, "overwrite=True did not replace the files"
-        loaded = inspect.load(path)
+        assert files.tree_digest(path) != before, "overwrite=True did not replace the files"
+        loaded = tree.load(path)
         saved_shapes = [v.shape.as_list() for v in loaded.keras_api.variables]
         assert saved_shapes == [list(v.shape) for v in second.variables], (
             "after overwrite=True the path does not hold the new model"
         )
-
-
-def _optimizer_keys(path):
-    import tensorflow as tf
-
-    prefix = os.path.join(path, "variables", "variables")
-    return sorted(
-        key
-        for key, _ in tf.train.list_variables(prefix)
-        if key.startswith("optimizer/") and key.endswith("VARIABLE_VALUE")
-    )
 
 
 def _optimizer_variables(model):
@@ -120,22 +91,21 @@ def _optimizer_variables(model):
 def test_include_optimizer(implementation, clause):
     import tensorflow as tf
 
-    K = fixtures_models.keras_module(implementation.framework)
-    model = fixtures_models.trained_compiled(K)
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.trained_compiled(K)
     optimizer = model.optimizer
     values = [np.array(v.numpy()) for v in _optimizer_variables(model)]
     with clause.example({"model": "small functional, Adam, one training step"}):
-        without = case_cache().new_path("no-optimizer")
+        without = clause.new_path("no-optimizer")
         implementation.save(model, without, include_optimizer=False)
-        assert _optimizer_keys(without) == [], (
-            f"include_optimizer=False wrote optimizer variables: {_optimizer_keys(without)[:5]}"
-        )
+        written = files.optimizer_value_keys(without)
+        assert written == [], f"include_optimizer=False wrote optimizer variables: {written[:5]}"
         assert model.optimizer is optimizer, "saving replaced model.optimizer"
         for variable, value in zip(_optimizer_variables(model), values):
             assert_bitwise(variable.numpy(), value, f"optimizer variable {variable.name}")
-        with_opt = case_cache().new_path("with-optimizer")
+        with_opt = clause.new_path("with-optimizer")
         implementation.save(model, with_opt, include_optimizer=True)
-        keys = _optimizer_keys(with_opt)
+        keys = files.optimizer_value_keys(with_opt)
         assert keys, "include_optimizer=True wrote no optimizer variables"
         reader = tf.train.load_checkpoint(os.path.join(with_opt, "variables", "variables"))
         saved_values = {reader.get_tensor(key).tobytes() for key in keys}
@@ -150,21 +120,21 @@ def test_include_optimizer(implementation, clause):
 def test_signatures_written_as_given(implementation, clause):
     import tensorflow as tf
 
-    K = fixtures_models.keras_module(implementation.framework)
-    model = fixtures_models.small_functional(K, name="signed")
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.small_functional(K, name="signed")
 
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
     def predict(features):
         return {"scores": model(features, training=False)}
 
     with clause.example({"signatures": "{'predict_scores': predict}"}):
-        path = case_cache().new_path("signatures")
+        path = clause.new_path("signatures")
         implementation.save(model, path, signatures={"predict_scores": predict})
-        loaded = inspect.load(path)
+        loaded = tree.load(path)
         assert sorted(loaded.signatures.keys()) == ["predict_scores"], (
             f"signatures written: {sorted(loaded.signatures.keys())}, given: ['predict_scores']"
         )
-        inputs, outputs = inspect.serving_signature(loaded, "predict_scores")
+        inputs, outputs = tree.serving_signature(loaded, "predict_scores")
         assert inputs == {"features": ("float32", [None, 4])}
         assert list(outputs) == ["scores"]
         x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
@@ -218,5 +188,5 @@ def test_model_unchanged_by_save(implementation, clause, example):
         model = strategies.build_model(spec, framework=implementation.framework)
         inputs = strategies.call_inputs(spec, data)
         before = _snapshot(model, inputs)
-        implementation.save(model, case_cache().new_path("no-mutation"))
+        implementation.save(model, clause.new_path("no-mutation"))
         _assert_same(before, _snapshot(model, inputs))

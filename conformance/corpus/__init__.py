@@ -1,8 +1,10 @@
-"""SIG-STABLE's machinery: the corpus, golden fingerprints, per-worker and per-process runs.
+"""The corpus: a fixed list of specs, their inputs, and their golden fingerprints.
 
-The corpus is a fixed list of specs stored as JSON in ``conformance/corpus/``; the golden
-fingerprints beside it were written by the reference (Keras 3) and by tf_keras' own saver
-(tf_keras), and are rewritten only by ``python -m conformance corpus --write-golden``.
+The specs are stored as JSON beside this module (``specs.json``, drawn once by
+``python -m conformance corpus --write-specs``); the golden fingerprints were written by the
+reference (Keras 3) and by tf_keras' own saver (tf_keras), and are rewritten only by
+``python -m conformance corpus --write-golden``. SIG-STABLE, the differential checks and the
+benchmarks use them.
 """
 
 import json
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-CORPUS_DIR = Path(__file__).parent / "corpus"
+CORPUS_DIR = Path(__file__).parent
 SPECS_FILE = CORPUS_DIR / "specs.json"
 
 
@@ -45,6 +47,13 @@ def corpus_specs():
     return [(name, corpus_spec(name)) for name in corpus_names()]
 
 
+def supported_specs(implementation):
+    """The corpus specs ``implementation`` supports (its ``supports``), in order."""
+    from conformance.api import unsupported_reason
+
+    return [(n, s) for n, s in corpus_specs() if unsupported_reason(implementation, s) is None]
+
+
 def golden(framework):
     path = golden_file(framework)
     return json.loads(path.read_text()) if path.exists() else {}
@@ -68,7 +77,7 @@ def corpus_inputs(spec, batch=2):
 def fingerprint_spec(implementation, spec):
     """Build ``spec``, save it with ``implementation`` into a temporary path, fingerprint it."""
     import strategies
-    from conformance import fingerprint
+    from conformance.savedmodel import fingerprint
 
     model = strategies.build_model(spec, framework=implementation.framework)
     root = tempfile.mkdtemp(prefix="conformance-fp-")
@@ -79,54 +88,6 @@ def fingerprint_spec(implementation, spec):
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return digest
-
-
-# Fingerprints this process computed for corpus specs (name -> digest).
-_RECORDED = {}
-
-
-def record(name, digest):
-    _RECORDED[name] = digest
-
-
-def worker_fingerprints(config):
-    """This worker's corpus fingerprints: those its tests recorded, the rest computed now.
-
-    Every worker fingerprints every corpus spec, so each is compared across all workers.
-    """
-    from conformance.plugin import get_state
-
-    state = get_state(config)
-    selected = state.selected_clauses
-    impl = state.implementation
-    if (selected is not None and "SIG-STABLE" not in selected) or (
-        impl.claims is not None and "SIG-STABLE" not in impl.claims
-    ):
-        return {}
-    out = {}
-    for name in corpus_names():
-        if name not in _RECORDED:
-            try:
-                _RECORDED[name] = fingerprint_spec(impl, corpus_spec(name))
-            except Exception as exc:  # reported as a disagreement on the controller
-                _RECORDED[name] = f"error: {type(exc).__name__}: {exc}"
-        out[name] = _RECORDED[name]
-    return out
-
-
-def compare_workers(per_worker):
-    """Lines describing every corpus spec whose fingerprint differs between workers."""
-    problems = []
-    names = sorted({name for prints in per_worker.values() for name in prints})
-    for name in names:
-        seen = {worker: prints.get(name) for worker, prints in sorted(per_worker.items())}
-        values = {value for value in seen.values() if value is not None}
-        if len(values) > 1:
-            detail = ", ".join(f"{w}={(v or '')[:16]}" for w, v in seen.items())
-            problems.append(f"{name}: workers disagree ({detail})")
-        elif sum(v is not None for v in seen.values()) < 2 and len(per_worker) > 1:
-            problems.append(f"{name}: fingerprinted on fewer than two workers")
-    return problems
 
 
 def fingerprints_in_subprocess(impl_spec, hash_seed, timeout=900):
@@ -145,3 +106,4 @@ def fingerprints_in_subprocess(impl_spec, hash_seed, timeout=900):
             f"{proc.stderr[-3000:]}"
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+

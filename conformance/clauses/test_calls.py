@@ -2,11 +2,11 @@
 
 import pytest
 
-from conformance import inspect, originals, saved
-from conformance.cases import case_cache
-from conformance.stream import shared_examples
-from conformance.test_signatures import expected_output_names
-from conformance.tolerances import assert_close
+from conformance.expected import originals
+from conformance.expected.names import expected_output_names
+from conformance.expected.tolerances import assert_close
+from conformance.plugin.drawing import shared_examples
+from conformance.savedmodel import calls, tree
 
 
 def _inputs(spec, data):
@@ -24,11 +24,11 @@ def _assert_outputs(got, want, what):
 def check_inference(case, data):
     inputs = _inputs(case.spec, data)
     want = originals.outputs(case.model, inputs, training=False)
-    root_call = inspect.walk(case.loaded)[0].function("__call__")
-    got = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+    root_call = tree.walk(case.loaded)[0].function("__call__")
+    got = calls.flat_numpy(calls.call(root_call, inputs, training=False))
     _assert_outputs(got, want, "keras_api.__call__(training=False)")
     serving = case.loaded.signatures["serving_default"]
-    result = serving(**saved.serving_feed(case.loaded, case.spec, data))
+    result = serving(**calls.serving_feed(case.loaded, case.spec, data))
     output_names = expected_output_names(case.spec)
     assert sorted(result) == sorted(output_names), (
         f"serving_default outputs {sorted(result)}, expected {sorted(output_names)}"
@@ -45,25 +45,25 @@ def deterministic_in_training(spec):
 def check_training(case, data):
     # Training-mode calls move BatchNormalization statistics and seed states, in the model
     # and in the loaded object; the case is shared with other clauses, so both are restored.
-    root = inspect.walk(case.loaded)[0]
+    root = tree.walk(case.loaded)[0]
     with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
         _check_training(case, data)
 
 
 def _check_training(case, data):
     inputs = _inputs(case.spec, data)
-    root_call = inspect.walk(case.loaded)[0].function("__call__")
-    traced = inspect.training_values(root_call)
+    root_call = tree.walk(case.loaded)[0].function("__call__")
+    traced = calls.training_values(root_call)
     if originals.expects_training(case.model):
         assert {True, False} <= traced, (
             f"keras_api.__call__ is traced for training in {sorted(traced, key=str)}, "
             "not for both True and False"
         )
     # Inference first: a training-mode call moves the statistics inference reads.
-    inference_out = saved.flat_numpy(saved.call(root_call, inputs, training=False))
+    inference_out = calls.flat_numpy(calls.call(root_call, inputs, training=False))
     want_inference = originals.outputs(case.model, inputs, training=False)
     _assert_outputs(inference_out, want_inference, "keras_api.__call__(training=False)")
-    training_out = saved.flat_numpy(saved.call(root_call, inputs, training=True))
+    training_out = calls.flat_numpy(calls.call(root_call, inputs, training=True))
     want_training = originals.outputs(case.model, inputs, training=True)
     if deterministic_in_training(case.spec):
         _assert_outputs(training_out, want_training, "keras_api.__call__(training=True)")
@@ -76,7 +76,7 @@ def _check_training(case, data):
 
 def check_consistent(case):
     # Training-mode calls move statistics of the shared case's loaded object: restore them.
-    with originals.preserved(inspect.walk(case.loaded)[0].objects("variables")):
+    with originals.preserved(tree.walk(case.loaded)[0].objects("variables")):
         _check_consistent(case)
 
 
@@ -84,18 +84,18 @@ def _check_consistent(case):
     # Stochastic layers draw new noise on every training-mode call: compare those calls
     # only when every layer of the model is deterministic in training.
     compare_training = deterministic_in_training(case.spec)
-    for node in inspect.walk(case.loaded):
+    for node in tree.walk(case.loaded):
         call_fn = node.function("__call__")
-        for training, args, kwargs in saved.traced_calls(call_fn):
+        for training, args, kwargs in calls.traced_calls(call_fn):
             if training and not compare_training:
                 continue
-            plain = saved.flat_numpy(call_fn(*args, **kwargs))
-            for name in inspect.CALL_FUNCTIONS[1:]:
+            plain = calls.flat_numpy(call_fn(*args, **kwargs))
+            for name in tree.CALL_FUNCTIONS[1:]:
                 function = node.function(name)
                 assert function is not None, f"{node.path}: keras_api lacks {name}"
                 outputs, _losses = function(*args, **kwargs)
                 _assert_outputs(
-                    saved.flat_numpy(outputs),
+                    calls.flat_numpy(outputs),
                     plain,
                     f"{node.path}: {name}(x)[0] vs __call__(x), training={training}",
                 )
@@ -106,7 +106,7 @@ def _check_consistent(case):
 def test_call_and_serving_equal_model(implementation, clause, example):
     spec, data = example
     with clause.example(spec):
-        check_inference(case_cache().get(implementation, spec), data)
+        check_inference(clause.case(spec), data)
 
 
 @pytest.mark.clause("CALL-TRAINING")
@@ -114,7 +114,7 @@ def test_call_and_serving_equal_model(implementation, clause, example):
 def test_training_mode_equals_model(implementation, clause, example):
     spec, data = example
     with clause.example(spec):
-        check_training(case_cache().get(implementation, spec), data)
+        check_training(clause.case(spec), data)
 
 
 @pytest.mark.clause("CALL-CONSISTENT")
@@ -122,4 +122,4 @@ def test_training_mode_equals_model(implementation, clause, example):
 def test_call_functions_agree(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
-        check_consistent(case_cache().get(implementation, spec))
+        check_consistent(clause.case(spec))

@@ -11,9 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from conformance import fingerprint, fixtures_models, inspect
-from conformance.cases import case_cache
-from conformance.test_save import tree_digest
+from conformance.expected import fixtures
+from conformance.savedmodel import files, fingerprint, tree
 
 # Moments to kill the saving process at, as fractions of one measured save.
 KILL_FRACTIONS = (0.0, 0.25, 0.5, 0.8)
@@ -23,10 +22,10 @@ import sys
 from conformance.environment import quiet_tensorflow
 quiet_tensorflow()
 from conformance.api import resolve_implementation
-from conformance import fixtures_models
+from conformance.expected import fixtures
 impl = resolve_implementation(sys.argv[1])
-K = fixtures_models.keras_module(impl.framework)
-model = fixtures_models.small_functional(K, name="new", units=5)
+K = fixtures.keras_module(impl.framework)
+model = fixtures.small_functional(K, name="new", units=5)
 print("saving", flush=True)
 impl.save(model, sys.argv[2], overwrite=True)
 print("saved", flush=True)
@@ -34,7 +33,7 @@ print("saved", flush=True)
 
 
 def _variables_of(path):
-    return [v.numpy() for v in inspect.load(path).keras_api.variables]
+    return [v.numpy() for v in tree.load(path).keras_api.variables]
 
 
 def _kill_during_save(impl_spec, path, delay):
@@ -58,10 +57,10 @@ def _kill_during_save(impl_spec, path, delay):
 
 @pytest.mark.clause("SAVE-ATOMIC")
 def test_killed_save_leaves_old_or_new(implementation, impl_spec, clause):
-    K = fixtures_models.keras_module(implementation.framework)
-    old_model = fixtures_models.small_functional(K, name="old", units=3)
-    new_model = fixtures_models.small_functional(K, name="new", units=5)
-    probe = case_cache().new_path("atomic-probe")
+    K = fixtures.keras_module(implementation.framework)
+    old_model = fixtures.small_functional(K, name="old", units=3)
+    new_model = fixtures.small_functional(K, name="new", units=5)
+    probe = clause.new_path("atomic-probe")
     started = time.perf_counter()
     implementation.save(new_model, probe)
     save_seconds = time.perf_counter() - started
@@ -69,9 +68,9 @@ def test_killed_save_leaves_old_or_new(implementation, impl_spec, clause):
     for fraction in KILL_FRACTIONS:
         delay = round(fraction * save_seconds, 3)
         with clause.example({"kill_after_seconds": delay, "save_seconds": save_seconds}):
-            path = case_cache().new_path("atomic")
+            path = clause.new_path("atomic")
             implementation.save(old_model, path)
-            old_digest = tree_digest(path)
+            old_digest = files.tree_digest(path)
             old_values = _variables_of(path)
             _kill_during_save(impl_spec, path, delay)
             if not os.path.exists(path):
@@ -83,7 +82,7 @@ def test_killed_save_leaves_old_or_new(implementation, impl_spec, clause):
             assert os.path.exists(path), (
                 f"killed {delay}s into a save, the path is gone (neither old nor new model)"
             )
-            if tree_digest(path) == old_digest:
+            if files.tree_digest(path) == old_digest:
                 continue
             try:
                 values = _variables_of(path)
@@ -103,15 +102,15 @@ def test_killed_save_leaves_old_or_new(implementation, impl_spec, clause):
 
 @pytest.mark.clause("SAVE-CONCURRENT")
 def test_threaded_saves_equal_sequential(implementation, clause):
-    K = fixtures_models.keras_module(implementation.framework)
-    models = [fixtures_models.small_functional(K, name=f"m{i}", units=2 + i) for i in range(3)]
+    K = fixtures.keras_module(implementation.framework)
+    models = [fixtures.small_functional(K, name=f"m{i}", units=2 + i) for i in range(3)]
     with clause.example({"models": "3 small functional models, 3 threads"}):
         sequential = []
         for model in models:
-            path = case_cache().new_path("sequential")
+            path = clause.new_path("sequential")
             implementation.save(model, path)
             sequential.append(path)
-        threaded = [case_cache().new_path("threaded") for _ in models]
+        threaded = [clause.new_path("threaded") for _ in models]
         errors = []
 
         def save(model, path):

@@ -87,23 +87,20 @@ def walk(loaded):
     return out
 
 
+def saved_at(loaded, path):
+    """The object at a saved-tree path such as ``root.layers[0].layers[2]``."""
+    obj = loaded
+    for part in path.split(".")[1:]:
+        index = int(part[len("layers[") : -1])
+        obj = list(obj.keras_api.layers)[index]
+    return obj
+
+
 def concrete_functions(function):
     """The concrete functions of a restored ``tf.function`` (empty for None)."""
     if function is None:
         return []
     return list(getattr(function, "concrete_functions", None) or [])
-
-
-def training_values(function):
-    """The ``training`` values a call function was traced for (True / False / None)."""
-    values = set()
-    for concrete in concrete_functions(function):
-        args, kwargs = concrete.structured_input_signature
-        if "training" in kwargs:
-            values.add(kwargs["training"])
-        elif len(args) > 1 and isinstance(args[1], bool):
-            values.add(args[1])
-    return values
 
 
 def serving_signature(loaded, key="serving_default"):

@@ -11,15 +11,15 @@ import hashlib
 import json
 import os
 
-from conformance import inspect
+from conformance.savedmodel import tree
 
 
 def canonical(path):
     """The fingerprint document of the SavedModel at ``path`` (JSON-able, sorted)."""
-    loaded = inspect.load(path)
+    loaded = tree.load(path)
     return {
         "signatures": {
-            key: dict(zip(("inputs", "outputs"), inspect.serving_signature(loaded, key)))
+            key: dict(zip(("inputs", "outputs"), tree.serving_signature(loaded, key)))
             for key in sorted(loaded.signatures.keys())
         },
         "keras_api": _layer_structure(loaded),
@@ -53,7 +53,7 @@ def _variables(node, name):
 
 
 def _layer_structure(loaded):
-    layers = inspect.walk(loaded)
+    layers = tree.walk(loaded)
     index_of = {id(layer.obj): i for i, layer in enumerate(layers)}
     structure = []
     for layer in layers:
@@ -63,10 +63,10 @@ def _layer_structure(loaded):
                 attributes=sorted(
                     name
                     for name in (
-                        *inspect.LAYER_OBJECTS,
-                        *inspect.CALL_FUNCTIONS,
+                        *tree.LAYER_OBJECTS,
+                        *tree.CALL_FUNCTIONS,
                         "activity_regularizer_fn",
-                        *inspect.ROOT_FUNCTIONS,
+                        *tree.ROOT_FUNCTIONS,
                     )
                     if getattr(layer.keras_api, name, None) is not None
                 ),
@@ -78,9 +78,9 @@ def _layer_structure(loaded):
                 functions={
                     name: sorted(
                         _input_signature(concrete)
-                        for concrete in inspect.concrete_functions(layer.function(name))
+                        for concrete in tree.concrete_functions(layer.function(name))
                     )
-                    for name in inspect.CALL_FUNCTIONS
+                    for name in tree.CALL_FUNCTIONS
                 },
             )
         structure.append(entry)

@@ -2,12 +2,34 @@
 
 import numpy as np
 
-from conformance import inspect
+from conformance.savedmodel.tree import concrete_functions, serving_signature
+
+
+def training_of(concrete):
+    """The ``training`` value a concrete call function was traced with (None if it takes none).
+
+    The ``training`` keyword when the trace has one, else the first Python bool after the
+    inputs (a positional ``training``).
+    """
+    args, kwargs = concrete.structured_input_signature
+    if "training" in kwargs:
+        return kwargs["training"]
+    return next((a for a in args[1:] if isinstance(a, bool)), None)
+
+
+def _takes_training(concrete):
+    args, kwargs = concrete.structured_input_signature
+    return "training" in kwargs or any(isinstance(a, bool) for a in args[1:])
+
+
+def training_values(function):
+    """The ``training`` values a call function was traced for (True / False / None)."""
+    return {training_of(c) for c in concrete_functions(function) if _takes_training(c)}
 
 
 def call(function, inputs, *, training):
     """Call a saved call function; ``training`` is passed when it was traced with one."""
-    if inspect.training_values(function):
+    if training_values(function):
         return function(inputs, training=training)
     return function(inputs)
 
@@ -46,22 +68,13 @@ def synthetic_call_args(concrete, batch=2, seed=0):
     return tf.nest.map_structure(make, args), tf.nest.map_structure(make, kwargs)
 
 
-def training_of(concrete):
-    """The ``training`` value a concrete call function was traced with (None if none)."""
-    args, kwargs = concrete.structured_input_signature
-    if isinstance(kwargs.get("training"), bool):
-        return kwargs["training"]
-    bools = [a for a in args[1:] if isinstance(a, bool)]
-    return bools[0] if bools else None
-
-
 def traced_calls(call_fn):
     """``(training, args, kwargs)`` for each traced signature of a saved call function.
 
     ``args``/``kwargs`` are made-up tensors matching the trace (:func:`synthetic_call_args`),
     ``training`` the value it was traced with (None if it takes none).
     """
-    for concrete in inspect.concrete_functions(call_fn):
+    for concrete in concrete_functions(call_fn):
         args, kwargs = synthetic_call_args(concrete)
         yield training_of(concrete), args, kwargs
 
@@ -80,7 +93,7 @@ def serving_feed(loaded, spec, data):
     Inputs are matched by name; a subclassed model's serving inputs are named by the saver
     (tf_keras: ``input_1``...), so those are matched in order.
     """
-    inputs, _ = inspect.serving_signature(loaded)
+    inputs, _ = serving_signature(loaded)
     names = list(spec.input_names())
     if sorted(inputs) == sorted(names):
         return {name: data[name] for name in names}

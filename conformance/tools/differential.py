@@ -10,7 +10,7 @@ matrix`` renders them):
 - ``pairs``: for each pair of implementations, their ``serving_default`` signatures compared
   field by field (input names, input dtypes, input shapes, output keys, output dtypes, output
   shapes: each equal or differing, with both values) and their serving outputs on the same
-  inputs (``conformance.tolerances``).
+  inputs (``conformance.expected.tolerances``).
 - ``cross``: a saver x loader matrix. What each implementation saves is loaded by plain
   ``tf.saved_model.load`` (its ``serving_default``) and by every implementation's own loader
   (the reference's, tf_keras' ``load_model``, keras_export's ``TFSMLayer``); the outputs are
@@ -85,7 +85,7 @@ def ordered_output_keys(keys, spec):
 def signature_fields(signature, spec):
     """``{field: value}`` of a serving signature ``(inputs, outputs)``, in model order.
 
-    ``signature`` is what ``conformance.inspect.serving_signature`` returns:
+    ``signature`` is what ``conformance.savedmodel.tree.serving_signature`` returns:
     ``({name: (dtype, shape)}, {key: (dtype, shape)})``.
     """
     inputs, outputs = signature
@@ -113,7 +113,7 @@ def compare_signatures(fields_a, fields_b):
 
 def compare_outputs(got, want, what):
     """``None`` when the two lists of arrays are equal within tolerance, else the reason."""
-    from conformance.tolerances import assert_close
+    from conformance.expected.tolerances import assert_close
 
     if len(got) != len(want):
         return f"{what}: {len(got)} outputs, expected {len(want)}"
@@ -148,7 +148,7 @@ class Saved:
 def save_all(implementations, spec, root):
     """Build ``spec`` in each implementation's framework and save it; ``{name: Saved}``."""
     import strategies
-    from conformance import inspect
+    from conformance.savedmodel import tree
 
     models = {}
     out = {}
@@ -159,7 +159,7 @@ def save_all(implementations, spec, root):
             model = models[impl.framework]
             path = os.path.join(root, impl.name)
             impl.save(model, path)
-            out[impl.name] = Saved(impl.name, path, model, inspect.load(path))
+            out[impl.name] = Saved(impl.name, path, model, tree.load(path))
         except Exception as exc:
             out[impl.name] = Saved(impl.name, None, error=_short(exc))
     return out
@@ -167,10 +167,10 @@ def save_all(implementations, spec, root):
 
 def serving_outputs(saved, spec, data):
     """The ``serving_default`` outputs on ``data``, in model output order."""
-    from conformance import saved as saved_calls
+    from conformance.savedmodel import calls
 
     function = saved.loaded.signatures["serving_default"]
-    result = function(**saved_calls.serving_feed(saved.loaded, spec, data))
+    result = function(**calls.serving_feed(saved.loaded, spec, data))
     keys = ordered_output_keys(list(result), spec)
     return [np.asarray(result[key]) for key in keys]
 
@@ -219,7 +219,7 @@ def output_key_style(keys, spec):
 def _compare_originals(a, b, spec, data):
     """``None`` when the two original models agree (or are one), else how they differ."""
     import strategies
-    from conformance import originals
+    from conformance.expected import originals
 
     if a.model is b.model:
         return None
@@ -231,40 +231,32 @@ def _compare_originals(a, b, spec, data):
     )
 
 
-def _weight_regularizer_count(model):
-    """How many weight-regularization losses the in-memory model has, either framework."""
-    import tf_keras
-
-    if isinstance(model, tf_keras.layers.Layer):
-        return sum(len(layer._callable_losses) for layer in model._flatten_layers())
-    return len(model._get_regularization_losses())
-
-
 def kept(saved, spec):
     """What ``saved``'s files keep of the model, through plain ``tf.saved_model.load``."""
-    from conformance import inspect
+    from conformance.expected import originals
+    from conformance.savedmodel import calls, tree
 
-    root = inspect.walk(saved.loaded)[0]
+    root = tree.walk(saved.loaded)[0]
     call = root.function("__call__")
     training = (
         sorted(
-            (str(v) for v in inspect.training_values(call)),
+            (str(v) for v in calls.training_values(call)),
             key=lambda v: ("None", "False", "True").index(v),
         )
         if call is not None
         else None
     )
-    _, outputs = inspect.serving_signature(saved.loaded)
+    _, outputs = tree.serving_signature(saved.loaded)
     return {
         "keras_api": root.keras_api is not None,
         "layers with keras_api": sum(
-            node.keras_api is not None for node in inspect.walk(saved.loaded)
+            node.keras_api is not None for node in tree.walk(saved.loaded)
         ),
         "training modes of __call__": training,
         "regularization losses": len(root.objects("regularization_losses"))
         if root.keras_api is not None
         else None,
-        "model regularization losses": _weight_regularizer_count(saved.model),
+        "model regularization losses": originals.weight_regularization_count(saved.model),
         "serving output keys": output_key_style(ordered_output_keys(list(outputs), spec), spec),
         "signatures": sorted(saved.loaded.signatures.keys()),
     }
@@ -273,11 +265,13 @@ def kept(saved, spec):
 def compare_spec(implementations, spec, root, *, loaders=True):
     """Every comparison for one spec: ``{"saves", "pairs", "cross", "kept"}``."""
     import strategies
-    from conformance import inspect, originals, stability
+    from conformance import corpus
+    from conformance.expected import originals
+    from conformance.savedmodel import tree
 
     by_name = {impl.name: impl for impl in implementations}
     saves = save_all(implementations, spec, root)
-    data = stability.corpus_inputs(spec)
+    data = corpus.corpus_inputs(spec)
     result = {
         "saves": {name: s.error for name, s in saves.items()},
         "pairs": {},
@@ -289,7 +283,7 @@ def compare_spec(implementations, spec, root, *, loaders=True):
         if s.error:
             continue
         try:
-            fields[name] = signature_fields(inspect.serving_signature(s.loaded), spec)
+            fields[name] = signature_fields(tree.serving_signature(s.loaded), spec)
             outputs[name] = serving_outputs(s, spec, data)
         except Exception as exc:
             saves[name].error = "serving_default: " + _short(exc)

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from conformance import inspect, originals, saved
-from conformance.cases import case_cache
-from conformance.stream import shared_examples
-from conformance.test_format import model_layers_by_saved_path
-from conformance.tolerances import assert_close
+from conformance.expected import originals
+from conformance.expected.tolerances import assert_close
+from conformance.plugin.drawing import shared_examples
+from conformance.savedmodel import calls, tree
 
 
 def _values(functions):
@@ -15,7 +14,7 @@ def _values(functions):
 
 
 def check_regularization(case):
-    root = inspect.walk(case.loaded)[0]
+    root = tree.walk(case.loaded)[0]
     saved_losses = _values(root.objects("regularization_losses"))
     assert len(saved_losses) == originals.weight_regularization_count(case.model), (
         f"keras_api.regularization_losses has {len(saved_losses)} functions, the model has "
@@ -27,8 +26,8 @@ def check_regularization(case):
         "sum of keras_api.regularization_losses()",
         dtype=case.spec.dtype,
     )
-    saved_by_path = {node.path: node for node in inspect.walk(case.loaded)}
-    for path, layer in model_layers_by_saved_path(case.model).items():
+    saved_by_path = {node.path: node for node in tree.walk(case.loaded)}
+    for path, layer in originals.layers_by_saved_path(case.model).items():
         node = saved_by_path.get(path)
         if node is None or node.keras_api is None or node.children:
             continue  # leaf layers own their regularizers; containers only collect them
@@ -45,25 +44,25 @@ def check_activity(case, data):
     import strategies
 
     inputs = strategies.call_inputs(case.spec, data)
-    root = inspect.walk(case.loaded)[0]
+    root = tree.walk(case.loaded)[0]
     with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
         want = originals.call_losses_total(case.model, inputs, training=False)
-        _, losses = saved.call(
+        _, losses = calls.call(
             root.function("call_and_return_all_conditional_losses"), inputs, training=False
         )
     assert_close(
-        np.float64(saved.losses_total(losses)),
+        np.float64(calls.losses_total(losses)),
         np.float64(want),
         "root call_and_return_all_conditional_losses(x)[1] vs the model's call losses",
         dtype=case.spec.dtype,
     )
-    saved_by_path = {node.path: node for node in inspect.walk(case.loaded)}
-    for path, layer in model_layers_by_saved_path(case.model).items():
+    saved_by_path = {node.path: node for node in tree.walk(case.loaded)}
+    for path, layer in originals.layers_by_saved_path(case.model).items():
         regularizer = getattr(layer, "activity_regularizer", None)
         node = saved_by_path.get(path)
         if regularizer is None or node is None or node.keras_api is None:
             continue
-        call_args = saved.inference_call_args(node.function("__call__"))
+        call_args = calls.inference_call_args(node.function("__call__"))
         assert call_args, f"{path} ({layer.name!r}): no inference-mode call function traced"
         args, kwargs = call_args
         outputs, all_losses = node.function("call_and_return_all_conditional_losses")(
@@ -80,8 +79,8 @@ def check_activity(case, data):
             for y in tf.nest.flatten(outputs)
         ]
         assert_close(
-            np.float64(saved.losses_total(all_losses)),
-            np.float64(saved.losses_total(conditional) + sum(activity)),
+            np.float64(calls.losses_total(all_losses)),
+            np.float64(calls.losses_total(conditional) + sum(activity)),
             f"{path} ({layer.name!r}): all conditional losses vs conditional + activity "
             "/ batch size",
             dtype=case.spec.dtype,
@@ -100,7 +99,7 @@ def check_activity(case, data):
 def test_regularization_losses(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
-        check_regularization(case_cache().get(implementation, spec))
+        check_regularization(clause.case(spec))
 
 
 @pytest.mark.clause("LOSSES-ACTIVITY")
@@ -108,4 +107,4 @@ def test_regularization_losses(implementation, clause, example):
 def test_activity_and_call_losses(implementation, clause, example):
     spec, data = example
     with clause.example(spec):
-        check_activity(case_cache().get(implementation, spec), data)
+        check_activity(clause.case(spec), data)

@@ -1,9 +1,12 @@
-"""Drawn examples, the saves they need, and what a failing example reports.
+"""Running one clause example: the saved cases examples share, and what a failure reports.
 
 A *case* is one drawn spec built with the implementation's framework and saved once by the
 implementation; every clause that only reads the files shares it (one save per drawn example,
 not one per clause). The read-only clause tests draw from the same strategy with the same
-seed, so in a worker they walk the same specs and hit this cache.
+seed (``plugin.drawing``), so in a worker they walk the same specs and hit this cache.
+
+Clause modules reach all of this through the ``clause`` fixture (a ``ClauseRun``): they import
+nothing from the plugin but the drawing decorators.
 """
 
 import atexit
@@ -12,28 +15,23 @@ import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import tempfile
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
 
-from conformance.report import EXAMPLES_PROPERTY, FAILURE_PROPERTY
+from conformance.cache import LRUCache
+from conformance.command import shell, suite_command
+from conformance.plugin.report import (
+    CONSUMER_PROPERTY,
+    EXAMPLES_PROPERTY,
+    FAILURE_PROPERTY,
+    FINGERPRINT_PROPERTY,
+)
 
 CACHE_SIZE = 32
-
-
-@st.composite
-def examples(draw, **knobs):
-    """Strategy of ``(spec, data)``: a drawn model spec and inputs for it."""
-    import strategies
-
-    spec = draw(strategies.model_specs(**knobs))
-    return spec, draw(strategies.input_data(spec))
-
 
 @contextlib.contextmanager
 def captured_messages():
@@ -59,16 +57,11 @@ def captured_messages():
 @dataclass
 class Case:
     spec: object
+    framework: str  # what the model was built with: the implementation's framework
     model: object
     path: str
     loaded: object  # tf.saved_model.load of path
     save_messages: list = field(default_factory=list)  # warnings and logs of the save
-
-    @property
-    def framework(self):
-        from conformance.originals import framework_of
-
-        return framework_of(self.model)
 
     def warned_about(self, layer_name):
         """Whether a message of the save names the layer (a skipped layer must be named)."""
@@ -81,20 +74,12 @@ class CaseCache:
 
     def __init__(self, root, size=CACHE_SIZE):
         self.root = root
-        self.size = size
-        self._cases = OrderedDict()
+        self._cases = LRUCache(size)
         self._counter = 0
 
     def get(self, implementation, spec):
         key = (implementation.name, spec.to_json())
-        case = self._cases.get(key)
-        if case is None:
-            case = self._make(implementation, spec)
-            self._cases[key] = case
-            while len(self._cases) > self.size:
-                self._cases.popitem(last=False)
-        self._cases.move_to_end(key)
-        return case
+        return self._cases.get(key, lambda: self._make(implementation, spec))
 
     def new_path(self, label="model"):
         self._counter += 1
@@ -102,14 +87,19 @@ class CaseCache:
 
     def _make(self, implementation, spec):
         import strategies
-        from conformance import inspect
+        from conformance.savedmodel import tree
 
         model = strategies.build_model(spec, framework=implementation.framework)
         path = self.new_path("case")
         with captured_messages() as messages:
             implementation.save(model, path)
         return Case(
-            spec=spec, model=model, path=path, loaded=inspect.load(path), save_messages=messages
+            spec=spec,
+            framework=implementation.framework,
+            model=model,
+            path=path,
+            loaded=tree.load(path),
+            save_messages=messages,
         )
 
 
@@ -125,37 +115,39 @@ def case_cache(tmp_root=None):
     return _CACHE[0]
 
 
-def reproduce_command(request, clause_id):
-    """A one-line command that reruns this test on this implementation, with this profile."""
-    from conformance import profiles
-    from conformance.plugin import get_state
-
-    state = get_state(request.config)
-    parts = [
-        "pytest",
-        "--pyargs",
-        "conformance",
-        f"--conformance-impl={state.impl_spec}",
-        f"--conformance-clauses={clause_id}",
-        "-p",
-        "no:xdist",
-        f"--hypothesis-profile={profiles.current_profile_name()}",
-        "-k",
-        request.node.name.split("[", 1)[0],
-    ]
-    seed = request.config.getoption("hypothesis_seed", default=None)
-    if seed is not None:
-        parts.append(f"--hypothesis-seed={seed}")
-    return shlex.join(parts)
-
-
 class ClauseRun:
-    """Counts a property's examples and turns a failing example into a full report."""
+    """One clause test: its cases, its example count, and a full report of a failing example.
 
-    def __init__(self, request, clause_id):
+    The plugin makes one per test (the ``clause`` fixture) and gives it what it needs: the
+    implementation and the string naming it, the active profile, the forced seed if any.
+    """
+
+    def __init__(self, request, clause_id, *, implementation, impl_spec, profile, seed=None):
         self.request = request
         self.clause_id = clause_id
+        self.implementation = implementation
+        self.impl_spec = impl_spec
+        self.profile = profile
+        self.seed = seed
         self.examples = 0
+
+    # -- what a clause test uses --------------------------------------------------------
+
+    def case(self, spec):
+        """``spec`` built and saved by the implementation (shared by the clauses, cached)."""
+        return case_cache().get(self.implementation, spec)
+
+    def new_path(self, label="model"):
+        """A fresh path, nothing there yet, for a save of the test's own."""
+        return case_cache().new_path(label)
+
+    def save(self, model, label="model", **options):
+        """Save ``model`` with the implementation into a fresh path: ``(path, messages)``,
+        the warnings and log records of the save."""
+        path = self.new_path(label)
+        with captured_messages() as messages:
+            self.implementation.save(model, path, **options)
+        return path, messages
 
     @contextlib.contextmanager
     def example(self, spec, **details):
@@ -163,6 +155,8 @@ class ClauseRun:
         self.examples += 1
         try:
             yield
+        except HypothesisException:
+            raise  # Hypothesis' own control flow (assume, a frozen data object): not a failure
         except AssertionError as exc:
             raise AssertionError(self._describe(exc, spec, details)) from None
         except Exception as exc:
@@ -170,12 +164,37 @@ class ClauseRun:
                 self._describe(f"{type(exc).__name__}: {exc}", spec, details)
             ) from exc
 
+    def record_consumer(self, tally):
+        """Attach a consumer test's tally (``consumers.Tally``) to its report."""
+        self._properties().append((CONSUMER_PROPERTY, tally.as_property()))
+
+    def record_fingerprint(self, name, digest):
+        """Attach a corpus spec's fingerprint: the workers' values are compared at the end."""
+        self._properties().append((FINGERPRINT_PROPERTY, (name, digest)))
+
+    # -- the report ---------------------------------------------------------------------
+
+    def reproduce_command(self):
+        """A one-line command that reruns this test on this implementation, with this profile."""
+        return shell(
+            suite_command(
+                self.impl_spec,
+                clauses=self.clause_id,
+                profile=self.profile,
+                seed=self.seed,
+                select=self.request.node.name.split("[", 1)[0],
+            )
+        )
+
+    def _properties(self):
+        return self.request.node.user_properties
+
     def _describe(self, error, spec, details):
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec)
-        command = reproduce_command(self.request, self.clause_id)
+        command = self.reproduce_command()
         failure = {"spec": spec_json, "command": command, "message": str(error)[:2000]}
         failure.update({k: str(v) for k, v in details.items()})
-        props = self.request.node.user_properties
+        props = self._properties()
         # Hypothesis replays the shrunk example last: keep only the latest failure.
         props[:] = [p for p in props if p[0] != FAILURE_PROPERTY]
         props.append((FAILURE_PROPERTY, failure))
@@ -184,4 +203,4 @@ class ClauseRun:
 
     def record(self):
         """Attach the example count to the test's report (called before it is made)."""
-        self.request.node.user_properties.append((EXAMPLES_PROPERTY, self.examples))
+        self._properties().append((EXAMPLES_PROPERTY, self.examples))

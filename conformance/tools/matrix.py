@@ -3,7 +3,7 @@
 For each implementation the suite runs in a subprocess (``pytest --pyargs conformance
 --conformance-impl=NAME --conformance-report=NAME.json``, the chosen Hypothesis profile, the
 implementation's versioned expectations file from ``conformance/expectations/`` when it has
-one); then the differential checks (``conformance.differential``) run on the corpus specs.
+one); then the differential checks (``conformance.tools.differential``) run on the corpus specs.
 The Markdown written to ``docs/conformance-matrix.md`` is rendered from those JSON documents
 alone (``render``), so it is never written by hand.
 """
@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = "docs/conformance-matrix.md"
 SPEC_PREVIEW = 160  # characters of a minimal spec shown in a table cell
 
@@ -30,32 +30,26 @@ def builtin_names():
 
 
 def expectations_file(impl_name):
-    from conformance.xfails import EXPECTATIONS_DIR
+    from conformance.expectations import EXPECTATIONS_DIR
 
     path = EXPECTATIONS_DIR / f"{impl_name}.txt"
     return path if path.exists() else None
 
 
 def suite_command(impl_name, report_path, profile, workers, extra=()):
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "conformance",
-        f"--conformance-impl={impl_name}",
-        f"--conformance-report={report_path}",
-        f"--hypothesis-profile={profile}",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-n",
-        str(workers),
-    ]
+    from conformance.command import suite_command as command
+
     expectations = expectations_file(impl_name)
-    if expectations is not None:
-        command.append(f"--conformance-xfails={expectations}")
-    return command + list(extra)
+    return command(
+        impl_name,
+        report=report_path,
+        profile=profile,
+        workers=workers,
+        xfails=expectations,
+        python=True,
+        quiet=True,
+        extra=extra,
+    )
 
 
 def run_suite(impl_name, report_path, profile, workers, *, timeout=None, log=None):
@@ -120,7 +114,7 @@ def xfail_reasons(impl_name, document):
     path = expectations_file(impl_name)
     if path is None:
         return {}
-    from conformance.xfails import read_xfails, same_test
+    from conformance.expectations import read_xfails, same_test
 
     entries = read_xfails(str(path)).entries
     reasons = {}
@@ -132,12 +126,10 @@ def xfail_reasons(impl_name, document):
 
 
 def not_claimed_reasons(impl_name):
-    try:
-        from conformance.api import resolve_implementation
+    """``{clause id: reason}`` the implementation gives for the clauses it does not claim."""
+    from conformance.api import resolve_implementation
 
-        return dict(getattr(resolve_implementation(impl_name), "not_claimed", {}) or {})
-    except Exception:
-        return {}
+    return dict(getattr(resolve_implementation(impl_name), "not_claimed", None) or {})
 
 
 def _cell(clause_id, result, impl, footnotes, xfails, unclaimed):
@@ -208,8 +200,8 @@ def _field_cell(cell):
 
 def render(reports, differential=None, *, profile, command, notes=()):
     """The matrix as Markdown, from the suite's reports and the differential document."""
-    from conformance import differential as diff
-    from conformance.clauses import CLAUSE_IDS
+    from conformance.contract import CLAUSE_IDS
+    from conformance.tools import differential as diff
 
     impls = list(reports)
     versions = _versions(reports)
@@ -275,7 +267,7 @@ def render(reports, differential=None, *, profile, command, notes=()):
             "",
             f"What the row's implementation saved from each of {specs} corpus specs, loaded by "
             "the column's loader and called on the same inputs, against the saver's original "
-            f"model (`conformance.tolerances`). `{diff.SERVING_LOADER}` calls the "
+            f"model (`conformance.expected.tolerances`). `{diff.SERVING_LOADER}` calls the "
             "`serving_default` signature; the other columns are the implementations' own "
             "loaders (keras_export's is `keras.layers.TFSMLayer`).",
             "",
@@ -373,10 +365,10 @@ def main(args):
             differential = json.loads(differential_path.read_text())
             notes.append("differential checks reused from an earlier run of this command")
         else:
-            from conformance import differential as diff
-            from conformance import stability
+            from conformance import corpus
+            from conformance.tools import differential as diff
 
-            specs = stability.corpus_specs()
+            specs = corpus.corpus_specs()
             if args.differential_specs > 0:
                 specs = specs[: args.differential_specs]
             print(f"[matrix] differential checks on {len(specs)} corpus specs", flush=True)

@@ -9,13 +9,15 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 
-from conformance.clauses import CLAUSE_IDS
+from conformance.contract import CLAUSE_IDS
 
 # Test properties the suite's tests attach (``request.node.user_properties``).
 EXAMPLES_PROPERTY = "conformance_examples"
 FAILURE_PROPERTY = "conformance_failure"
 # CONSUMER-* tests: {"checked": n, "unsupported_count": n, "unsupported": [{stage, message, ...}]}
 CONSUMER_PROPERTY = "conformance_consumer"
+# SIG-STABLE golden tests: (corpus spec name, fingerprint digest)
+FINGERPRINT_PROPERTY = "conformance_fingerprint"
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
 
@@ -172,7 +174,7 @@ def _version(module, *distributions):
 
 
 def report_document(state, config):
-    from conformance import profiles
+    from conformance.plugin import drawing
 
     return {
         "implementation": state.impl_spec,
@@ -184,7 +186,7 @@ def report_document(state, config):
             "hypothesis": _version("hypothesis", "hypothesis"),
         },
         "hypothesis": {
-            "profile": profiles.current_profile_name(),
+            "profile": drawing.suite_profile_name(config),
             "seed": config.getoption("hypothesis_seed", default=None),
         },
         "command": " ".join(sys.argv),

@@ -98,3 +98,34 @@ def preserved(*variable_lists):
     finally:
         for variable, value in zip(variables_, values):
             variable.assign(value)
+
+
+def layers_by_saved_path(model):
+    """Map saved-tree paths ("root.layers[0]...") to the model's layers, each layer at the
+    first place it is reached (as ``savedmodel.tree.walk`` lists the saved objects)."""
+    return dict(_layer_paths(model, shared_once=True))
+
+
+def all_layer_paths(model):
+    """Every ``(path, layer)`` of the model's layer tree, depth first, a shared layer at each
+    of its places."""
+    return _layer_paths(model, shared_once=False)
+
+
+def _layer_paths(model, *, shared_once):
+    out, seen = [], set()
+
+    def visit(layer, path):
+        if shared_once and id(layer) in seen:
+            return
+        seen.add(id(layer))
+        out.append((path, layer))
+        for index, child in enumerate(sublayers(layer)):
+            visit(child, f"{path}.layers[{index}]")
+
+    visit(model, "root")
+    return out
+
+
+def is_input_layer(layer):
+    return type(layer).__name__ == "InputLayer"

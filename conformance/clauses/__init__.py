@@ -1,0 +1,1 @@
+"""The contract's clause tests, one module per group (``contract.Clause.group``)."""

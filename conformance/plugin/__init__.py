@@ -1,0 +1,258 @@
+"""The pytest plugin of the conformance suite (registered under ``pytest11``).
+
+Every option and hook lives in this package, not in a conftest, so that
+``pytest --pyargs conformance --conformance-impl=...`` works from any directory. It is loaded
+in every pytest session of an environment where the package is installed, so it acts only
+in sessions that run the suite (``state.runs_suite``): elsewhere it registers its options and
+marker and nothing else — no Hypothesis profile, no TensorFlow import, no warning filter.
+
+The pieces: ``state`` (options, session state), ``drawing`` (profiles, example streams),
+``example`` (one clause example, its cases and its failure report), ``report``, ``shard``,
+``database``, ``stability`` (SIG-STABLE across workers). Hooks that need the session's state
+live on ``ConformanceSession``, which receives it; nothing outside this package imports it
+except the clause modules, for the drawing decorators.
+"""
+
+import json
+import sys
+
+import pytest
+
+from conformance.api import ImplementationError
+from conformance.contract import CLAUSE_IDS
+from conformance.expectations import XfailsError, same_test
+from conformance.plugin import database, drawing, shard, state
+from conformance.plugin.report import FINGERPRINT_PROPERTY, write_report
+
+# Deprecation warnings TensorFlow and Keras raise on import and in every trace: not the
+# implementation's, and hundreds of lines in a user's run.
+_SUITE_WARNING_FILTERS = (
+    "ignore::DeprecationWarning:tensorflow.*",
+    "ignore::DeprecationWarning:keras.*",
+    "ignore::DeprecationWarning:tf_keras.*",
+    "ignore::DeprecationWarning:google.protobuf.*",
+)
+
+
+def pytest_addoption(parser):
+    state.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis' own, which loads --hypothesis-profile
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "clause(id): the Keras SavedModel contract clause this test checks"
+    )
+    if not state.runs_suite(config):
+        return
+    drawing.register()
+    for line in _SUITE_WARNING_FILTERS:
+        config.addinivalue_line("filterwarnings", line)
+    try:
+        session_state = state.ConformanceState(config)
+    except (ValueError, XfailsError) as exc:
+        raise pytest.UsageError(f"conformance: {exc}") from None
+    # A name given explicitly is resolved now, so a typo is a usage error before collection;
+    # the default is resolved when the first suite test needs it.
+    if session_state.impl_explicit:
+        try:
+            session_state.implementation  # noqa: B018
+        except ImplementationError as exc:
+            raise pytest.UsageError(f"conformance: {exc}") from None
+    config.stash[_STATE_KEY] = session_state
+    config.pluginmanager.register(ConformanceSession(session_state), "conformance-session")
+    shard.configure(config)
+    database.configure(config, session_state.impl_spec)
+
+
+_STATE_KEY = pytest.StashKey[state.ConformanceState]()
+_RUN_KEY = pytest.StashKey[object]()
+
+
+def _state(config):
+    if _STATE_KEY not in config.stash:
+        raise pytest.UsageError(
+            "the conformance suite's fixtures are used in a session that does not run the "
+            "suite: run it as pytest --pyargs conformance (or give a --conformance-* option)"
+        )
+    return config.stash[_STATE_KEY]
+
+
+@pytest.fixture(scope="session")
+def implementation(pytestconfig):
+    """The implementation under test (an ``Implementation``)."""
+    return _state(pytestconfig).implementation
+
+
+@pytest.fixture(scope="session")
+def impl_spec(pytestconfig):
+    """The string that names the implementation under test (for reproduction commands)."""
+    return _state(pytestconfig).impl_spec
+
+
+@pytest.fixture
+def clause(request):
+    """The ``ClauseRun`` of this test: wrap each example in ``with clause.example(spec):``."""
+    from conformance.plugin.example import ClauseRun
+
+    st = _state(request.config)
+    marker = request.node.get_closest_marker("clause")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `clause` without a clause marker")
+    run = ClauseRun(
+        request,
+        marker.args[0],
+        implementation=st.implementation,
+        impl_spec=st.impl_spec,
+        profile=drawing.suite_profile_name(request.config),
+        seed=request.config.getoption("hypothesis_seed", default=None),
+    )
+    request.node.stash[_RUN_KEY] = run
+    return run
+
+
+def _clause_of(item):
+    marker = item.get_closest_marker("clause")
+    return marker.args[0] if marker else None
+
+
+class ConformanceSession:
+    """The hooks of a session that runs the suite; it receives the session's state."""
+
+    def __init__(self, session_state):
+        self.state = session_state
+        self.config = session_state.config
+        self._quiet = False
+
+    # -- collection ---------------------------------------------------------------------
+
+    def pytest_collectstart(self, collector):
+        # TensorFlow prints its start-up lines once, when first imported: import it quietly
+        # before the first clause module, wherever the suite is run from.
+        path = getattr(collector, "path", None)
+        if self._quiet or path is None:
+            return
+        if path == state.CLAUSES_DIR or state.CLAUSES_DIR in path.parents:
+            from conformance.environment import quiet_tensorflow
+
+            quiet_tensorflow()
+            self._quiet = True
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        st = self.state
+        selected, deselected = [], []
+        for item in items:
+            clause_id = _clause_of(item)
+            if clause_id is None:
+                selected.append(item)
+                continue
+            if clause_id not in CLAUSE_IDS:
+                raise pytest.UsageError(f"{item.nodeid}: unknown clause id {clause_id!r}")
+            if st.selected_clauses is not None and clause_id not in st.selected_clauses:
+                deselected.append(item)
+                continue
+            st.has_suite_items = True
+            item.user_properties.append(("conformance_clause", clause_id))
+            selected.append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = selected
+        if not st.has_suite_items:
+            return
+        try:
+            impl = st.implementation
+        except ImplementationError as exc:
+            raise pytest.UsageError(f"conformance: {exc}") from None
+        drawing.draw_for(getattr(impl, "supports", None))
+        not_claimed = getattr(impl, "not_claimed", None) or {}
+        for item in items:
+            clause_id = _clause_of(item)
+            if clause_id is None:
+                continue
+            if impl.claims is not None and clause_id not in impl.claims:
+                reason = not_claimed.get(clause_id)
+                text = f"not claimed: {clause_id}" + (f": {reason}" if reason else "")
+                item.add_marker(pytest.mark.skip(reason=text))
+            elif st.xfails is not None:
+                reason = st.xfails.match(clause_id, item.nodeid)
+                if reason is not None:
+                    item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+        if st.xfails is not None:
+            # An entry for a clause or test that --conformance-clauses left out is not stale.
+            stale = [
+                key
+                for key in st.xfails.unmatched()
+                if not any(key == _clause_of(i) or same_test(key, i.nodeid) for i in deselected)
+            ]
+            if stale:
+                raise pytest.UsageError(
+                    "conformance: xfails entries match no collected test: " + ", ".join(stale)
+                )
+
+    # -- running ------------------------------------------------------------------------
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        if call.when == "call" and _RUN_KEY in item.stash:
+            item.stash[_RUN_KEY].record()
+        yield
+
+    def pytest_runtest_logreport(self, report):
+        # In-process without xdist; on the controller with it (workers forward reports).
+        props = report.user_properties
+        clause_id = dict(props).get("conformance_clause")
+        if clause_id is None:
+            return
+        self.state.report.add(clause_id, report)
+        if report.when == "call":
+            for name, value in props:
+                if name == FINGERPRINT_PROPERTY:
+                    spec_name, digest = value
+                    self.state.recorded_fingerprints[spec_name] = digest
+
+    # -- the end ------------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        config, st = self.config, self.state
+        if hasattr(config, "workerinput"):
+            # xdist worker: hand this worker's corpus fingerprints to the controller.
+            if st.has_suite_items:
+                from conformance.plugin import stability
+
+                fingerprints = stability.worker_fingerprints(
+                    st.implementation, st.selected_clauses, st.recorded_fingerprints
+                )
+                config.workeroutput["conformance_fingerprints"] = json.dumps(fingerprints)
+            return
+        if st.worker_fingerprints:
+            from conformance.plugin import stability
+
+            problems = stability.compare_workers(st.worker_fingerprints)
+            st.report.add_cross_worker(problems, workers=sorted(st.worker_fingerprints))
+            if problems:
+                for line in problems:
+                    sys.stderr.write(f"SIG-STABLE across xdist workers: {line}\n")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if st.report_path and st.report.has_results():
+            write_report(st.report_path, st, config)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        # xdist controller: collect what each worker fingerprinted.
+        payload = getattr(node, "workeroutput", {}).get("conformance_fingerprints")
+        if payload:
+            self.state.worker_fingerprints[node.workerinput["workerid"]] = json.loads(payload)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        st = self.state
+        if not st.report.has_results():
+            return
+        terminalreporter.section("Keras SavedModel conformance")
+        terminalreporter.write_line(f"implementation: {st.impl_spec}")
+        for line in st.report.summary_lines():
+            terminalreporter.write_line(line)
+        for nodeid in st.report.unexpected_passes():
+            terminalreporter.write_line(f"XPASS (expected failure passed): {nodeid}")
+        if st.report_path:
+            terminalreporter.write_line(f"report written to {st.report_path}")
+

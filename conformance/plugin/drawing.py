@@ -1,0 +1,132 @@
+"""How the suite's properties draw examples: the Hypothesis profiles and the example streams.
+
+The read-only clause tests draw ``(spec, data)`` from one strategy with one seed, so in a
+worker they walk the same specs and one save per spec serves them all (the case cache of
+``plugin.example``). The ``nightly`` profile draws fresh examples every run instead.
+
+The profiles ``dev``, ``ci``, ``nightly`` and ``triage`` are registered only in sessions that
+run the suite (``register``, called by the plugin), so a project's own profiles of those names
+are left alone elsewhere. Importing this module (which only the clause modules do) loads the
+suite's default profile unless one was chosen, before the tests are decorated: ``@given``
+takes its settings when it decorates.
+"""
+
+import os
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+SHARED_SEED = 20261125
+
+# Building and saving a model takes a second or more: no deadline, and the fixtures the
+# suite hands to properties (the implementation, a tmp path factory) are meant to be shared.
+SUITE_HEALTH_CHECKS = [
+    HealthCheck.too_slow,
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.data_too_large,
+]
+_COMMON = dict(deadline=None, suppress_health_check=SUITE_HEALTH_CHECKS, print_blob=True)
+
+PROFILES = {
+    "dev": dict(max_examples=5, **_COMMON),
+    "ci": dict(max_examples=20, derandomize=True, database=None, **_COMMON),
+    "nightly": dict(max_examples=300, **_COMMON),
+    # The ci examples without shrinking: finds which clauses fail, fast (a failing example
+    # costs a save per shrink step). Rerun a failure with `ci` for its minimal spec.
+    "triage": dict(
+        max_examples=20,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
+        **_COMMON,
+    ),
+}
+
+
+def register():
+    for name, values in PROFILES.items():
+        settings.register_profile(name, **values)
+
+
+def default_profile_name():
+    return "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+
+
+def current_profile_name():
+    return settings.get_current_profile_name()
+
+
+def suite_profile_name(config):
+    """The profile the suite's tests are decorated under, on workers and controller alike."""
+    chosen = config.getoption("hypothesis_profile", default=None)
+    if chosen:
+        return chosen
+    current = settings.get_current_profile_name()
+    return default_profile_name() if current.startswith("default") else current
+
+
+def load_default_profile():
+    """Load the suite's default profile unless the session chose one."""
+    if current_profile_name().startswith("default"):
+        settings.load_profile(default_profile_name())
+
+
+# The implementation's ``supports`` (model_specs knobs), set by the plugin once it knows the
+# implementation; read when an example is drawn, after the tests were decorated.
+_SUPPORTED = {}
+
+
+def draw_for(supports):
+    """Draw only models the implementation under test supports from now on."""
+    _SUPPORTED.clear()
+    _SUPPORTED.update(supports or {})
+
+
+@st.composite
+def examples(draw, **knobs):
+    """Strategy of ``(spec, data)``: a drawn model spec and inputs for it."""
+    import strategies
+
+    spec = draw(strategies.model_specs(**{**_SUPPORTED, **knobs}))
+    return spec, draw(strategies.input_data(spec))
+
+
+def _suite_settings(test, **values):
+    # Whatever profile is active, the suite's properties need no deadline and share fixtures.
+    return settings(deadline=None, suppress_health_check=SUITE_HEALTH_CHECKS, **values)(test)
+
+
+def _on_shared_stream(test):
+    return test if current_profile_name() == "nightly" else seed(SHARED_SEED)(test)
+
+
+def shared_examples(**knobs):
+    """Decorator: ``@given(example=examples(**knobs))`` on the shared stream."""
+
+    def decorate(test):
+        return _on_shared_stream(_suite_settings(given(example=examples(**knobs))(test)))
+
+    return decorate
+
+
+def fresh_examples(**knobs):
+    """Decorator: ``@given(example=examples(**knobs))`` with the test's own examples."""
+
+    def decorate(test):
+        return _suite_settings(given(example=examples(**knobs))(test))
+
+    return decorate
+
+
+def share_of_examples(share, minimum):
+    """Decorator: the shared stream with ``share`` of the profile's examples (at least
+    ``minimum``); applied when the test runs, so the active profile decides the count."""
+
+    def decorate(check):
+        count = max(minimum, round(settings().max_examples * share))
+        return _on_shared_stream(
+            _suite_settings(given(example=examples())(check), max_examples=count)
+        )
+
+    return decorate

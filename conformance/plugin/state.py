@@ -1,0 +1,112 @@
+"""The suite's command-line options, whether a session runs the suite, and its state."""
+
+import os
+from pathlib import Path
+
+from conformance.api import resolve_implementation
+from conformance.contract import parse_clause_list
+from conformance.expectations import read_xfails
+from conformance.plugin.database import DB_ENV_VAR
+from conformance.plugin.report import ClauseReport
+from conformance.plugin.shard import SHARD_ENV_VAR
+
+IMPL_ENV_VAR = "CONFORMANCE_IMPL"
+DEFAULT_IMPL = "reference"
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+CLAUSES_DIR = PACKAGE_DIR / "clauses"
+OPTIONS = (
+    "conformance_impl",
+    "conformance_clauses",
+    "conformance_xfails",
+    "conformance_report",
+    "conformance_shard",
+    "conformance_db",
+)
+
+
+def add_options(parser):
+    group = parser.getgroup("conformance", "Keras SavedModel conformance suite")
+    group.addoption(
+        "--conformance-impl",
+        default=None,
+        help="implementation under test: a built-in name (reference) or package.module:Attr "
+        f"(a class or an instance); falls back to ${IMPL_ENV_VAR}, then '{DEFAULT_IMPL}'",
+    )
+    group.addoption(
+        "--conformance-clauses",
+        default=None,
+        help="run only these clause ids (comma-separated)",
+    )
+    group.addoption(
+        "--conformance-xfails",
+        default=None,
+        help="file of expected failures: a clause id or test id per line, '# reason' after it",
+    )
+    group.addoption(
+        "--conformance-report",
+        default=None,
+        help="write a per-clause JSON report to this path (a .md path writes Markdown)",
+    )
+    group.addoption(
+        "--conformance-shard",
+        default=None,
+        help="run only shard I of N (I/N, counting from 1) of the collected tests, split "
+        f"deterministically across machines; falls back to ${SHARD_ENV_VAR}",
+    )
+    group.addoption(
+        "--conformance-db",
+        default=None,
+        help="Hypothesis example database shared across runs and machines: a directory path "
+        f"or a redis:// URL; falls back to ${DB_ENV_VAR} (not with ci/triage profiles)",
+    )
+
+
+def runs_suite(config):
+    """Whether this session runs the suite: a ``--conformance-*`` option is given, or an
+    argument names the package (``--pyargs conformance...``) or a path in or above its
+    checkout. Other sessions of the environment are left exactly as they are."""
+    if any(config.getoption(name, default=None) for name in OPTIONS):
+        return True
+    pyargs = config.getoption("pyargs", default=False)
+    here = Path(config.invocation_params.dir)
+    installed = "site-packages" in PACKAGE_DIR.parts
+    for arg in config.args:
+        target = str(arg).split("::", 1)[0]
+        if pyargs and (target == "conformance" or target.startswith("conformance.")):
+            return True
+        path = (here / target).resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+            return True
+        if not installed and path in PACKAGE_DIR.parents:
+            return True
+    return False
+
+
+class ConformanceState:
+    """What the plugin knows about a session that runs the suite; one per pytest config."""
+
+    def __init__(self, config):
+        self.config = config
+        self.impl_spec = (
+            config.getoption("conformance_impl") or os.environ.get(IMPL_ENV_VAR) or DEFAULT_IMPL
+        )
+        self.impl_explicit = bool(
+            config.getoption("conformance_impl") or os.environ.get(IMPL_ENV_VAR)
+        )
+        self._implementation = None
+        clauses_text = config.getoption("conformance_clauses")
+        self.selected_clauses = parse_clause_list(clauses_text) if clauses_text else None
+        xfails_path = config.getoption("conformance_xfails")
+        self.xfails = read_xfails(xfails_path) if xfails_path else None
+        self.report_path = config.getoption("conformance_report")
+        self.report = ClauseReport()
+        self.recorded_fingerprints = {}  # corpus spec name -> digest, this process's tests
+        self.worker_fingerprints = {}  # worker id -> {corpus spec name: fingerprint}
+        self.has_suite_items = False
+
+    @property
+    def implementation(self):
+        if self._implementation is None:
+            self._implementation = resolve_implementation(self.impl_spec)
+        return self._implementation

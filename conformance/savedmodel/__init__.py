@@ -1,0 +1,7 @@
+"""Reading Keras SavedModel files with plain TensorFlow, as any consumer of the format would.
+
+``tree``: ``tf.saved_model.load`` and the saved layer tree with its ``keras_api`` objects;
+``calls``: calling what the files hold; ``files``: the bytes and checkpoint keys on disk;
+``fingerprint``: the canonical signature fingerprint. Nothing here knows the original model
+or the implementation that wrote the files.
+"""

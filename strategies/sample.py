@@ -1,0 +1,62 @@
+"""Seeded draws outside a property: the same arguments give the same specs in any process.
+
+For command lines and tools (the corpus, the coverage table, the demo); properties use
+``model_specs`` with ``@given`` as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .generate import input_data, model_specs
+from .spec import ModelSpec
+
+
+def _seeded(count: int, seed: int):
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis import seed as hypothesis_seed
+
+    def decorate(test):
+        return hypothesis_seed(seed)(
+            settings(
+                max_examples=count,
+                database=None,
+                phases=[Phase.generate],
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )(test)
+        )
+
+    return decorate
+
+
+def sample_specs(count: int, seed: int = 0, **knobs: Any) -> list[ModelSpec]:
+    """``count`` specs drawn from ``model_specs(**knobs)`` with Hypothesis' ``seed``."""
+    from hypothesis import given
+
+    drawn: list[ModelSpec] = []
+
+    @_seeded(count, seed)
+    @given(model_specs(**knobs))
+    def collect(spec: ModelSpec) -> None:
+        drawn.append(spec)
+
+    collect()
+    return drawn
+
+
+def sample_examples(count: int, seed: int, **knobs: Any) -> list[tuple[ModelSpec, dict]]:
+    """``count`` (spec, input data) pairs drawn with ``seed``, the minimal first draw left out."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    drawn: list = []
+
+    @_seeded(count + 1, seed)
+    @given(st.data())
+    def collect(data) -> None:
+        spec = data.draw(model_specs(**knobs))
+        drawn.append((spec, data.draw(input_data(spec))))
+
+    collect()
+    return drawn[1 : count + 1]  # Hypothesis' first draw is the minimal spec: skip it
