@@ -61,7 +61,7 @@ CLAUSES = (
         "original's output on drawn inputs.",
         "The first thing a user checks; keras-team/keras#20985 (exported outputs differ).",
         "Root `keras_api.__call__(x, training=False)` and `serving_default(**x)` against the "
-        "model's eager output, dtype tolerances (`tolerances.py`).",
+        "model's eager output, dtype tolerances (`expected/tolerances.py`).",
     ),
     Clause(
         "CALL-TRAINING",
@@ -125,9 +125,9 @@ CLAUSES = (
         "corpus specs.",
         "tensorflow/tensorflow#54067 and #48157: signatures that depend on the process or on "
         "how often a model was built break caches and serving configs.",
-        "Canonical fingerprint (`fingerprint.py`) of corpus specs: re-saved, on every xdist worker"
-        " (compared on the controller), in two subprocesses with PYTHONHASHSEED 1 and 2 (without "
-        "xdist), and against `corpus/golden-<framework>.json`.",
+        "Canonical fingerprint (`savedmodel/fingerprint.py`) of corpus specs: re-saved, on every "
+        "xdist worker (compared on the controller), in two subprocesses with PYTHONHASHSEED 1 "
+        "and 2 (without xdist), and against `corpus/golden-<framework>.json`.",
     ),
     Clause(
         "SAVE-UNBUILT",
@@ -294,7 +294,7 @@ def contract_markdown():
     lines = [
         "# The Keras SavedModel contract",
         "",
-        "Generated from `conformance/clauses.py` by `python -m conformance contract`; "
+        "Generated from `conformance/contract.py` by `python -m conformance contract`; "
         "a test keeps the two equal.",
         "Each clause has a stable id, what it requires, why it exists and how the suite "
         "checks it. On-disk clauses read the files through plain `tf.saved_model.load`; "
@@ -309,7 +309,7 @@ def contract_markdown():
             "",
             f"*Why.* {clause.why}",
             "",
-            f"*Checked by* `conformance/test_{clause.group}.py`: {clause.checked_by}",
+            f"*Checked by* `conformance/clauses/test_{clause.group}.py`: {clause.checked_by}",
             "",
         ]
     return "\n".join(lines)
