@@ -1,4 +1,4 @@
-"""The objects and functions a saved Keras object carries under ``keras_api``.
+"""The saved tree: the objects and functions a saved Keras object carries under ``keras_api``.
 
 These are tf_keras' attribute sets (``serialized_attributes.py``), written down as data:
 
@@ -7,19 +7,23 @@ These are tf_keras' attribute sets (``serialized_attributes.py``), written down 
 * an RNN layer carries :data:`RNN_OBJECTS` (its state variables as well);
 * a metric carries :data:`METRIC_OBJECTS` only.
 
-:func:`mirror_node` builds the trackable object saved for one Keras object. It only reads
-the Keras object: the saved tree is a separate tree of ``AutoTrackable`` nodes that refer to
-the layer's underlying ``tf.Variable`` objects, so the values are saved bitwise and each
-variable once, and the model itself is never modified.
+:func:`build_saved_tree` builds the whole tree; :func:`mirror_node` builds the trackable
+object saved for one Keras object. They only read the Keras objects: the saved tree is a
+separate tree of ``AutoTrackable`` nodes that refer to the layers' underlying
+``tf.Variable`` objects, so the values are saved bitwise and each variable once, and the
+model itself is never modified.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
 import tensorflow as tf
+
+from reference_impl._compat import AutoTrackable
 
 __all__ = [
     "COMMON_FUNCTIONS",
@@ -31,10 +35,13 @@ __all__ = [
     "RNN_OBJECTS",
     "Node",
     "RegularizationLosses",
+    "build_saved_tree",
     "mirror_metric",
     "mirror_node",
+    "sublayers",
     "tf_variables",
 ]
+
 
 #: The child under which every saved Keras object keeps its attributes.
 KERAS_API = "keras_api"
@@ -61,55 +68,84 @@ RNN_OBJECTS = (*LAYER_OBJECTS, "states")
 
 METRIC_OBJECTS = ("variables",)
 
-# AutoTrackable is TensorFlow's plain trackable object: what `tf.saved_model.load` returns
-# for any saved object, and what tf_keras itself builds its `keras_api` nodes from.
-Node = tf.__internal__.tracking.AutoTrackable
+
+# A saved node: TensorFlow's plain trackable object (see reference_impl._compat).
+Node = AutoTrackable
 
 
-def tf_variables(variables: Iterable[Any]) -> list[tf.Variable]:
-    """The ``tf.Variable`` behind each Keras variable (the same object, not a copy)."""
-    return [getattr(v, "value", v) for v in variables]
+def build_saved_tree(
+    model: keras.layers.Layer,
+    layers: list[keras.layers.Layer],
+    functions: dict[int, dict[str, Any]],
+    include_optimizer: bool,
+) -> tuple[Any, dict[int, tuple[str, Any]]]:
+    """Build the saved nodes; return the root and, per saved node, (path, Keras object).
 
-
-class RegularizationLosses:
-    """One zero-argument ``tf.function`` per regularized variable, shared across layers.
-
-    The function computes the variable's regularizer on the variable, exactly what Keras
-    adds to ``layer.losses``. A variable regularized once gets one function object, so it is
-    saved once even though it appears in the lists of the layer and of all its parents.
+    Nodes are built children first (a parent lists its children's nodes). Paths are
+    assigned breadth-first from the root, through ``keras_api.layers`` and
+    ``keras_api.metrics``, so each object gets the shortest, first-found path.
     """
+    losses = RegularizationLosses()
+    nodes: dict[int, Any] = {}
+    metric_nodes: dict[int, Any] = {}
 
-    def __init__(self) -> None:
-        self._functions: dict[int, tf.types.experimental.GenericFunction] = {}
+    def metric_node(metric: keras.metrics.Metric) -> Any:
+        if id(metric) not in metric_nodes:
+            metric_nodes[id(metric)] = mirror_metric(metric)
+        return metric_nodes[id(metric)]
 
-    def for_variables(self, variables: Iterable[Any]) -> list:
-        functions = []
-        for variable in variables:
-            if getattr(variable, "regularizer", None) is None:
-                continue
-            key = id(variable)
-            if key not in self._functions:
-                self._functions[key] = self._make(variable, len(self._functions))
-            functions.append(self._functions[key])
-        return functions
+    for layer in reversed(layers):
+        own_metrics = list(getattr(layer, "_metrics", []))
+        nodes[id(layer)] = mirror_node(
+            layer,
+            layers=[nodes[id(sub)] for sub in sublayers(layer)],
+            metrics=[metric_node(m) for m in _all_metrics(layer)],
+            layer_metrics=[(m.name, metric_node(m)) for m in own_metrics],
+            functions=functions.get(id(layer), {}),
+            losses=losses,
+            is_root=layer is model,
+        )
+    root = nodes[id(model)]
+    if include_optimizer and getattr(model, "optimizer", None) is not None:
+        optimizer = Node()
+        optimizer.variables = tf_variables(model.optimizer.variables)
+        root.optimizer = optimizer
 
-    @staticmethod
-    def _make(variable: Any, index: int) -> tf.types.experimental.GenericFunction:
-        regularizer = variable.regularizer
+    paths: dict[int, tuple[str, Any]] = {}
+    queue = deque([("root", model)])
+    while queue:
+        path, layer = queue.popleft()
+        node = nodes[id(layer)]
+        if id(node) in paths:
+            continue
+        paths[id(node)] = (path, layer)
+        for i, sub in enumerate(sublayers(layer)):
+            queue.append((f"{path}.{KERAS_API}.layers.{i}", sub))
+        for i, metric in enumerate(_all_metrics(layer)):
+            metric_path = f"{path}.{KERAS_API}.metrics.{i}"
+            if id(metric_nodes[id(metric)]) not in paths:
+                paths[id(metric_nodes[id(metric)])] = (metric_path, metric)
+    return root, paths
 
-        def loss_fn():
-            # The variable is read even where the regularizer ignores it (zero factors): a
-            # loader tells which variable a loss belongs to by what its function captures.
-            with tf.control_dependencies([tf.identity(variable.value)]):
-                return tf.identity(regularizer(variable))
 
-        loss_fn.__name__ = f"loss_fn_{index}"
-        return tf.function(loss_fn, input_signature=[])
+def sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layer's direct sublayers, as tf_keras lists them in ``keras_api.layers``.
+
+    For a model that is ``model.layers`` (the list users see: a Sequential model's input
+    layer is not in it, a Functional model's input layers are); for any other layer, its
+    directly tracked layers.
+    """
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
-def _own_trainable_variables(layer: keras.layers.Layer) -> list:
-    """The trainable variables the layer created itself (not its sublayers')."""
-    return [v for v in layer._trainable_variables if v.trainable] if layer.trainable else []
+def _all_metrics(layer: keras.layers.Layer) -> list[keras.metrics.Metric]:
+    """The layer's metrics (its own and its sublayers'), as Keras lists them."""
+    try:
+        return [m for m in layer.metrics if isinstance(m, keras.metrics.Metric)]
+    except Exception:  # a model that was never compiled may not list them
+        return []
 
 
 def mirror_node(
@@ -171,3 +207,49 @@ def mirror_metric(metric: keras.metrics.Metric) -> Any:
     node = Node()
     node.keras_api = api
     return node
+
+
+class RegularizationLosses:
+    """One zero-argument ``tf.function`` per regularized variable, shared across layers.
+
+    The function computes the variable's regularizer on the variable, exactly what Keras
+    adds to ``layer.losses``. A variable regularized once gets one function object, so it is
+    saved once even though it appears in the lists of the layer and of all its parents.
+    """
+
+    def __init__(self) -> None:
+        self._functions: dict[int, tf.types.experimental.GenericFunction] = {}
+
+    def for_variables(self, variables: Iterable[Any]) -> list:
+        functions = []
+        for variable in variables:
+            if getattr(variable, "regularizer", None) is None:
+                continue
+            key = id(variable)
+            if key not in self._functions:
+                self._functions[key] = self._make(variable, len(self._functions))
+            functions.append(self._functions[key])
+        return functions
+
+    @staticmethod
+    def _make(variable: Any, index: int) -> tf.types.experimental.GenericFunction:
+        regularizer = variable.regularizer
+
+        def loss_fn():
+            # The variable is read even where the regularizer ignores it (zero factors): a
+            # loader tells which variable a loss belongs to by what its function captures.
+            with tf.control_dependencies([tf.identity(variable.value)]):
+                return tf.identity(regularizer(variable))
+
+        loss_fn.__name__ = f"loss_fn_{index}"
+        return tf.function(loss_fn, input_signature=[])
+
+
+def tf_variables(variables: Iterable[Any]) -> list[tf.Variable]:
+    """The ``tf.Variable`` behind each Keras variable (the same object, not a copy)."""
+    return [getattr(v, "value", v) for v in variables]
+
+
+def _own_trainable_variables(layer: keras.layers.Layer) -> list:
+    """The trainable variables the layer created itself (not its sublayers')."""
+    return [v for v in layer._trainable_variables if v.trainable] if layer.trainable else []

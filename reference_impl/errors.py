@@ -40,7 +40,7 @@ def _picklable(cause: object) -> object:
     """Return ``cause`` if it pickles, else its description (TF errors may not pickle)."""
     try:
         pickle.dumps(cause)
-    except Exception:  # noqa: BLE001 - any failure means "send the text instead"
+    except Exception:  # any failure means "send the text instead"
         return _describe_cause(cause)
     return cause
 

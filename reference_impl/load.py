@@ -36,10 +36,10 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.saving import serialization_lib
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from reference_impl import atomic, revive, validate
+from reference_impl._compat import FUNCTIONAL_MODULE, find_class
 from reference_impl.attributes import KERAS_API
 from reference_impl.errors import (
     CorruptSavedModelError,
@@ -56,7 +56,7 @@ _VARIABLE_VALUE = "VARIABLE_VALUE"
 _BUILTIN_MODULES = (
     "keras.layers",
     "keras.models",
-    "keras.src.models.functional",
+    FUNCTIONAL_MODULE,
     "keras.metrics",
     "keras",
 )
@@ -156,14 +156,7 @@ def _class_module(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> 
     modules = [record["module"]] if record.get("module") else list(_BUILTIN_MODULES)
     for module in modules:
         try:
-            serialization_lib._retrieve_class_or_fn(
-                name,
-                registered,
-                module,
-                obj_type="class",
-                full_config={},
-                custom_objects=custom_objects,
-            )
+            find_class(name, registered, module, custom_objects)
         except (TypeError, ValueError):
             continue
         return module
@@ -219,7 +212,7 @@ def _from_config(
         model = keras.saving.deserialize_keras_object(
             serialized, custom_objects=custom_objects, safe_mode=safe_mode
         )
-    except Exception as error:  # noqa: BLE001 - any failure of user or Keras code
+    except Exception as error:  # any failure of user or Keras code
         if "safe_mode" in str(error):
             raise UnsafeDeserializationError(
                 os.path.join(files.path, "keras_metadata.pb"), error
@@ -230,7 +223,7 @@ def _from_config(
     if not model.built and record.get("build_config"):
         try:
             model.build_from_config(record["build_config"])
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise _NotRebuilt(f"it does not build ({type(error).__name__}: {error})") from error
     saved = _saved_values(files, ("root", KERAS_API, "variables"))
     if saved is None:
@@ -258,7 +251,7 @@ def _compile_and_restore_optimizer(
     try:
         with keras.saving.custom_object_scope(custom_objects):
             model.compile_from_config(dict(config))
-    except Exception as error:  # noqa: BLE001 - the model is still usable uncompiled
+    except Exception as error:  # the model is still usable uncompiled
         warnings.warn(
             f"The model at '{files.path}' was loaded uncompiled: its training config could "
             f"not be compiled ({type(error).__name__}: {error}).",

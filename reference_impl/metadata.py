@@ -298,7 +298,7 @@ def _class_record(obj: Any) -> dict[str, Any]:
         if serialized.get("registered_name"):
             record["registered_name"] = serialized["registered_name"]
         record["config"] = _checked_json(dict(config))
-    except Exception as exc:  # noqa: BLE001 - any user get_config() failure is recorded
+    except Exception as exc:  # any user get_config() failure is recorded
         record["config"] = None
         record["config_error"] = _error_text(exc)
     return record
@@ -348,14 +348,14 @@ def _build_facts(layer: keras.layers.Layer) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     try:
         build_config = layer.get_build_config() if layer.built else None
-    except Exception as exc:  # noqa: BLE001 - a user override may fail
+    except Exception as exc:  # a user override may fail
         facts["build_config_error"] = _error_text(exc)
         return facts
     if not build_config:
         return facts
     try:
         facts["build_config"] = _checked_json(dict(build_config))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         facts["build_config_error"] = _error_text(exc)
         return facts
     if build_config.get("input_shape") is not None:
@@ -420,7 +420,7 @@ def _save_specs(model: keras.Model) -> Any:
         return keras.tree.map_structure(lambda x: spec(x.shape, x.dtype, x.name), inputs)
     try:
         build_config = model.get_build_config() if model.built else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     if not build_config:
         return None
@@ -442,7 +442,7 @@ def _training_config(model: keras.Model) -> dict[str, Any]:
         if config is None:
             return {}
         return {"training_config": _checked_json(dict(config))}
-    except Exception as exc:  # noqa: BLE001 - custom losses may not serialize
+    except Exception as exc:  # custom losses may not serialize
         return {"training_config": None, "training_config_error": _error_text(exc)}
 
 

@@ -1,259 +1,208 @@
 """Tracing a layer's call functions, each layer once, reusing its children's traces.
 
+:func:`trace_layers` traces the root for its signature
+(:func:`reference_impl.signatures.root_signature`), which reaches every layer it calls with
+the shapes it calls them with; then any built layer not reached that way, for the signature
+it was built for (a revived layer, for those it was saved with). Layers that are not built
+(or a root whose inputs are unknown) get no functions and one warning each.
+
 Every saved layer gets a :class:`LayerCallFunctions`. Its *core* function is
 ``call_and_return_conditional_losses``: it runs the layer's own ``__call__`` on the inputs and
 returns ``(outputs, losses)``, where ``losses`` are the input-dependent losses that the layer
 and its descendants added with ``add_loss`` (the layer's own activity regularizer excluded).
 The other call functions are thin wrappers around the core one, so all call functions of a
-layer are traced from the same inputs.
+layer are traced from the same inputs. The functions take the layer's tensor arguments (see
+:mod:`reference_impl.signatures`), then ``training`` as a Python boolean: a layer whose call,
+or a descendant's call, takes ``training`` is traced with ``True`` and with ``False``; its
+functions then take ``(inputs, ..., training)``, the others ``(inputs, ...)``.
 
-Linear save time comes from :func:`children_call_traced_functions`. While it is active, the
-``call`` of every non-root layer is replaced (on the instance, restored afterwards) by a
-wrapper that calls that layer's core ``tf.function`` and re-adds the returned losses. When a
-parent is traced its children are therefore one function-call op each, and a child's own ops
-are traced once per input signature, however deep the model is. The wrapper also records the
-signatures a layer is reached with, which is how a shared layer called on two shapes gets a
-trace for each.
+Why the tracing is arranged as it is (the functions below rely on this and do not repeat it):
+saving takes time linear in the model's size only if each layer's own ops are traced once
+per signature, and two things are needed for that.
+
+* Children are called as traced functions. While :func:`children_call_traced_functions` is
+  active, the ``call`` of every non-root layer is replaced (on the instance, restored
+  afterwards) by a wrapper that calls that layer's core ``tf.function`` and re-adds the
+  returned losses. When a parent is traced its children are therefore one function-call op
+  each, however deep the model is. The wrapper also records the signatures a layer is
+  reached with, which is how a shared layer called on two shapes gets a trace for each.
+* ``tf.saved_model.save`` finds the traces made here. ``tf.function`` keys its traces by the
+  context they are made in and by their input specs, and ``save`` looks them up from its own
+  context, by the specs it records. So every trace is made
+
+  - from the eager context (:func:`call_traced` lifts out of the parent's graph with
+    ``tf.init_scope``);
+  - inside TensorFlow's save context (:func:`in_save_context`, with the options ``save`` is
+    then given);
+  - for the spec names ``save`` will ask for (:func:`canonical_spec`: TensorFlow names every
+    spec after its argument, ``inputs``, ``inputs_0``, ..., and a named spec does not find a
+    trace made for an unnamed one).
+
+  Otherwise ``save`` would trace every function again, outside
+  :func:`children_call_traced_functions`, with all the children's ops inlined. For the same
+  reason the children stay swapped while ``save`` writes: whatever TensorFlow does trace
+  again still goes through the traced functions.
 
 Loss bookkeeping: Keras keeps the losses of the last call in ``layer._losses``. A trace must
 neither see losses from outside nor leave graph tensors behind, so :func:`_isolated_losses`
 saves the losses of the traced layer and its descendants, clears them for the trace, reads
 what the trace added, and puts the saved ones back. The model's own losses are therefore the
 same after a save as before it.
-
-Arguments: the functions take the tensor arguments the layer's ``call`` requires, the first
-named ``inputs`` and the others as ``call`` names them (an RNN cell's ``states``, the
-``value`` of an attention layer, a subclassed model's second input), then ``training``. A
-*signature* here is a tuple with one spec structure per tensor argument. ``training`` is
-passed as a Python boolean: a layer whose call, or a descendant's call, takes ``training`` is
-traced with ``True`` and with ``False``; its functions then take ``(inputs, ..., training)``,
-the others ``(inputs, ...)``.
-
-Where traces are made matters, because ``tf.function`` keys its traces by context and
-``tf.saved_model.save`` looks them up again from its own:
-
-* every trace is made from the eager context (:func:`call_traced` lifts out of the parent's
-  graph with ``tf.init_scope``) and inside TensorFlow's save context
-  (:func:`in_save_context`);
-* every trace is made for the spec names ``save`` will ask for (:func:`canonical_spec`).
-
-Otherwise ``save`` would not find the traces and would trace every function again, outside
-:func:`children_call_traced_functions`, with all the children's ops inlined.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
 import tensorflow as tf
-from keras.src.backend.common import global_state
-from keras.src.layers.layer import CallContext
 
-# TensorFlow has no public way to enter its save context; see in_save_context.
-from tensorflow.python.saved_model import save_context
+from reference_impl import signatures
+from reference_impl._compat import CallContext, get_call_context, save_context, set_call_context
+from reference_impl.revive import RevivedLayer
 
 __all__ = [
     "LayerCallFunctions",
-    "call_argument_names",
+    "call_collections",
     "call_traced",
     "canonical_signature",
     "canonical_spec",
     "children_call_traced_functions",
     "descendants",
     "in_save_context",
-    "relaxed_spec",
+    "trace_layers",
     "uses_training",
     "with_parameters",
 ]
 
-_CALL_CONTEXT = "current_call_ctx"
+
+# -- what save calls -----------------------------------------------------------------------
 
 
-def descendants(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """The layer's sublayers, recursively, each once, in Keras' own order."""
-    return layer._flatten_layers(include_self=False)
+def call_collections(
+    model: keras.layers.Layer, layers: list[keras.layers.Layer]
+) -> dict[int, LayerCallFunctions]:
+    """A :class:`LayerCallFunctions` per built layer, by ``id(layer)``; warn for the others."""
+    collections: dict[int, LayerCallFunctions] = {}
+    for layer in layers:
+        if not _has_call_functions(layer):
+            continue
+        if not layer.built:
+            _warn_skipped(layer, "it is not built")
+            continue
+        collections[id(layer)] = LayerCallFunctions(layer)
+    return collections
 
 
-def uses_training(layer: keras.layers.Layer) -> bool:
-    """Whether the layer's functions take ``training``.
+def trace_layers(
+    model: keras.layers.Layer,
+    layers: list[keras.layers.Layer],
+    collections: dict[int, LayerCallFunctions],
+) -> dict[int, dict[str, Any]]:
+    """Trace the call functions; return them by ``id(layer)``.
 
-    True when the layer's own call takes ``training`` or any descendant's call does. Keras
-    3's Functional and Sequential models always take it (as tf_keras' graph networks
-    always expect it), even when none of their layers uses it.
+    Layers that cannot be traced are removed from ``collections`` (with a warning).
     """
-    if layer._call_has_training_arg:
-        return True
-    return any(sub._call_has_training_arg for sub in descendants(layer))
+    root_signature = signatures.root_signature(model) if id(model) in collections else None
+    if root_signature is not None:
+        collections[id(model)].trace_all_modes(root_signature)
+    for layer in layers:
+        collection = collections.get(id(layer))
+        if collection is None:
+            continue
+        if isinstance(layer, RevivedLayer):
+            # A revived layer is not called by its parent: it gets what it was saved with.
+            for signature in layer.saved_input_signatures:
+                collection.trace_all_modes(signature)
+            continue
+        if collection.signatures:
+            continue
+        signature = signatures.built_signature(layer)
+        if signature is None:
+            what = "its inputs are not defined" if layer is model else "no input shape known"
+            _warn_skipped(layer, what)
+            del collections[id(layer)]
+            continue
+        try:
+            collection.trace_all_modes(signature)
+        except Exception as error:  # a layer we cannot call alone
+            _warn_skipped(layer, f"calling it on {signature} failed ({type(error).__name__})")
+            del collections[id(layer)]
+    functions = {key: collection.endpoints() for key, collection in collections.items()}
+    # Like tf_keras, only a model (not a bare layer) gets a default serving signature.
+    if id(model) in functions and root_signature is not None and isinstance(model, keras.Model):
+        functions[id(model)]["_default_save_signature"] = _serving_function(
+            model, root_signature, functions[id(model)]["__call__"], collections[id(model)]
+        )
+    return functions
 
 
-def call_argument_names(layer: keras.layers.Layer) -> tuple[str, ...]:
-    """The names of the tensor arguments the layer's functions take, ``inputs`` first.
+def _has_call_functions(layer: keras.layers.Layer) -> bool:
+    """Input layers have nothing to call, nor revived layers saved without functions."""
+    if isinstance(layer, RevivedLayer):
+        return bool(layer.saved_input_signatures)
+    return not isinstance(layer, keras.layers.InputLayer)
 
-    The first argument of ``call``, named ``inputs``, then every further positional argument
-    ``call`` requires (no default): an RNN cell's ``states``, a subclassed model's second
-    input. Optional arguments, ``training`` and ``mask`` are not among them.
+
+def _warn_skipped(layer: keras.layers.Layer, reason: str) -> None:
+    warnings.warn(
+        f"Skipping full serialization of Keras layer '{layer.name}' "
+        f"({type(layer).__name__}): {reason}. It is saved without call functions.",
+        stacklevel=3,
+    )
+
+
+def _serving_function(
+    model: keras.layers.Layer,
+    signature: Any,
+    call_fn: Any,
+    collection: LayerCallFunctions,
+) -> Any:
+    """The ``serving_default`` function: inference-mode call, outputs keyed by name.
+
+    ``signature`` holds named specs: those names are the serving inputs' names.
     """
-    saved = getattr(layer, "saved_argument_names", None)
-    if saved is not None:
-        # A revived layer (reference_impl.revive) takes what its saved functions took.
-        return tuple(saved)
-    # The unbound method: the instance's `call` may be swapped while saving.
-    parameters = list(inspect.signature(type(layer).call).parameters.values())[1:]
-    names = ["inputs"]
-    for parameter in parameters[1:]:
-        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            break
-        if parameter.default is not parameter.empty or parameter.name in ("training", "mask"):
-            break
-        names.append(parameter.name)
-    return tuple(names)
+    training = (False,) if collection.takes_training else ()
+    argument_names = collection.argument_names
 
+    def serve(*arguments):
+        outputs = call_traced(call_fn, arguments, argument_names, *training)
+        names = signatures.output_names(model, outputs)
+        if names is None:
+            return dict(outputs)
+        return dict(zip(names, tf.nest.flatten(outputs), strict=True))
 
-def with_parameters(function: Any, names: tuple[str, ...], name: str) -> Any:
-    """``function(*args)`` presented to ``tf.function`` with parameters ``names``.
-
-    The saved function's arguments then carry those names (``inputs``, ``states``,
-    ``training``), whatever the layer.
-    """
-    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    function.__signature__ = inspect.Signature([inspect.Parameter(n, positional) for n in names])
-    function.__name__ = name
+    function = tf.function(
+        with_parameters(serve, argument_names, "_default_save_signature"),
+        input_signature=list(signature),
+        autograph=False,
+    )
+    function.get_concrete_function()
     return function
 
 
-def relaxed_spec(structure: Any) -> Any:
-    """Unnamed ``tf.TensorSpec`` structure for tensors or specs, batch dimension None.
-
-    Names are dropped because a tensor passed at call time carries none: a trace made for a
-    named spec would not be reused for it.
-    """
-
-    def spec(x: Any) -> tf.TensorSpec:
-        shape = tf.TensorShape(x.shape)
-        if shape.rank:
-            shape = tf.TensorShape([None] + shape.as_list()[1:])
-        return tf.TensorSpec(shape, tf.as_dtype(x.dtype))
-
-    return tf.nest.map_structure(spec, structure)
-
-
 @contextlib.contextmanager
-def _isolated_losses(layer: keras.layers.Layer) -> Iterator[list]:
-    """Clear the losses of ``layer`` and its descendants; yield a list filled on exit.
-
-    On exit the list receives the losses added meanwhile (Keras' ``layer.losses`` without the
-    weight regularization losses) and the previous losses are put back.
-    """
-    layers = [layer, *descendants(layer)]
-    saved = [(sub._losses[:], set(sub._loss_ids)) for sub in layers]
-    collected: list = []
-    try:
-        for sub in layers:
-            sub._losses.clear()
-            sub._loss_ids.clear()
-        yield collected
-        for sub in layers:
-            collected.extend(sub._losses)
-    finally:
-        for sub, (losses, loss_ids) in zip(layers, saved, strict=True):
-            sub._losses[:] = losses
-            sub._loss_ids.clear()
-            sub._loss_ids.update(loss_ids)
-
-
-@contextlib.contextmanager
-def _fresh_call_context(layer: keras.layers.Layer, training: bool | None) -> Iterator[None]:
-    """Make ``layer`` the outermost Keras call, with ``training`` set for its descendants."""
-    outer = global_state.get_global_attribute(_CALL_CONTEXT)
-    context = CallContext(entry_layer=layer)
-    if training is not None:
-        context.set_value("training", training)
-    global_state.set_global_attribute(_CALL_CONTEXT, context)
-    try:
+def children_call_traced_functions(
+    collections: Iterable[LayerCallFunctions], root: keras.layers.Layer
+) -> Iterator[None]:
+    """While active, every layer but ``root`` calls its traced core function."""
+    with contextlib.ExitStack() as stack:
+        for functions in collections:
+            if functions.layer is not root:
+                stack.enter_context(_temporarily(functions.layer, call=functions.replacement_call))
         yield
-    finally:
-        global_state.set_global_attribute(_CALL_CONTEXT, outer)
 
 
-# Attributes in which a recurrent cell keeps the dropout masks of the current sequence
-# (Keras' DropoutRNNCell): made at the first step, reused by the others.
-_SEQUENCE_STATE = ("_dropout_mask", "_recurrent_dropout_mask")
+def in_save_context(options: tf.saved_model.SaveOptions) -> contextlib.AbstractContextManager:
+    """TensorFlow's save context, to trace in; then save with the same ``options``."""
+    return save_context(options)
 
 
-def _keeps_sequence_state(layer: keras.layers.Layer) -> bool:
-    return hasattr(layer, "reset_dropout_mask")
-
-
-@contextlib.contextmanager
-def _temporarily(obj: Any, **values: Any) -> Iterator[None]:
-    """Set instance attributes, then restore them (or delete those that were not set)."""
-    missing = object()
-    saved = {name: obj.__dict__.get(name, missing) for name in values}
-    try:
-        for name, value in values.items():
-            object.__setattr__(obj, name, value)
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is missing:
-                obj.__dict__.pop(name, None)
-            else:
-                object.__setattr__(obj, name, value)
-
-
-# Trivial functions, one per argument name the saved functions use (made on first use).
-_PROBES: dict[str, Any] = {}
-
-
-def _probe(argument: str) -> Any:
-    if argument not in _PROBES:
-
-        def probe(value):
-            del value
-            return tf.constant(0)
-
-        _PROBES[argument] = tf.function(
-            with_parameters(probe, (argument,), f"probe_{argument}"), autograph=False
-        )
-    return _PROBES[argument]
-
-
-def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
-    """The spec ``tf.saved_model.save`` will ask a function for, given its input.
-
-    ``save`` lists a function's traces by their recorded input signature, in which
-    TensorFlow names every spec after the argument (``inputs``, ``inputs_0``, ...), and a
-    named spec does not find a trace made for an unnamed one. Tracing with the names
-    TensorFlow gives means each layer is traced once, not once more while saving. The names
-    are read from a trivial probe function with the same argument name.
-    """
-    with tf.init_scope():
-        probe_trace = _probe(argument).get_concrete_function(relaxed_spec(structure))
-    return probe_trace.structured_input_signature[0][0]
-
-
-def canonical_signature(arguments: tuple, names: tuple[str, ...]) -> tuple:
-    """:func:`canonical_spec` of each tensor argument, under its name."""
-    return tuple(canonical_spec(a, n) for a, n in zip(arguments, names, strict=True))
-
-
-def call_traced(function: Any, arguments: tuple, names: tuple[str, ...], *literal_args: Any) -> Any:
-    """Call ``function(*arguments, *literal_args)`` from inside another trace, eagerly traced.
-
-    ``tf.function`` keys its traces by the context they are made in. A trace made while a
-    parent is being traced would not be found again by ``tf.saved_model.save``, which asks
-    from the eager context, and it would trace everything once more (inlining the children's
-    ops). So the concrete function is made (or found) in the eager context and called here.
-    ``names`` are the function's tensor argument names.
-    """
-    with tf.init_scope():
-        specs = canonical_signature(arguments, names)
-        concrete = function.get_concrete_function(*specs, *literal_args)
-    return concrete(*arguments, *literal_args)
+# -- one layer's functions -----------------------------------------------------------------
 
 
 class LayerCallFunctions:
@@ -269,7 +218,7 @@ class LayerCallFunctions:
 
     def __init__(self, layer: keras.layers.Layer) -> None:
         self.layer = layer
-        self.argument_names = call_argument_names(layer)
+        self.argument_names = signatures.call_argument_names(layer)
         self.takes_training = uses_training(layer)
         self.signatures: list[tuple] = []
         self._signature_keys: set[str] = set()
@@ -355,7 +304,7 @@ class LayerCallFunctions:
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
         if training is None:
-            context = global_state.get_global_attribute(_CALL_CONTEXT)
+            context = get_call_context()
             training = context.get_value("training") if context is not None else None
         arguments = None
         if all(m is None for m in tf.nest.flatten(mask)) and (
@@ -369,7 +318,7 @@ class LayerCallFunctions:
                 kwargs["mask"] = mask
             return self._original_call(*args, **kwargs)
         with tf.init_scope():
-            self.trace_all_modes(relaxed_spec(arguments))
+            self.trace_all_modes(signatures.relaxed_spec(arguments))
         if _keeps_sequence_state(self.layer):
             # Its traced function would draw new dropout masks at every step of the
             # sequence; the real call shares one across steps, as the RNN expects.
@@ -448,24 +397,145 @@ class LayerCallFunctions:
         return functions
 
 
-@contextlib.contextmanager
-def children_call_traced_functions(
-    collections: Iterable[LayerCallFunctions], root: keras.layers.Layer
-) -> Iterator[None]:
-    """While active, every layer but ``root`` calls its traced core function."""
-    with contextlib.ExitStack() as stack:
-        for functions in collections:
-            if functions.layer is not root:
-                stack.enter_context(_temporarily(functions.layer, call=functions.replacement_call))
-        yield
+# -- calling and tracing from inside a trace -----------------------------------------------
 
 
-def in_save_context(options: tf.saved_model.SaveOptions) -> contextlib.AbstractContextManager:
-    """TensorFlow's save context, to trace in.
+def call_traced(function: Any, arguments: tuple, names: tuple[str, ...], *literal_args: Any) -> Any:
+    """Call ``function(*arguments, *literal_args)`` from inside another trace, eagerly traced.
 
-    ``tf.function`` keys its traces by context, and ``tf.saved_model.save`` looks them up
-    from inside this one. Traces made outside it would not be found: ``save`` would trace
-    every function again, and those traces would inline the children's ops. Tracing inside
-    it, then saving with the same ``options``, saves exactly the traces made here.
+    The concrete function is made (or found) in the eager context and called here; ``names``
+    are the function's tensor argument names.
     """
-    return save_context.save_context(options)
+    with tf.init_scope():
+        specs = canonical_signature(arguments, names)
+        concrete = function.get_concrete_function(*specs, *literal_args)
+    return concrete(*arguments, *literal_args)
+
+
+def canonical_signature(arguments: tuple, names: tuple[str, ...]) -> tuple:
+    """:func:`canonical_spec` of each tensor argument, under its name."""
+    return tuple(canonical_spec(a, n) for a, n in zip(arguments, names, strict=True))
+
+
+def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
+    """The spec ``tf.saved_model.save`` will ask a function for, given its input.
+
+    The names TensorFlow gives are read from a trivial probe function with the same argument
+    name.
+    """
+    with tf.init_scope():
+        probe_trace = _probe(argument).get_concrete_function(signatures.relaxed_spec(structure))
+    return probe_trace.structured_input_signature[0][0]
+
+
+# Trivial functions, one per argument name the saved functions use (made on first use).
+_PROBES: dict[str, Any] = {}
+
+
+def _probe(argument: str) -> Any:
+    if argument not in _PROBES:
+
+        def probe(value):
+            del value
+            return tf.constant(0)
+
+        _PROBES[argument] = tf.function(
+            with_parameters(probe, (argument,), f"probe_{argument}"), autograph=False
+        )
+    return _PROBES[argument]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def uses_training(layer: keras.layers.Layer) -> bool:
+    """Whether the layer's functions take ``training``.
+
+    True when the layer's own call takes ``training`` or any descendant's call does. Keras
+    3's Functional and Sequential models always take it (as tf_keras' graph networks
+    always expect it), even when none of their layers uses it.
+    """
+    if layer._call_has_training_arg:
+        return True
+    return any(sub._call_has_training_arg for sub in descendants(layer))
+
+
+def descendants(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The layer's sublayers, recursively, each once, in Keras' own order."""
+    return layer._flatten_layers(include_self=False)
+
+
+def with_parameters(function: Any, names: tuple[str, ...], name: str) -> Any:
+    """``function(*args)`` presented to ``tf.function`` with parameters ``names``.
+
+    The saved function's arguments then carry those names (``inputs``, ``states``,
+    ``training``), whatever the layer.
+    """
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    function.__signature__ = inspect.Signature([inspect.Parameter(n, positional) for n in names])
+    function.__name__ = name
+    return function
+
+
+@contextlib.contextmanager
+def _isolated_losses(layer: keras.layers.Layer) -> Iterator[list]:
+    """Clear the losses of ``layer`` and its descendants; yield a list filled on exit.
+
+    On exit the list receives the losses added meanwhile (Keras' ``layer.losses`` without the
+    weight regularization losses) and the previous losses are put back.
+    """
+    layers = [layer, *descendants(layer)]
+    saved = [(sub._losses[:], set(sub._loss_ids)) for sub in layers]
+    collected: list = []
+    try:
+        for sub in layers:
+            sub._losses.clear()
+            sub._loss_ids.clear()
+        yield collected
+        for sub in layers:
+            collected.extend(sub._losses)
+    finally:
+        for sub, (losses, loss_ids) in zip(layers, saved, strict=True):
+            sub._losses[:] = losses
+            sub._loss_ids.clear()
+            sub._loss_ids.update(loss_ids)
+
+
+@contextlib.contextmanager
+def _fresh_call_context(layer: keras.layers.Layer, training: bool | None) -> Iterator[None]:
+    """Make ``layer`` the outermost Keras call, with ``training`` set for its descendants."""
+    outer = get_call_context()
+    context = CallContext(entry_layer=layer)
+    if training is not None:
+        context.set_value("training", training)
+    set_call_context(context)
+    try:
+        yield
+    finally:
+        set_call_context(outer)
+
+
+# Attributes in which a recurrent cell keeps the dropout masks of the current sequence
+# (Keras' DropoutRNNCell): made at the first step, reused by the others.
+_SEQUENCE_STATE = ("_dropout_mask", "_recurrent_dropout_mask")
+
+
+def _keeps_sequence_state(layer: keras.layers.Layer) -> bool:
+    return hasattr(layer, "reset_dropout_mask")
+
+
+@contextlib.contextmanager
+def _temporarily(obj: Any, **values: Any) -> Iterator[None]:
+    """Set instance attributes, then restore them (or delete those that were not set)."""
+    missing = object()
+    saved = {name: obj.__dict__.get(name, missing) for name in values}
+    try:
+        for name, value in values.items():
+            object.__setattr__(obj, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                obj.__dict__.pop(name, None)
+            else:
+                object.__setattr__(obj, name, value)

@@ -147,7 +147,7 @@ def _corrupt(path: str, what: str, action: Callable[[], _T]) -> _T:
     """Run ``action``; report any failure as a corrupt file at ``path``."""
     try:
         return action()
-    except Exception as exc:  # noqa: BLE001 - TF raises many types for bad files
+    except Exception as exc:  # TF raises many types for bad files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptSavedModelError(path, f"{what}: {type(exc).__name__}: {detail}") from exc
 
