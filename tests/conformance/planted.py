@@ -2,13 +2,19 @@
 
 Every class names the clause that must catch it (``caught_by``). Bugs that live inside the
 saver are planted by wrapping one of the reference's own steps for the duration of a save,
-so the rest of the save is the reference's, unchanged.
+so the rest of the save is the reference's, unchanged. The modules are taken from
+``sys.modules`` (``importlib``): ``reference_impl.save`` as an attribute is the package's
+``save`` function, not its module, and patching that would only make every save raise.
 """
 
 import contextlib
+import importlib
 import logging
 import shutil
+import time
 import warnings
+
+import numpy as np
 
 from conformance.implementations import ReferenceImplementation
 
@@ -24,9 +30,12 @@ def wrapped(module, name, wrapper):
         setattr(module, name, original)
 
 
+def _module(name):
+    return importlib.import_module(f"reference_impl.{name}")
+
+
 def _post_process_nodes(change):
     """Wrap the reference's ``mirror_node`` so each saved node is changed by ``change``."""
-    import reference_impl.save
 
     def wrapper(original):
         def mirror_node(layer, **kwargs):
@@ -36,7 +45,7 @@ def _post_process_nodes(change):
 
         return mirror_node
 
-    return wrapped(reference_impl.save, "mirror_node", wrapper)
+    return wrapped(_module("attributes"), "mirror_node", wrapper)
 
 
 class PlantedBug(ReferenceImplementation):
@@ -76,9 +85,7 @@ class TracesOnlyInference(PlantedBug):
     caught_by = "CALL-TRAINING"
 
     def planted(self):
-        import reference_impl.tracing
-
-        return wrapped(reference_impl.tracing, "uses_training", lambda _: lambda layer: False)
+        return wrapped(_module("tracing"), "uses_training", lambda _: lambda layer: False)
 
 
 class ForgetsActivityRegularizer(PlantedBug):
@@ -137,48 +144,56 @@ class FixesBatchDimension(PlantedBug):
     def planted(self):
         import tensorflow as tf
 
-        import reference_impl.save
-
         def wrapper(original):
-            def input_signature(model):
+            def root_signature(model):
                 spec = original(model)
                 return tf.nest.map_structure(
                     lambda s: tf.TensorSpec([1, *s.shape[1:]], s.dtype, name=s.name), spec
                 )
 
-            return input_signature
+            return root_signature
 
-        return wrapped(reference_impl.save, "input_signature", wrapper)
+        return wrapped(_module("signatures"), "root_signature", wrapper)
 
 
-class HashOrderedOutputs(PlantedBug):
+class CustomServing(PlantedBug):
+    """Writes its own ``serving_default``: the model's outputs, changed by ``serve_outputs``."""
+
+    def serve_outputs(self, keys, outputs):
+        return dict(zip(keys, outputs))
+
+    def save(self, model, path, *, signatures=None, **kwargs):
+        import tensorflow as tf
+
+        from reference_impl.signatures import output_names, root_signature
+
+        signature = root_signature(model)  # one spec structure per call argument
+        spec = signature[0] if signature is not None else None
+        if signatures is None and spec is not None:
+            names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
+
+            @tf.function(input_signature=[spec])
+            def serve(inputs):
+                outputs = tf.nest.flatten(model(inputs, training=False))
+                keys = list(names or [f"output_{i + 1}" for i in range(len(outputs))])
+                return self.serve_outputs(keys, outputs)
+
+            signatures = {"serving_default": serve}
+        super().save(model, path, signatures=signatures, **kwargs)
+
+
+class HashOrderedOutputs(CustomServing):
     """Pairs serving output names with outputs in ``set`` order, which follows the hash seed."""
 
     name = "hash-ordered-outputs"
     caught_by = "SIG-STABLE"
     pytest_args = ("-k", "processes")
 
-    def save(self, model, path, *, signatures=None, **kwargs):
-        import tensorflow as tf
-
-        from reference_impl.save import input_signature, output_names
-
-        signature = input_signature(model)  # one spec structure per call argument
-        spec = signature[0] if signature is not None else None
-        if signatures is None and spec is not None:
-            names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
-
-            @tf.function(input_signature=[spec] if not isinstance(spec, dict) else [spec])
-            def serve(inputs):
-                outputs = tf.nest.flatten(model(inputs, training=False))
-                keys = list(names or [f"output_{i + 1}" for i in range(len(outputs))])
-                return dict(zip(list(set(keys)), outputs))
-
-            signatures = {"serving_default": serve}
-        super().save(model, path, signatures=signatures, **kwargs)
+    def serve_outputs(self, keys, outputs):
+        return dict(zip(list(set(keys)), outputs))
 
 
-class PythonInServing(PlantedBug):
+class PythonInServing(CustomServing):
     """Passes the serving outputs through a Python function (``tf.numpy_function``).
 
     It serves in the process that saved it, but no converter can translate the op.
@@ -187,29 +202,32 @@ class PythonInServing(PlantedBug):
     name = "python-in-serving"
     caught_by = "CONSUMER-TFLITE"
 
-    def save(self, model, path, *, signatures=None, **kwargs):
+    def serve_outputs(self, keys, outputs):
         import tensorflow as tf
 
-        from reference_impl.save import input_signature, output_names
+        def through_python(tensor):
+            result = tf.numpy_function(lambda a: a, [tensor], tensor.dtype, stateful=False)
+            result.set_shape(tensor.shape)
+            return result
 
-        signature = input_signature(model)  # one spec structure per call argument
-        spec = signature[0] if signature is not None else None
-        if signatures is None and spec is not None:
-            names = output_names(model, model.outputs) if hasattr(model, "outputs") else None
+        return {key: through_python(out) for key, out in zip(keys, outputs)}
 
-            def through_python(tensor):
-                result = tf.numpy_function(lambda a: a, [tensor], tensor.dtype, stateful=False)
-                result.set_shape(tensor.shape)
-                return result
 
-            @tf.function(input_signature=[spec])
-            def serve(inputs):
-                outputs = tf.nest.flatten(model(inputs, training=False))
-                keys = list(names or [f"output_{i + 1}" for i in range(len(outputs))])
-                return {key: through_python(out) for key, out in zip(keys, outputs)}
+class PythonInServingForOnnx(PythonInServing):
+    """The same Python op in ``serving_default``, met by tf2onnx."""
 
-            signatures = {"serving_default": serve}
-        super().save(model, path, signatures=signatures, **kwargs)
+    name = "python-in-serving-onnx"
+    caught_by = "CONSUMER-ONNX"
+
+
+class ServesInHalfPrecision(CustomServing):
+    """Computes ``serving_default``'s outputs through float16 (a saver that "optimizes" serving)."""
+
+    name = "serves-in-half-precision"
+    caught_by = "CALL-INFERENCE"
+
+    def serve_outputs(self, keys, outputs):
+        return dict(zip(keys, _through_float16(list(outputs))))
 
 
 class IgnoresOverwrite(PlantedBug):
@@ -282,8 +300,6 @@ class DeletesBeforeWriting(PlantedBug):
     caught_by = "SAVE-ATOMIC"
 
     def save(self, model, path, **kwargs):
-        import reference_impl.atomic
-
         shutil.rmtree(path, ignore_errors=True)
 
         @contextlib.contextmanager
@@ -293,8 +309,97 @@ class DeletesBeforeWriting(PlantedBug):
             Path(target).mkdir(parents=True, exist_ok=True)
             yield Path(target)
 
-        with wrapped(reference_impl.atomic, "atomic_directory", lambda _: in_place):
+        with wrapped(_module("atomic"), "atomic_directory", lambda _: in_place):
             super().save(model, path, **kwargs)
+
+
+def _through_float16(structure):
+    import tensorflow as tf
+
+    return tf.nest.map_structure(
+        lambda t: tf.cast(tf.cast(t, tf.float16), t.dtype) if t.dtype.is_floating else t,
+        structure,
+    )
+
+
+class RoundsItsCallFunction(PlantedBug):
+    """Traces every layer's ``__call__`` through float16, the functions with losses not."""
+
+    name = "rounds-its-call-function"
+    caught_by = "CALL-CONSISTENT"
+
+    def planted(self):
+        import tensorflow as tf
+
+        tracing = _module("tracing")
+
+        def wrapper(original):
+            def endpoints(collection):
+                functions = original(collection)
+                exact = functions["__call__"]
+
+                def rounded(*args):
+                    return _through_float16(exact(*args))
+
+                name = f"{collection.layer.name}_layer_call_fn"
+                function = tf.function(
+                    tracing.with_parameters(rounded, collection.parameter_names, name),
+                    autograph=False,
+                )
+                for signature in collection.signatures:
+                    for training in (True, False) if collection.takes_training else (None,):
+                        function.get_concrete_function(
+                            *signature, *collection._training_args(training)
+                        )
+                functions["__call__"] = function
+                return functions
+
+            return endpoints
+
+        return wrapped(tracing.LayerCallFunctions, "endpoints", wrapper)
+
+
+class KeepsTheModelOnTheSaver(PlantedBug):
+    """Keeps the model being saved on the saver object, which another thread's save replaces."""
+
+    name = "keeps-the-model-on-the-saver"
+    caught_by = "SAVE-CONCURRENT"
+
+    def save(self, model, path, **kwargs):
+        self._model = model
+        time.sleep(0.5)  # the saver's preparation: long enough for threads to interleave
+        super().save(self._model, path, **kwargs)
+
+
+class DropsSubLayerCallFunctions(PlantedBug):
+    """Leaves ``call_and_return_all_conditional_losses`` out of every sub-layer's keras_api."""
+
+    name = "drops-sub-layer-call-functions"
+    caught_by = "FORMAT-KERAS-API"
+
+    def planted(self):
+        def change(node, layer, kwargs):
+            api = getattr(node, "keras_api", None)
+            if kwargs.get("is_root") or api is None:
+                return
+            if getattr(api, "call_and_return_all_conditional_losses", None) is not None:
+                delattr(api, "call_and_return_all_conditional_losses")
+
+        return _post_process_nodes(change)
+
+
+class RevivesAStaleVariable(PlantedBug):
+    """Revives the first variable with zeros, its value before the checkpoint is restored."""
+
+    name = "revives-a-stale-variable"
+    caught_by = "LOAD-RESAVE"
+
+    def load(self, path):
+        model = super().load(path)
+        variables = list(model.variables)
+        if variables:
+            variables[0].assign(np.zeros(variables[0].shape, variables[0].dtype))
+        return model
 
 
 class FreezesOnLoad(PlantedBug):
@@ -331,6 +436,12 @@ PLANTED = (
     FixesBatchDimension,
     HashOrderedOutputs,
     PythonInServing,
+    PythonInServingForOnnx,
+    ServesInHalfPrecision,
+    RoundsItsCallFunction,
+    KeepsTheModelOnTheSaver,
+    DropsSubLayerCallFunctions,
+    RevivesAStaleVariable,
     IgnoresOverwrite,
     AlwaysSavesOptimizer,
     IgnoresSignatures,

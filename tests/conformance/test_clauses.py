@@ -104,3 +104,97 @@ def test_adapter_attributes_are_validated():
         api.check_implementation(BadFramework())
     with pytest.raises(ImplementationError, match="NOT-A-CLAUSE"):
         api.check_implementation(BadClaims())
+
+
+def test_supports_is_validated():
+    class UnknownKnob(api.Implementation):
+        name = "bad"
+        supports = {"layers": ["Dense"]}
+
+        def save(self, model, path, **kwargs):
+            pass
+
+    class UnknownKind(UnknownKnob):
+        supports = {"kinds": ["Dense", "NoSuchLayer"]}
+
+    class NoSave(api.Implementation):
+        name = "no-save"
+
+    with pytest.raises(ImplementationError, match="unknown knobs"):
+        api.check_implementation(UnknownKnob())
+    with pytest.raises(ImplementationError, match="NoSuchLayer"):
+        api.check_implementation(UnknownKind())
+    with pytest.raises(ImplementationError, match="does not override Implementation.save"):
+        api.check_implementation(NoSave())
+
+
+def test_unsupported_fixed_specs_are_named():
+    from strategies.spec import ModelSpec
+
+    class DenseOnly(api.Implementation):
+        name = "dense-only"
+        supports = {"kinds": ["Dense"], "dtypes": ["float32"], "topologies": ["functional"]}
+
+    from conformance import corpus
+
+    reasons = {
+        name: api.unsupported_reason(DenseOnly(), spec) for name, spec in corpus.corpus_specs()
+    }
+    assert any(reasons.values()), "the corpus has specs a Dense-only implementation lacks"
+    for name, spec in corpus.corpus_specs():
+        extra = set(spec.kinds()) - {"Dense", *api.ADAPTER_KINDS}
+        wrong = extra or spec.dtype != "float32" or spec.topology != "functional"
+        assert bool(reasons[name]) == bool(wrong), (name, reasons[name])
+    assert isinstance(corpus.corpus_specs()[0][1], ModelSpec)
+
+
+def test_the_drawn_models_stay_within_what_the_implementation_supports():
+    from hypothesis import HealthCheck, given, settings
+
+    from conformance.plugin import drawing
+
+    drawing.draw_for({"kinds": ["Conv1D"], "dtypes": ["float64"], "topologies": ["sequential"]})
+    seen = []
+    try:
+
+        @settings(max_examples=25, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(drawing.examples())
+        def draw(example):
+            seen.append(example[0])
+
+        draw()
+    finally:
+        drawing.draw_for(None)
+    assert seen
+    for spec in seen:
+        assert set(spec.kinds()) <= {"Conv1D", *api.ADAPTER_KINDS}, spec.kinds()
+        assert spec.dtype == "float64" and spec.topology == "sequential"
+
+
+def test_hypothesis_control_flow_passes_through_an_example():
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+
+    from conformance.plugin.example import ClauseRun
+
+    class Request:
+        class node:
+            name = "test_x"
+            user_properties = []
+
+    run = ClauseRun(Request(), "VARS-EXACT", implementation=None, impl_spec="x", profile="ci")
+    ran = []
+
+    @settings(max_examples=20, database=None)
+    @given(st.integers(0, 9))
+    def prop(x):
+        with run.example({"x": x}):
+            assume(x % 2 == 0)  # raises UnsatisfiedAssumption for odd x: not a failure
+            ran.append(x)
+
+    prop()
+    assert ran and all(x % 2 == 0 for x in ran)
+    with pytest.raises(AssertionError, match=r"\[VARS-EXACT\] ValueError: boom"):
+        with run.example({"x": 1}):
+            raise ValueError("boom")

@@ -9,12 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from planted import PythonInServing
 
 from conformance import consumers
 from conformance.expected.tolerances import assert_converted_close
 from conformance.implementations import ReferenceImplementation
 from conformance.plugin.report import CONSUMER_PROPERTY, ClauseReport, markdown
+from tests.conformance.planted import PythonInServing
 
 pytest_plugins = ["pytester"]
 

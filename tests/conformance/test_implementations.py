@@ -1,6 +1,5 @@
 """The built-in adapters: they resolve, claim what they say, and keras_export saves and loads."""
 
-import hashlib
 import os
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 from conformance.api import BUILTIN, check_implementation, resolve_implementation
 from conformance.contract import CLAUSE_IDS
 from conformance.expectations import EXPECTATIONS_DIR, expectations_path, read_xfails
+from conformance.savedmodel.files import tree_digest
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -58,15 +58,6 @@ def test_expectations_path_keeps_real_files(tmp_path):
     assert expectations_path("no_such_builtin_xyz") == "no_such_builtin_xyz"
 
 
-def _digest(path):
-    h = hashlib.sha256()
-    for directory, _, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            with open(os.path.join(directory, name), "rb") as f:
-                h.update(name.encode() + f.read())
-    return h.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def tiny_model():
     from conformance.environment import quiet_tensorflow
@@ -98,10 +89,10 @@ def test_keras_export_overwrite_false_keeps_the_files(tiny_model, tmp_path):
     impl = resolve_implementation("keras_export")
     path = str(tmp_path / "model")
     impl.save(tiny_model, path)
-    before = _digest(path)
+    before = tree_digest(path)
     with pytest.raises(FileExistsError, match="overwrite=False"):
         impl.save(tiny_model, path, overwrite=False)
-    assert _digest(path) == before
+    assert tree_digest(path) == before
     stale = os.path.join(path, "stale.txt")
     open(stale, "w").close()
     impl.save(tiny_model, path, overwrite=True)

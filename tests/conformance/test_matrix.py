@@ -73,16 +73,19 @@ def test_summary_line_of_a_run_without_a_report():
 
 
 def test_xfail_reasons_come_from_the_expectations_file():
-    document = _report("tf_keras", **{"SAVE-OVERWRITE": "xfail"})
-    reasons = matrix.xfail_reasons("tf_keras", document)
-    expected = matrix.expectations_file("tf_keras")
-    if expected is None:
-        assert reasons == {}
-    else:
-        from conformance.expectations import read_xfails
+    from conformance.expectations import read_xfails
 
-        assert set(reasons) <= set(CLAUSE_IDS)
-        assert read_xfails(str(expected)).entries
+    path = matrix.expectations_file("tf_keras")
+    assert path is not None and path.name == "tf_keras.txt"
+    entries = read_xfails(str(path)).entries
+    document = _report("tf_keras", **{"SAVE-OVERWRITE": "xfail", "SAVE-NO-MUTATION": "xfail"})
+    mutation = document["clauses"]["SAVE-NO-MUTATION"]
+    mutation["tests"] = {"conformance/clauses/test_save.py::test_model_unchanged_by_save": "xfail"}
+    reasons = matrix.xfail_reasons("tf_keras", document)
+    # A clause entry and a test entry, each with its own reason from the file; nothing else.
+    assert reasons["SAVE-OVERWRITE"] == entries["SAVE-OVERWRITE"]
+    assert reasons["SAVE-NO-MUTATION"] == entries["test_save.py::test_model_unchanged_by_save"]
+    assert "VARS-EXACT" not in reasons and "SIG-STABLE" not in reasons
     text = matrix.render({"tf_keras": document}, None, profile="ci", command="c")
     row = next(line for line in text.splitlines() if line.startswith("| SAVE-OVERWRITE |"))
     assert "xfail (expected)" in row
@@ -130,15 +133,15 @@ def test_render_saver_loader_and_signature_tables():
 
 def test_suite_command_uses_the_expectations_file():
     command = matrix.suite_command("tf_keras", "/tmp/r.json", "ci", "2")
-    assert command[1:4] == ["-m", "pytest", "--pyargs"]
+    assert command[:5] == [sys.executable, "-m", "pytest", "--pyargs", "conformance"]
     assert "--conformance-impl=tf_keras" in command and "--hypothesis-profile=ci" in command
+    assert "--conformance-report=/tmp/r.json" in command
     assert command[command.index("-n") + 1] == "2"
-    has_file = matrix.expectations_file("tf_keras") is not None
-    assert any(part.startswith("--conformance-xfails=") for part in command) == has_file
-    assert not any(
-        part.startswith("--conformance-xfails=")
-        for part in matrix.suite_command("reference", "/tmp/r.json", "ci", "0")
-    )
+    xfails = [part for part in command if part.startswith("--conformance-xfails=")]
+    assert xfails == [f"--conformance-xfails={matrix.expectations_file('tf_keras')}"]
+    assert matrix.expectations_file("reference") is None
+    reference = matrix.suite_command("reference", "/tmp/r.json", "ci", "0")
+    assert not any(part.startswith("--conformance-xfails=") for part in reference)
 
 
 def _matrix(*args):

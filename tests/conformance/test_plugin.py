@@ -217,8 +217,11 @@ def test_a_property(x):
 """
 
 
-def test_plugin_is_inert_in_a_session_that_does_not_run_the_suite(pytester):
+def test_plugin_is_inert_in_a_session_that_does_not_run_the_suite(pytester, monkeypatch):
     """Installed, the plugin loads in every session; another project's stays as it was."""
+    # Run under xdist, this test's own worker variables would make pytest-benchmark warn.
+    for name in [k for k in os.environ if k.startswith("PYTEST_XDIST")]:
+        monkeypatch.delenv(name)
     pytester.makeconftest(_OTHER_PROJECT_CONFTEST)
     pytester.makepyfile(test_other=_OTHER_PROJECT_TEST)
     result = pytester.runpytest_subprocess(
@@ -227,3 +230,58 @@ def test_plugin_is_inert_in_a_session_that_does_not_run_the_suite(pytester):
     result.assert_outcomes(passed=2)
     assert "warning" not in result.stdout.str().lower()
     assert "Keras SavedModel conformance" not in result.stdout.str()
+
+
+def test_an_adapter_without_save_is_a_usage_error(pytester, monkeypatch):
+    pytester.makepyfile(
+        no_save="""
+        from conformance import Implementation
+
+        class LoaderOnly(Implementation):
+            name = "loader-only"
+
+            def load(self, path):
+                raise NotImplementedError
+        """
+    )
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    result = run_suite(pytester, "--conformance-impl=no_save:LoaderOnly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*LoaderOnly does not override Implementation.save*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_not_claimed_reason_is_in_the_skip_and_the_report(pytester, monkeypatch, tmp_path):
+    pytester.makepyfile(
+        reasons="""
+        from conformance.implementations import ReferenceImplementation
+
+        class NoSignatures(ReferenceImplementation):
+            name = "no-signatures"
+            not_claimed = {"SAVE-SIGNATURES": "writes only serving_default, by design"}
+            claims = frozenset({"SAVE-OVERWRITE"})
+        """
+    )
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    report = tmp_path / "report.json"
+    result = run_suite(
+        pytester,
+        "--conformance-impl=reasons:NoSignatures",
+        f"--conformance-clauses={CHEAP_CLAUSE}",
+        f"--conformance-report={report}",
+        "-rs",
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*not claimed: SAVE-SIGNATURES: writes only serving_default*"])
+    clause = json.loads(report.read_text())["clauses"][CHEAP_CLAUSE]
+    assert clause["status"] == "not claimed"
+    assert any("by design" in reason for reason in clause["skip_reasons"])
+
+
+def test_tensorflow_start_up_is_quiet_from_any_directory(pytester):
+    # -s: nothing captured, so any line TensorFlow prints on import would show.
+    result = run_suite(pytester, f"--conformance-clauses={CHEAP_CLAUSE}", "-p", "no:xdist", "-s")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    for noise in ("cpu_feature_guard", "oneDNN custom operations", "cuInit", "absl::"):
+        assert noise not in output, f"TensorFlow start-up line in the output: {noise}"

@@ -18,14 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import reference_impl
 from reference_impl import atomic, metadata
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: Whether core's ``reference_impl.save`` / ``load`` are importable in this checkout.
-HAS_SAVE = hasattr(reference_impl, "save")
-HAS_LOAD = hasattr(reference_impl, "load")
 
 # Imported by every subprocess script before TensorFlow.
 _PRELUDE = """\
@@ -108,18 +103,6 @@ def save_plain(model: keras.Model, path: str | os.PathLike[str]) -> None:
         record = metadata.layer_metadata(model, is_root=True)
         node = metadata.MetadataNode(0, "root", metadata.identifier(model), record)
         metadata.write_metadata(directory, [node])
-
-
-def save_any(model: keras.Model, path: str | os.PathLike[str]) -> str:
-    """Save with core's ``reference_impl.save`` when present, else :func:`save_plain`.
-
-    Returns which saver ran ("reference" or "plain").
-    """
-    if HAS_SAVE:
-        reference_impl.save(model, path)
-        return "reference"
-    save_plain(model, path)
-    return "plain"
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

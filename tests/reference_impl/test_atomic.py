@@ -10,10 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-import _infra_models as infra
 import pytest
 
+import reference_impl
 from reference_impl import atomic, integrity
+from tests.reference_impl import _infra_models as infra
 
 DEAD_PID = 2**22 + 12345  # Above Linux's default pid_max range: no process has it.
 
@@ -179,7 +180,7 @@ def test_concurrent_threads_saving_to_different_paths(tmp_path):
                 with atomic.atomic_directory(tmp_path / f"model_{index}") as directory:
                     for part in range(5):
                         (directory / f"part_{part}").write_text(f"{index}:{round_}:{part}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
@@ -205,7 +206,7 @@ def test_concurrent_threads_saving_to_the_same_path_leave_one_complete_model(tmp
                 with atomic.atomic_directory(target) as directory:
                     for part in range(3):
                         (directory / f"part_{part}").write_text(str(index))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
@@ -228,9 +229,9 @@ def test_concurrent_threads_saving_to_the_same_path_leave_one_complete_model(tmp
 # rather than a matter of timing; "external" saves in a loop until the test kills it.
 _KILL_SCRIPT = """
 import json, os, signal, sys
-sys.path.insert(0, os.path.join(os.getcwd(), "tests", "reference_impl"))
 import numpy as np
-import _infra_models as infra
+from tests.reference_impl import _infra_models as infra
+import reference_impl
 from reference_impl import atomic, metadata
 
 target, kill_at = sys.argv[1], os.environ["KILL_AT"]
@@ -253,7 +254,7 @@ elif kill_at == "before_cleanup":  # the new model is in place, the aside copy n
     atomic._remove = die
 print(json.dumps({"saving": True}), flush=True)
 while True:
-    infra.save_any(model, target)
+    reference_impl.save(model, target)
     if kill_at != "external":
         print(json.dumps({"survived": True}), flush=True)
         break
@@ -264,17 +265,10 @@ _KILL_MOMENTS = {"writing": False, "between_renames": False, "before_cleanup": T
 
 
 def _output_kernel(target: Path):
-    """Load ``target`` and return the ``out`` layer's kernel (core's load when present)."""
-    import tensorflow as tf
+    """Load ``target`` with ``reference_impl.load`` and return the ``out`` layer's kernel."""
+    import reference_impl
 
-    if infra.HAS_LOAD:
-        import reference_impl
-
-        return reference_impl.load(target, compile=False).get_layer("out").kernel.numpy()
-    loaded = tf.saved_model.load(str(target))
-    kernels = [v.numpy() for v in loaded.variables if tuple(v.shape) == (3, 2)]
-    assert len(kernels) == 1
-    return kernels[0]
+    return reference_impl.load(target, compile=False).get_layer("out").kernel.numpy()
 
 
 def _inspect_after_kill(target: Path) -> dict:
@@ -286,7 +280,7 @@ def _inspect_after_kill(target: Path) -> dict:
     try:
         assert open_saved_model(target).metadata_nodes is not None
         report["is_new"] = bool((_output_kernel(target) == 1.0).all())
-    except Exception as exc:  # noqa: BLE001 - reported to the test
+    except Exception as exc:  # reported to the test
         report["error"] = f"{type(exc).__name__}: {exc}"
     report["beside"] = sorted(os.listdir(target.parent))
     return report
@@ -300,7 +294,7 @@ def _run_killed_saves(root: Path) -> dict[str, dict]:
     is sent SIGKILL from here, an arbitrary time after it started saving.
     """
     previous = root / "previous" / "model"
-    infra.save_any(infra.functional_model(), previous)
+    reference_impl.save(infra.functional_model(), previous)
     runs = {}
     for moment in [*_KILL_MOMENTS, "external"]:
         target = root / moment / "model"

@@ -16,10 +16,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import _infra_models as infra
 import pytest
 
+import reference_impl
 from reference_impl import integrity, metadata
+from tests.reference_impl import _infra_models as infra
 
 # Child: for each case directory on stdin's list, open it (and load it when core's load
 # exists) and print what was raised.
@@ -241,12 +242,11 @@ def outcomes(tmp_path_factory, worker_id) -> dict[str, dict]:
 
 def _make_and_run_cases(root: Path) -> dict[str, dict]:
     ours, foreign, other = root / "_ours", root / "_foreign", root / "_other"
-    infra.save_any(infra.functional_model(), ours)
+    reference_impl.save(infra.functional_model(), ours)
     _tf_keras_model(foreign, units=3)
     _tf_keras_model(other, units=5)
     cases = {case: (_make(case, root, ours, foreign, other), True) for case in CASES}
-    if infra.HAS_LOAD:
-        cases.update({case: (_make(case, root, ours, foreign, other), True) for case in LOAD_CASES})
+    cases.update({case: (_make(case, root, ours, foreign, other), True) for case in LOAD_CASES})
     results = _run_cases(cases)
     for case, (path, _safe) in cases.items():
         results[case]["path"] = str(path)
@@ -271,7 +271,6 @@ def test_open_reports_the_right_error(outcomes, case):
     _assert_error(result["open"], CASES[case][1], result["path"])
 
 
-@pytest.mark.skipif(not infra.HAS_LOAD, reason="core's reference_impl.load missing")
 @pytest.mark.parametrize("case", list(CASES))
 def test_load_reports_the_right_error(outcomes, case):
     result = outcomes[case]
@@ -279,7 +278,6 @@ def test_load_reports_the_right_error(outcomes, case):
     _assert_error(result["load"], CASES[case][1], result["path"])
 
 
-@pytest.mark.skipif(not infra.HAS_LOAD, reason="core's reference_impl.load missing")
 @pytest.mark.parametrize("case", list(LOAD_CASES))
 def test_load_under_safe_mode(outcomes, case):
     result = outcomes[case]
@@ -296,7 +294,7 @@ def test_intact_copies_open_cleanly(tmp_path):
     from reference_impl.validate import open_saved_model
 
     ours, foreign = tmp_path / "ours", tmp_path / "foreign"
-    infra.save_any(infra.functional_model(compiled=True), ours)
+    reference_impl.save(infra.functional_model(compiled=True), ours)
     _tf_keras_model(foreign, units=3)
     assert open_saved_model(ours).metadata_nodes
     assert open_saved_model(foreign).metadata_nodes

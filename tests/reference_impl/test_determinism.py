@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import subprocess
 
-import _infra_models as infra
 import pytest
 
-pytestmark = pytest.mark.skipif(not infra.HAS_SAVE, reason="core's reference_impl.save missing")
+from tests.reference_impl import _infra_models as infra
 
 # Child: build each model, save it twice with reference_impl.save, and print what must be
 # stable (as one JSON line).
 _SAVER = """
 import hashlib, json, os, sys, tempfile
-sys.path.insert(0, os.path.join(os.getcwd(), "tests", "reference_impl"))
-import _infra_models as infra
+from tests.reference_impl import _infra_models as infra
 import reference_impl
 
 def summary(path):

@@ -7,7 +7,6 @@ import shutil
 import warnings
 
 import keras
-import models as test_models
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,6 +14,7 @@ import tensorflow as tf
 import reference_impl
 from reference_impl import errors, integrity, metadata, revive
 from reference_impl.revive import RevivedLayer, RevivedModel
+from tests.reference_impl import models as test_models
 
 TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
 FROM_CONFIG = [
@@ -340,7 +340,7 @@ def test_declared_input_spec_model_loads_and_revives(tmp_path, as_dict):
 def test_revived_under_safe_mode_matches_and_saves_the_same(tmp_path, build):
     """Revived with safe_mode=True: same variables (partition and order), outputs, losses;
     fine-tunable; saved again with the same canonical fingerprint."""
-    from conformance import fingerprint
+    from conformance.savedmodel import fingerprint
 
     keras.utils.set_random_seed(1)
     model = getattr(test_models, build if build != "shared" else "shared_layer")()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 
-import _infra_models as infra
 import keras
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from google.protobuf import descriptor_pb2
 
 from reference_impl import metadata
 from reference_impl.errors import MetadataError
+from tests.reference_impl import _infra_models as infra
 
 COMMON_KEYS = {
     "name",
@@ -104,7 +104,6 @@ def test_tf_keras_parses_our_file(tmp_path):
     assert layer["build_input_shape"] == tf.TensorShape([None, 4])
 
 
-@pytest.mark.skipif(not infra.HAS_SAVE, reason="core's reference_impl.save missing")
 def test_tf_keras_parses_every_node_of_a_reference_save(tmp_path):
     from tf_keras.protobuf import saved_metadata_pb2
     from tf_keras.src.saving.legacy.saved_model import json_utils

@@ -6,11 +6,11 @@ import io
 import sys
 from pathlib import Path
 
-import _infra_models as infra
 import pytest
 
 import reference_impl
 from reference_impl import atomic
+from tests.reference_impl import _infra_models as infra
 
 
 class _Terminal(io.StringIO):
@@ -108,7 +108,6 @@ def test_terminal_yes_accepts(existing, answer, text):
 
 # -- reference_impl.save ---------------------------------------------------------------------
 
-needs_save = pytest.mark.skipif(not infra.HAS_SAVE, reason="core's reference_impl.save missing")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +117,6 @@ def saved_once(tmp_path_factory) -> Path:
     return path
 
 
-@needs_save
 def test_save_without_overwrite_raises_and_keeps_files(saved_once, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     before = _tree(saved_once)
@@ -127,7 +125,6 @@ def test_save_without_overwrite_raises_and_keeps_files(saved_once, monkeypatch):
     assert _tree(saved_once) == before
 
 
-@needs_save
 def test_save_declined_on_terminal_keeps_files(saved_once, answer):
     answer("n")
     before = _tree(saved_once)
@@ -135,7 +132,6 @@ def test_save_declined_on_terminal_keeps_files(saved_once, answer):
     assert _tree(saved_once) == before
 
 
-@needs_save
 def test_save_accepted_on_terminal_replaces(tmp_path, answer):
     target = tmp_path / "model"
     reference_impl.save(infra.functional_model(), target)
@@ -146,7 +142,6 @@ def test_save_accepted_on_terminal_replaces(tmp_path, answer):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
-@needs_save
 def test_save_overwrite_true_replaces_whole_directory(tmp_path):
     target = tmp_path / "model"
     reference_impl.save(infra.functional_model(), target)
