@@ -65,13 +65,29 @@ def check_revive(case, revived, data):
             before = [np.array(v.numpy()) for v in trainable]
             for variable, grad in zip(trainable, grads):
                 if grad is not None:
-                    variable.assign_sub(tf.cast(grad, variable.dtype) * 0.01)
+                    variable.assign_sub(tf.cast(grad, variable.dtype) * STEP)
             moved = [
                 not np.array_equal(np.asarray(v.numpy()), b) for v, b in zip(trainable, before)
             ]
-            # A drawn input can give the original model zero gradients too: then nothing moves.
-            if any(g is not None and np.any(np.asarray(g) != 0) for g in want_grads):
+            # A drawn input can give the original model zero gradients, or ones too small for
+            # a step to change a float32 value: then nothing need move.
+            if _step_moves(original_vars[1], want_grads):
                 assert any(moved), "a gradient step left every trainable variable unchanged"
+
+
+STEP = 0.01
+
+
+def _step_moves(variables, grads):
+    """Whether a gradient step of ``STEP`` changes any of ``variables`` in their own dtype."""
+    for variable, grad in zip(variables, grads):
+        if grad is None:
+            continue
+        value = np.asarray(variable.numpy())
+        step = np.asarray(grad).astype(value.dtype) * value.dtype.type(STEP)
+        if np.any(value - step != value):
+            return True
+    return False
 
 
 def _gradients(model, inputs, variables):

@@ -67,7 +67,7 @@ def test_directory_database_round_trip(suite_like, tmp_path):
     # The replay profile draws nothing itself: on an empty database the test runs no example.
     empty = tmp_path / "empty"
     nothing = run(suite_like, "--hypothesis-profile=replay", f"--conformance-db={empty}")
-    nothing.assert_outcomes(passed=1)
+    nothing.assert_outcomes(skipped=1)  # Hypothesis skips a test that ran no example
 
 
 def redis_server_binary():
