@@ -1,24 +1,26 @@
-"""``python -m bench [SECTION ...] [--quick]``: the project's benchmarks, as tables and JSON.
+"""python -m bench [SECTION ...] [--quick]: the project's benchmarks, as tables and JSON.
 
-Sections: ``saveload`` (per corpus spec, every built-in), ``scaling`` (chains and nesting),
-``profile`` (cProfile of a 40-layer reference save), ``throughput`` (the ci-profile suite with
-``-n 0`` and ``-n 2``; minutes of full CPU: run it on an idle machine). Without a section all
-four run. ``--quick`` checks the machinery in a few minutes: fewer specs, sizes and runs, and
-a three-clause suite under the dev profile. Figures go to stdout and to
-``bench/out/<section>.json``.
+Sections: saveload (per corpus spec, every built-in), scaling (chains and nesting), profile
+(cProfile of a 40-layer reference save), throughput (the ci-profile suite with -n 0 and -n 2;
+minutes of full CPU: run it on an idle machine), firstrun (a broken adapter's first run
+against the reference's, same profile, side by side). Without a section all five run. --quick
+checks the machinery in a few minutes: fewer specs, sizes and runs, and a three-clause suite
+under the dev profile. Figures go to stdout and to bench/out/<section>.json. The benchmarks
+live in the repository, not in the installed package: run them from a clone.
 """
 
 import argparse
 import time
 from pathlib import Path
 
-from bench import common, profile_save, saveload, scaling, throughput
+from bench import common, first_run, profile_save, saveload, scaling, throughput
 
 SECTIONS = {
     "saveload": saveload.run,
     "scaling": scaling.run,
     "profile": profile_save.run,
     "throughput": throughput.run,
+    "firstrun": first_run.run,
 }
 
 

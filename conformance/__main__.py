@@ -76,12 +76,30 @@ def main(argv=None):
     fp = commands.add_parser("fingerprint-corpus", help="print the corpus fingerprints as JSON")
     fp.add_argument("--impl", default="reference")
     fp.set_defaults(run=fingerprint_corpus)
-    cp = commands.add_parser("corpus", help="maintain the corpus and its golden fingerprints")
-    cp.add_argument("--write-specs", action="store_true")
-    cp.add_argument("--write-golden", action="store_true")
-    cp.add_argument("--count", type=int, default=24)
-    cp.add_argument("--framework", choices=("keras", "tf_keras"), default=None)
-    cp.add_argument("--seed", type=int, default=20261125)
+    cp = commands.add_parser(
+        "corpus",
+        help="maintain the corpus and its golden fingerprints (this project's maintainers)",
+        description="Rewrite conformance/corpus/: the fixed specs SIG-STABLE, the differential "
+        "checks and the benchmarks use, and the golden fingerprints written by the reference "
+        "(Keras 3) and by tf_keras' own saver. Rewriting goldens changes what SIG-STABLE "
+        "accepts: do it only for a deliberate change of the format's output.",
+    )
+    cp.add_argument(
+        "--write-specs", action="store_true", help="draw the corpus specs again (specs.json)"
+    )
+    cp.add_argument(
+        "--write-golden",
+        action="store_true",
+        help="save every corpus spec and write golden-<framework>.json",
+    )
+    cp.add_argument("--count", type=int, default=24, help="how many specs (default 24)")
+    cp.add_argument(
+        "--framework",
+        choices=("keras", "tf_keras"),
+        default=None,
+        help="rewrite only this framework's goldens (default both)",
+    )
+    cp.add_argument("--seed", type=int, default=20261125, help="Hypothesis seed of the draw")
     cp.set_defaults(run=corpus_command)
     ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
     ct.set_defaults(run=contract)

@@ -5,6 +5,8 @@ Subclass ``Implementation`` (or write any object with the same attributes), then
 """
 
 import importlib
+import os
+import sys
 
 FRAMEWORKS = ("keras", "tf_keras")
 
@@ -57,18 +59,24 @@ ADAPTER_KINDS = ("Flatten", "Dense", "Reshape", "Activation")
 
 def unsupported_reason(impl, spec):
     """Why ``impl`` does not support the fixed ``spec`` (its ``supports``), or None."""
-    supports = getattr(impl, "supports", None) or {}
+    outside = outside_supports(getattr(impl, "supports", None), spec)
+    return f"{impl.name} does not support {outside}" if outside else None
+
+
+def outside_supports(supports, spec):
+    """What of ``spec`` lies outside ``supports`` (model_specs knobs), in words, or None."""
+    supports = supports or {}
     kinds = supports.get("kinds")
     if kinds is not None:
         extra = sorted(set(spec.kinds()) - set(kinds) - set(ADAPTER_KINDS))
         if extra:
-            return f"{impl.name} does not support the layer kinds {', '.join(extra)}"
+            return f"the layer kinds {', '.join(extra)}"
     topologies = supports.get("topologies")
     if topologies is not None and spec.topology not in topologies:
-        return f"{impl.name} does not support the {spec.topology} topology"
+        return f"the {spec.topology} topology"
     dtypes = supports.get("dtypes")
     if dtypes is not None and spec.dtype not in dtypes:
-        return f"{impl.name} does not support the dtype {spec.dtype}"
+        return f"the dtype {spec.dtype}"
     return None
 
 
@@ -84,11 +92,14 @@ class ImplementationError(ValueError):
     """An implementation spec that does not resolve, or resolves to something unusable."""
 
 
-def resolve_implementation(spec):
+def resolve_implementation(spec, search_path=()):
     """Turn a built-in name or ``package.module:Attr`` into an ``Implementation`` instance.
 
-    ``Attr`` may be a class (instantiated without arguments) or an instance. Every failure is
-    an ``ImplementationError`` that says what was tried.
+    ``Attr`` may be a class (instantiated without arguments) or an instance. A module that is
+    not importable as it stands is looked for in the working directory and in
+    ``search_path`` (the plugin passes pytest's rootdir): an adapter file beside the user's
+    tests imports as written, in the suite's workers and subprocesses too. Every failure is an
+    ``ImplementationError`` that says what was tried.
     """
     target = BUILTIN.get(spec, spec)
     module_name, sep, attr_path = target.partition(":")
@@ -98,10 +109,13 @@ def resolve_implementation(spec):
             f"({', '.join(sorted(BUILTIN))}) nor of the form package.module:Attr"
         )
     try:
-        obj = importlib.import_module(module_name)
+        obj = _import_adapter(module_name, [os.getcwd(), *map(str, search_path)])
     except ImportError as exc:
         raise ImplementationError(
-            f"--conformance-impl={spec!r}: cannot import module {module_name!r}: {exc}"
+            f"--conformance-impl={spec!r}: cannot import module {module_name!r}: {exc} "
+            f"(looked in sys.path, the working directory {os.getcwd()}"
+            + "".join(f", {p}" for p in search_path)
+            + ")"
         ) from exc
     for part in attr_path.split("."):
         try:
@@ -119,6 +133,26 @@ def resolve_implementation(spec):
                 f"--conformance-impl={spec!r}: {attr_path}() failed: {type(exc).__name__}: {exc}"
             ) from exc
     return check_implementation(obj, spec)
+
+
+def _import_adapter(module_name, directories):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        if exc.name != top:
+            raise  # the adapter was found; something it imports is missing
+        for directory in directories:
+            here = os.path.join(directory, top)
+            if os.path.exists(here + ".py") or os.path.isdir(here):
+                if directory not in sys.path:
+                    sys.path.insert(0, directory)
+                # Child processes the suite starts (SAVE-ATOMIC, LOAD-CORRUPT) import it too.
+                paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if directory not in paths:
+                    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [directory, *paths]))
+                return importlib.import_module(module_name)
+        raise
 
 
 def check_implementation(impl, spec="<instance>"):

@@ -437,6 +437,13 @@ def check_case(consumer, case, data, *, check_values):
     serving_inputs, serving_outputs = tree.serving_signature(case.loaded)
     feed = calls.serving_feed(case.loaded, case.spec, data)
     inputs, outputs = expected_names(case.spec, serving_inputs)
+    # Names wrong at the source are the implementation's, whatever a converter makes of them.
+    if sorted(serving_inputs) != sorted(inputs) or sorted(serving_outputs) != sorted(outputs):
+        raise AssertionError(
+            f"serving_default names its inputs {sorted(serving_inputs)} and outputs "
+            f"{sorted(serving_outputs)}, the contract {sorted(inputs)} and {sorted(outputs)} "
+            "(SIG-SERVING): a converted model keeps the serving signature's names"
+        )
     result = case.loaded.signatures["serving_default"](**feed)
     values = {name: np.asarray(result[name]) for name in outputs if name in result}
     signature = (
@@ -483,7 +490,7 @@ def _judge(consumer, case, data, failure, *, check_values):
         return Outcome(
             "unsupported",
             stage=failure.stage,
-            message=failure.message,
+            message=failure.message + _select_ops_note(failure.message, spec),
             control=f"a plain tf.saved_model.save of the model fails {control_stage.stage} too",
         )
     got_to = "passes every stage" if control_stage is None else f"gets to {control_stage.stage}"
@@ -492,6 +499,18 @@ def _judge(consumer, case, data, failure, *, check_values):
         f"{failure.message}\n  a plain tf.saved_model.save of the same model {got_to}, so the "
         f"{consumer.name} consumer is not the one to blame"
     )
+
+
+def _select_ops_note(message, spec):
+    """One line on why a converter lists ordinary ops (MatMul, AddV2) as TF Select ops."""
+    if "TF Select ops" not in message:
+        return ""
+    if spec.dtype != "float32":
+        return (
+            f" (TFLite's built-in kernels take float32: in a {spec.dtype} model even ordinary "
+            "ops need TF Select, which the interpreter here does not link)"
+        )
+    return " (ops TFLite has no built-in kernel for at these shapes: they need TF Select)"
 
 
 def _load(path):

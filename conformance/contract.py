@@ -265,6 +265,24 @@ CLAUSES = (
 )
 
 CLAUSE_IDS = tuple(clause.id for clause in CLAUSES)
+# Clauses that read the files through ``keras_api``: on files without it (a plain SavedModel)
+# nothing of them can be checked, and they fail saying so without running their properties.
+NEEDS_KERAS_API = frozenset(
+    {
+        "FORMAT-KERAS-API",
+        "VARS-EXACT",
+        "LAYERS-TREE",
+        "CALL-INFERENCE",
+        "CALL-TRAINING",
+        "CALL-CONSISTENT",
+        "LOSSES-REGULARIZATION",
+        "LOSSES-ACTIVITY",
+        "SAVE-OVERWRITE",
+        "SAVE-ATOMIC",
+        "SAVE-CONCURRENT",
+        "LOAD-RESAVE",
+    }
+)
 _BY_ID = {clause.id: clause for clause in CLAUSES}
 
 

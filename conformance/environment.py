@@ -39,14 +39,21 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def quiet_imports():
+    """Import inside the block without TensorFlow's start-up lines: an adapter module that
+    imports TensorFlow itself, say. Python exceptions still propagate."""
+    quiet_environment()
+    first = "tensorflow" not in sys.modules
+    with _stderr_to_devnull() if first else contextlib.nullcontext():
+        yield
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+
+
 def quiet_tensorflow():
     """Import TensorFlow, Keras and tf_keras once, without their start-up log lines."""
-    quiet_environment()
-    if "tensorflow" not in sys.modules:
-        with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    with quiet_imports():
+        import tensorflow as tf
     return tf

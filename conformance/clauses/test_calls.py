@@ -24,7 +24,7 @@ def _assert_outputs(got, want, what):
 def check_inference(case, data):
     inputs = _inputs(case.spec, data)
     want = originals.outputs(case.model, inputs, training=False)
-    root_call = tree.walk(case.loaded)[0].function("__call__")
+    root_call = tree.keras_root(case.loaded).require("__call__")
     got = calls.flat_numpy(calls.call(root_call, inputs, training=False))
     _assert_outputs(got, want, "keras_api.__call__(training=False)")
     serving = case.loaded.signatures["serving_default"]
@@ -45,14 +45,14 @@ def deterministic_in_training(spec):
 def check_training(case, data):
     # Training-mode calls move BatchNormalization statistics and seed states, in the model
     # and in the loaded object; the case is shared with other clauses, so both are restored.
-    root = tree.walk(case.loaded)[0]
+    root = tree.keras_root(case.loaded)
     with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
         _check_training(case, data)
 
 
 def _check_training(case, data):
     inputs = _inputs(case.spec, data)
-    root_call = tree.walk(case.loaded)[0].function("__call__")
+    root_call = tree.keras_root(case.loaded).require("__call__")
     traced = calls.training_values(root_call)
     if originals.expects_training(case.model):
         assert {True, False} <= traced, (
@@ -76,7 +76,9 @@ def _check_training(case, data):
 
 def check_consistent(case):
     # Training-mode calls move statistics of the shared case's loaded object: restore them.
-    with originals.preserved(tree.walk(case.loaded)[0].objects("variables")):
+    root = tree.keras_root(case.loaded)
+    root.require("__call__")
+    with originals.preserved(root.objects("variables")):
         _check_consistent(case)
 
 
@@ -84,6 +86,7 @@ def _check_consistent(case):
     # Stochastic layers draw new noise on every training-mode call: compare those calls
     # only when every layer of the model is deterministic in training.
     compare_training = deterministic_in_training(case.spec)
+    compared = 0
     for node in tree.walk(case.loaded):
         call_fn = node.function("__call__")
         for training, args, kwargs in calls.traced_calls(call_fn):
@@ -99,6 +102,8 @@ def _check_consistent(case):
                     plain,
                     f"{node.path}: {name}(x)[0] vs __call__(x), training={training}",
                 )
+                compared += 1
+    assert compared, "keras_api.__call__ of the root has no traced function to compare"
 
 
 @pytest.mark.clause("CALL-INFERENCE")

@@ -28,6 +28,11 @@ def check_revive(case, revived, data):
 
     import strategies
 
+    assert callable(revived), (
+        f"load returned a {type(revived).__name__}, which cannot be called: LOAD-REVIVE needs "
+        "the model (a Keras model or layer) revived from the files"
+    )
+
     inputs = strategies.call_inputs(case.spec, data)
     want = originals.outputs(case.model, inputs, training=False)
     got = originals.outputs(revived, inputs, training=False)
@@ -128,7 +133,7 @@ def test_resaved_model_round_trips(implementation, clause, example):
         loaded = tree.load(path)
         inputs = strategies.call_inputs(spec, data)
         want = originals.outputs(case.model, inputs, training=False)
-        root_call = tree.walk(loaded)[0].function("__call__")
+        root_call = tree.keras_root(loaded, "the re-saved model's root").require("__call__")
         got = calls.flat_numpy(calls.call(root_call, inputs, training=False))
         assert len(got) == len(want), "the re-saved model gives a different number of outputs"
         for index, (g, w) in enumerate(zip(got, want)):

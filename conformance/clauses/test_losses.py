@@ -14,7 +14,7 @@ def _values(functions):
 
 
 def check_regularization(case):
-    root = tree.walk(case.loaded)[0]
+    root = tree.keras_root(case.loaded)
     saved_losses = _values(root.objects("regularization_losses"))
     assert len(saved_losses) == originals.weight_regularization_count(case.model), (
         f"keras_api.regularization_losses has {len(saved_losses)} functions, the model has "
@@ -44,12 +44,11 @@ def check_activity(case, data):
     import strategies
 
     inputs = strategies.call_inputs(case.spec, data)
-    root = tree.walk(case.loaded)[0]
+    root = tree.keras_root(case.loaded)
+    all_losses_fn = root.require("call_and_return_all_conditional_losses")
     with originals.preserved(originals.variables(case.model)[0], root.objects("variables")):
         want = originals.call_losses_total(case.model, inputs, training=False)
-        _, losses = calls.call(
-            root.function("call_and_return_all_conditional_losses"), inputs, training=False
-        )
+        _, losses = calls.call(all_losses_fn, inputs, training=False)
     assert_close(
         np.float64(calls.losses_total(losses)),
         np.float64(want),

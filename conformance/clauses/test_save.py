@@ -76,7 +76,8 @@ def test_overwrite_false_keeps_existing_files(implementation, clause):
         implementation.save(second, path, overwrite=True)
         assert files.tree_digest(path) != before, "overwrite=True did not replace the files"
         loaded = tree.load(path)
-        saved_shapes = [v.shape.as_list() for v in loaded.keras_api.variables]
+        saved = tree.keras_root(loaded).objects("variables")
+        saved_shapes = [v.shape.as_list() for v in saved]
         assert saved_shapes == [list(v.shape) for v in second.variables], (
             "after overwrite=True the path does not hold the new model"
         )

@@ -9,7 +9,7 @@ from conformance.savedmodel import files, tree
 
 
 def check_variables(case):
-    root = tree.walk(case.loaded)[0]
+    root = tree.keras_root(case.loaded)
     expected = originals.variables(case.model)
     for name, want in zip(
         ("variables", "trainable_variables", "non_trainable_variables"), expected
@@ -32,12 +32,15 @@ def check_variables(case):
 
 
 def check_layer_tree(case):
+    tree.keras_root(case.loaded)
     first_place = {}
     for path, layer in originals.all_layer_paths(case.model):
         children = originals.sublayers(layer)
         saved = tree.saved_at(case.loaded, path)
         if children:
-            saved_children = list(saved.keras_api.layers)
+            api = getattr(saved, "keras_api", None)
+            assert api is not None, f"{path} ({layer.name!r}) has no keras_api"
+            saved_children = list(api.layers)
             assert len(saved_children) == len(children), (
                 f"{path} ({layer.name!r}): keras_api.layers has {len(saved_children)} "
                 f"entries, the layer has {len(children)} sub-layers"

@@ -19,18 +19,22 @@ import sys
 import pytest
 
 from conformance.api import ImplementationError
-from conformance.contract import CLAUSE_IDS
+from conformance.contract import CLAUSE_IDS, NEEDS_KERAS_API
 from conformance.expectations import XfailsError, same_test
 from conformance.plugin import database, drawing, shard, state
-from conformance.plugin.report import FINGERPRINT_PROPERTY, write_report
+from conformance.plugin.report import (
+    FAILURE_PROPERTY,
+    FINGERPRINT_PROPERTY,
+    compact_failure,
+    write_report,
+)
 
-# Deprecation warnings TensorFlow and Keras raise on import and in every trace: not the
-# implementation's, and hundreds of lines in a user's run.
+# Deprecation warnings of the libraries under the suite (TensorFlow, Keras, converters) on
+# import and in every trace: hundreds of lines in a user's run, none of them the
+# implementation's. The adapter's own module keeps its warnings (see pytest_configure).
 _SUITE_WARNING_FILTERS = (
-    "ignore::DeprecationWarning:tensorflow.*",
-    "ignore::DeprecationWarning:keras.*",
-    "ignore::DeprecationWarning:tf_keras.*",
-    "ignore::DeprecationWarning:google.protobuf.*",
+    "ignore::DeprecationWarning",
+    "ignore::PendingDeprecationWarning",
 )
 
 
@@ -48,6 +52,10 @@ def pytest_configure(config):
     drawing.register()
     for line in _SUITE_WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", line)
+    adapter = (config.getoption("conformance_impl") or "").partition(":")[0].partition(".")[0]
+    if adapter and adapter.isidentifier():
+        for category in ("DeprecationWarning", "PendingDeprecationWarning"):
+            config.addinivalue_line("filterwarnings", f"default::{category}:{adapter}.*")
     try:
         session_state = state.ConformanceState(config)
     except (ValueError, XfailsError) as exc:
@@ -191,12 +199,47 @@ class ConformanceSession:
 
     # -- running ------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        # A clause that reads keras_api cannot check anything on files without it: say so
+        # once, on the first corpus spec, instead of shrinking every property's failure.
+        clause_id = _clause_of(item)
+        if clause_id not in NEEDS_KERAS_API or _RUN_KEY not in item.stash:
+            return
+        from conformance import corpus
+        from conformance.plugin.example import keras_format_probe
+
+        run = item.stash[_RUN_KEY]
+        specs = corpus.supported_specs(run.implementation)
+        if not specs:
+            return
+        name, spec = specs[0]
+        reason = keras_format_probe(run.implementation, spec)
+        if reason:
+            with run.example(spec, corpus_spec=name):
+                raise AssertionError(
+                    f"{reason}; {clause_id} reads the files through keras_api, so its "
+                    "properties were not run"
+                )
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
-        if call.when == "call" and _RUN_KEY in item.stash:
-            item.stash[_RUN_KEY].record()
-        yield
+        run = item.stash.get(_RUN_KEY, None)
+        if call.when == "call" and run is not None:
+            run.record()
+        outcome = yield
+        report = outcome.get_result()
+        if (
+            run is not None
+            and report.when == "call"
+            and report.failed
+            and call.excinfo is not None
+            and not any(name == FAILURE_PROPERTY for name, _ in report.user_properties)
+        ):
+            # Failed outside any example block: still a message and a command in the report.
+            report.user_properties.append(run.describe_error(call.excinfo))
 
+    @pytest.hookimpl(trylast=True)  # after JUnit XML took the full output
     def pytest_runtest_logreport(self, report):
         # In-process without xdist; on the controller with it (workers forward reports).
         props = report.user_properties
@@ -209,6 +252,10 @@ class ConformanceSession:
                 if name == FINGERPRINT_PROPERTY:
                     spec_name, digest = value
                     self.state.recorded_fingerprints[spec_name] = digest
+        if report.failed and self.config.get_verbosity() < 1:
+            compact = compact_failure(report)
+            if compact is not None:
+                report.longrepr = compact
 
     # -- the end ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ takes its settings when it decorates.
 
 import os
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, example, given, reject, seed, settings
 from hypothesis import strategies as st
 
 SHARED_SEED = 20261125
@@ -92,6 +92,38 @@ def examples(draw, **knobs):
     return spec, draw(strategies.input_data(spec))
 
 
+class FirstExample:
+    """Every suite property's explicit first example: the first corpus spec the implementation
+    supports (spec-00 is one Dense layer), with its corpus inputs.
+
+    An implementation that fails a clause on the simplest model fails there at once, unshrunk
+    (the model is minimal already), and the property stops; one that passes goes on to the
+    drawn examples. Resolved when the test unpacks it, once the implementation is known.
+    """
+
+    def _resolve(self):
+        from conformance import corpus
+        from conformance.api import outside_supports
+
+        for _, spec in corpus.corpus_specs():
+            if outside_supports(_SUPPORTED, spec) is None:
+                return spec, corpus.corpus_inputs(spec)
+        reject()  # no corpus spec within the implementation's supports: drawn examples only
+
+    def __iter__(self):
+        return iter(self._resolve())
+
+    def __repr__(self):
+        return "FirstExample(the first corpus spec the implementation supports)"
+
+
+FIRST_EXAMPLE = FirstExample()
+
+
+def _with_first_example(test):
+    return example(example=FIRST_EXAMPLE)(test)
+
+
 def _suite_settings(test, **values):
     # Whatever profile is active, the suite's properties need no deadline and share fixtures.
     return settings(deadline=None, suppress_health_check=SUITE_HEALTH_CHECKS, **values)(test)
@@ -105,7 +137,8 @@ def shared_examples(**knobs):
     """Decorator: ``@given(example=examples(**knobs))`` on the shared stream."""
 
     def decorate(test):
-        return _on_shared_stream(_suite_settings(given(example=examples(**knobs))(test)))
+        test = _with_first_example(given(example=examples(**knobs))(test))
+        return _on_shared_stream(_suite_settings(test))
 
     return decorate
 
@@ -114,7 +147,7 @@ def fresh_examples(**knobs):
     """Decorator: ``@given(example=examples(**knobs))`` with the test's own examples."""
 
     def decorate(test):
-        return _suite_settings(given(example=examples(**knobs))(test))
+        return _suite_settings(_with_first_example(given(example=examples(**knobs))(test)))
 
     return decorate
 
@@ -125,8 +158,7 @@ def share_of_examples(share, minimum):
 
     def decorate(check):
         count = max(minimum, round(settings().max_examples * share))
-        return _on_shared_stream(
-            _suite_settings(given(example=examples())(check), max_examples=count)
-        )
+        check = _with_first_example(given(example=examples())(check))
+        return _on_shared_stream(_suite_settings(check, max_examples=count))
 
     return decorate

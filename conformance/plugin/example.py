@@ -106,6 +106,30 @@ class CaseCache:
 _CACHE = []
 
 
+_PROBES = {}
+
+
+def keras_format_probe(implementation, spec):
+    """Why the implementation's files are not the Keras format (the saved root carries no
+    ``keras_api``), from its save of ``spec``; None when they are, or when the save itself
+    fails (the clauses report that). One save per implementation and process, shared with
+    the clauses through the case cache."""
+    if implementation.name not in _PROBES:
+        from conformance.savedmodel import tree
+
+        try:
+            case = case_cache().get(implementation, spec)
+        except Exception:
+            reason = None
+        else:
+            has_api = getattr(case.loaded, "keras_api", None) is not None
+            reason = (
+                None if has_api else f"the saved root has no keras_api: {tree.NOT_KERAS_FORMAT}"
+            )
+        _PROBES[implementation.name] = reason
+    return _PROBES[implementation.name]
+
+
 def case_cache(tmp_root=None):
     """This process's case cache (created on first use, in a temporary directory)."""
     if not _CACHE:
@@ -160,9 +184,23 @@ class ClauseRun:
         except AssertionError as exc:
             raise AssertionError(self._describe(exc, spec, details)) from None
         except Exception as exc:
+            where = self._raised_by(exc)
             raise AssertionError(
-                self._describe(f"{type(exc).__name__}: {exc}", spec, details)
+                self._describe(f"{where}{type(exc).__name__}: {exc}", spec, details)
             ) from exc
+
+    def _raised_by(self, exc):
+        """``"the implementation's save raised "`` when the error came out of its save or
+        load, so that a user tells their own error from one of the suite's checks."""
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_code.co_name in ("save", "load") and frame.f_locals.get(
+                "self"
+            ) is self.implementation:
+                return f"the implementation's {frame.f_code.co_name} raised "
+            tb = tb.tb_next
+        return ""
 
     def record_consumer(self, tally):
         """Attach a consumer test's tally (``consumers.Tally``) to its report."""
@@ -188,6 +226,13 @@ class ClauseRun:
 
     def _properties(self):
         return self.request.node.user_properties
+
+    def describe_error(self, excinfo):
+        """The failure entry of an error raised outside any ``example`` block (a fixed model's
+        setup, say): the clause, the exception in one line, the command."""
+        message = f"{excinfo.type.__name__}: {excinfo.value}"
+        self._describe(message, {"model": "the test's own fixed models"}, {})
+        return self._properties()[-1]
 
     def _describe(self, error, spec, details):
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec)

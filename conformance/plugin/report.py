@@ -6,6 +6,7 @@ Under xdist every test report reaches the controller, which alone assembles and 
 import json
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -20,6 +21,44 @@ CONSUMER_PROPERTY = "conformance_consumer"
 FINGERPRINT_PROPERTY = "conformance_fingerprint"
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
+DETAILS_KEPT = 20000  # characters of a failure's full output kept in the JSON report
+
+
+def first_line(text, limit=300):
+    """The line that says what went wrong: the first, or for TensorFlow's "in user code:"
+    errors (a traceback of the traced code follows) the last."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if line.endswith("in user code:") and len(lines) > 1:
+        head = line[: -len("in user code:")].rstrip()  # "... ValueError:"
+        name, last = head.rstrip(":").rsplit(" ", 1)[-1], lines[-1]
+        if last.startswith(name + ":"):
+            last = last[len(name) + 1 :].strip()
+        line = f"{head} {last}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def compact_failure(report):
+    """The terminal's block for a failing clause test: the clause and the failure in one line,
+    the shrunk spec in one line, the command; None when the test recorded no failure."""
+    failures = [value for name, value in report.user_properties if name == FAILURE_PROPERTY]
+    if not failures:
+        return None
+    failure = failures[-1]
+    clause_id = dict(report.user_properties).get("conformance_clause", "")
+    message = failure.get("message", "")
+    if message.startswith(f"[{clause_id}] "):
+        message = message[len(clause_id) + 3 :]
+    return "\n".join(
+        [
+            f"[{clause_id}] {first_line(message)}",
+            f"  spec: {failure.get('spec', '')}",
+            f"  reproduce: {failure.get('command', '')}",
+            "  (Hypothesis' full output: rerun with -v, or read the JSON or JUnit report)",
+        ]
+    )
 
 
 @dataclass
@@ -71,7 +110,8 @@ class ClauseReport:
             if name == EXAMPLES_PROPERTY and report.when == "call":
                 result.examples += int(value)
             elif name == FAILURE_PROPERTY and report.failed:
-                result.failures.append(dict(value, test=report.nodeid))
+                details = str(report.longrepr)[-DETAILS_KEPT:]
+                result.failures.append(dict(value, test=report.nodeid, details=details))
             elif name == CONSUMER_PROPERTY and report.when == "call":
                 _add_consumer(result, value)
 
@@ -100,6 +140,10 @@ class ClauseReport:
                 continue
             counts[status] = counts.get(status, 0) + 1
             line = f"  {clause_id:<24} {status:<12} {result.examples:>5} examples"
+            if status in ("skipped", "not claimed") and result.skip_reasons:
+                line += f" ({first_line('; '.join(sorted(result.skip_reasons)), 160)})"
+            elif status == "fail" and result.failures:
+                line += f" ({first_line(result.failures[-1].get('message', ''), 160)})"
             if result.consumer is not None:
                 line += (
                     f" ({result.consumer['checked']} converted and checked, "
@@ -178,6 +222,8 @@ def report_document(state, config):
 
     return {
         "implementation": state.impl_spec,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.started)),
+        "duration_s": round(time.time() - state.started, 1),
         "versions": {
             "python": platform.python_version(),
             "tensorflow": _version("tensorflow", "tensorflow", "tf-nightly"),
@@ -195,28 +241,64 @@ def report_document(state, config):
     }
 
 
+def summary_line(document):
+    """``"3 fail, 19 pass of 22 clauses (305 examples)"``."""
+    counts = {}
+    for result in document["clauses"].values():
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    examples = sum(result["examples"] for result in document["clauses"].values())
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if s in counts)
+    return f"{parts} of {len(document['clauses'])} clauses ({examples} examples)"
+
+
+def _clause_command(document, clause_id):
+    from conformance.command import shell, suite_command
+
+    return shell(
+        suite_command(
+            document["implementation"],
+            clauses=clause_id,
+            profile=document["hypothesis"]["profile"],
+        )
+    )
+
+
+def _cell(text):
+    return str(text).replace("|", "/").replace("\n", " ") or "—"
+
+
 def markdown(document):
     versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items() if v)
+    when = document.get("started")
+    duration = document.get("duration_s")
+    timing = f"; started {when}, {duration} s" if when else ""
     lines = [
         f"# Keras SavedModel conformance: `{document['implementation']}`",
         "",
-        f"{versions}; Hypothesis profile `{document['hypothesis']['profile']}`.",
+        f"{versions}; Hypothesis profile `{document['hypothesis']['profile']}`{timing}.",
         "",
-        "| clause | status | examples | failure (shrunk spec, reproduce) |",
-        "|---|---|---|---|",
+        f"**{summary_line(document)}**",
+        "",
+        "| clause | status | examples | message | spec | reproduce |",
+        "|---|---|---|---|---|---|",
     ]
     for clause_id, result in document["clauses"].items():
-        failure = ""
+        message, spec = "", ""
+        command = _clause_command(document, clause_id)
         if result["failures"]:
-            first = result["failures"][-1]
-            failure = f"`{first.get('spec', '')}` — `{first.get('command', '')}`"
+            last = result["failures"][-1]
+            message = first_line(last.get("message", ""))
+            spec = f"`{last.get('spec', '')}`"
+            command = last.get("command", "") or command
         elif result["status"] in ("not claimed", "skipped") and result["skip_reasons"]:
-            failure = "; ".join(result["skip_reasons"])
+            message = "; ".join(result["skip_reasons"])
         elif result.get("consumer"):
-            failure = consumer_summary(result["consumer"])
+            message = consumer_summary(result["consumer"])
+        elif result["status"] == "xfail":
+            message = "expected failure (see the xfails file)"
         lines.append(
-            f"| {clause_id} | {result['status']} | {result['examples']} | "
-            f"{failure.replace('|', '/')} |"
+            f"| {clause_id} | {result['status']} | {result['examples']} | {_cell(message)} | "
+            f"{_cell(spec)} | {_cell(f'`{command}`')} |"
         )
     return "\n".join(lines) + "\n"
 

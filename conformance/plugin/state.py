@@ -1,6 +1,7 @@
 """The suite's command-line options, whether a session runs the suite, and its state."""
 
 import os
+import time
 from pathlib import Path
 
 from conformance.api import resolve_implementation
@@ -88,6 +89,7 @@ class ConformanceState:
 
     def __init__(self, config):
         self.config = config
+        self.started = time.time()
         self.impl_spec = (
             config.getoption("conformance_impl") or os.environ.get(IMPL_ENV_VAR) or DEFAULT_IMPL
         )
@@ -108,5 +110,12 @@ class ConformanceState:
     @property
     def implementation(self):
         if self._implementation is None:
-            self._implementation = resolve_implementation(self.impl_spec)
+            from conformance.environment import quiet_imports
+
+            # An adapter module beside the user's tests (pytest's rootdir) imports as written,
+            # and quietly when it imports TensorFlow itself.
+            with quiet_imports():
+                self._implementation = resolve_implementation(
+                    self.impl_spec, search_path=[self.config.rootpath]
+                )
         return self._implementation

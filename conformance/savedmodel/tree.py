@@ -24,6 +24,9 @@ CALL_FUNCTIONS = (
     "call_and_return_all_conditional_losses",
 )
 ROOT_FUNCTIONS = ("_default_save_signature",)
+NOT_KERAS_FORMAT = (
+    "this is a plain SavedModel (as tf.saved_model.save writes), not the Keras format"
+)
 # The root object also carries these directly, outside keras_api.
 ROOT_ENDPOINTS = (
     "variables",
@@ -50,6 +53,16 @@ class SavedLayer:
     def function(self, name):
         return getattr(self.keras_api, name, None) if self.keras_api is not None else None
 
+    def require(self, name):
+        """The traced function ``name`` of ``keras_api``; an AssertionError saying what the
+        files lack when it is not there."""
+        if self.keras_api is None:
+            raise AssertionError(f"{self.path} has no keras_api: {NOT_KERAS_FORMAT}")
+        function = self.function(name)
+        if function is None:
+            raise AssertionError(f"{self.path}: keras_api has no {name}")
+        return function
+
     @property
     def children(self):
         return self.objects("layers")
@@ -64,6 +77,14 @@ def load(path):
 
     tf = quiet_tensorflow()
     return tf.saved_model.load(str(path))
+
+
+def keras_root(loaded, what="the saved root"):
+    """The root of the saved layer tree; an AssertionError when it carries no ``keras_api``."""
+    root = walk(loaded)[0]
+    if root.keras_api is None:
+        raise AssertionError(f"{what} has no keras_api: {NOT_KERAS_FORMAT}")
+    return root
 
 
 def walk(loaded):
@@ -89,10 +110,18 @@ def walk(loaded):
 
 def saved_at(loaded, path):
     """The object at a saved-tree path such as ``root.layers[0].layers[2]``."""
-    obj = loaded
+    obj, where = loaded, "root"
     for part in path.split(".")[1:]:
+        api = getattr(obj, "keras_api", None)
+        if api is None:
+            raise AssertionError(f"{where} has no keras_api, so the saved tree has no {path}")
         index = int(part[len("layers[") : -1])
-        obj = list(obj.keras_api.layers)[index]
+        children = list(api.layers)
+        if index >= len(children):
+            raise AssertionError(
+                f"{where}: keras_api.layers has {len(children)} entries, so there is no {path}"
+            )
+        obj, where = children[index], f"{where}.{part}"
     return obj
 
 
