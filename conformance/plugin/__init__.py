@@ -71,6 +71,9 @@ def pytest_configure(config):
     config.pluginmanager.register(ConformanceSession(session_state), "conformance-session")
     shard.configure(config)
     database.configure(config, session_state.impl_spec)
+    # After the database is attached to the profiles; --hypothesis-profile, which
+    # Hypothesis' own pytest_configure loads after this one, still wins.
+    drawing.load_default_profile()
 
 
 _STATE_KEY = pytest.StashKey[state.ConformanceState]()

@@ -6,9 +6,9 @@ worker they walk the same specs and one save per spec serves them all (the case 
 
 The profiles ``dev``, ``ci``, ``nightly`` and ``triage`` are registered only in sessions that
 run the suite (``register``, called by the plugin), so a project's own profiles of those names
-are left alone elsewhere. Importing this module (which only the clause modules do) loads the
-suite's default profile unless one was chosen, before the tests are decorated: ``@given``
-takes its settings when it decorates.
+are left alone elsewhere. The plugin then loads the suite's default profile (``dev``, or
+``ci`` under ``CI=true``) unless one was chosen, before the clause modules are imported:
+``@given`` takes its settings when it decorates.
 """
 
 import os
