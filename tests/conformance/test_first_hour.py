@@ -14,23 +14,8 @@ import sys
 
 import pytest
 
+from bench.first_run import NAIVE_SAVER  # the README walk-through's adapter
 from conformance.contract import CLAUSE_IDS
-
-NAIVE_SAVER = '''
-import tensorflow as tf
-
-from conformance import Implementation
-
-
-class NaiveSaver(Implementation):
-    name = "naive"
-
-    def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
-        tf.saved_model.save(model, path)
-
-    def load(self, path):
-        return tf.saved_model.load(path)
-'''
 
 # What a message from the suite's own helpers looks like when a check did not look first.
 RAW_EXCEPTION = re.compile(
