@@ -102,10 +102,13 @@ def attach(database, profile_name):
     named profile covers the later ``load_profile`` by name, re-registering the active one
     covers a profile it already loaded or derived (``-with-verbose-verbosity``).
     """
-    names = {profile_name, settings.get_current_profile_name()}
+    names = {profile_name}
+    current = settings.get_current_profile_name()
+    if current.startswith(profile_name):
+        # Only a profile derived from the chosen one: under CI=true Hypothesis has already
+        # loaded its own derandomized "ci", which the chosen profile is about to replace.
+        names.add(current)
     for name in sorted(names):
-        if name.startswith("default") and name != profile_name:
-            continue
         try:
             base = settings.get_profile(name)
         except InvalidArgument:

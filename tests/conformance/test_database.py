@@ -69,6 +69,17 @@ def test_directory_database_round_trip(suite_like, tmp_path):
     nothing.assert_outcomes(skipped=1)  # Hypothesis skips a test that ran no example
 
 
+@pytest.mark.parametrize("ci", ["true", None])
+def test_chosen_profile_wins_over_the_environment_default(suite_like, tmp_path, monkeypatch, ci):
+    # Under CI=true Hypothesis loads its derandomized "ci" profile before --hypothesis-profile
+    # replaces it: the database must be refused only for the profile the run uses.
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    assert_round_trip(suite_like, tmp_path / "db")
+
+
 def redis_server_binary():
     found = shutil.which("redis-server")
     if found:
