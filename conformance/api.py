@@ -52,7 +52,7 @@ class Implementation:
         return f"<{type(self).__name__} {self.name!r} framework={self.framework}>"
 
 
-SUPPORT_KNOBS = ("kinds", "topologies", "dtypes", "max_layers")
+SUPPORT_KNOBS = ("kinds", "topologies", "dtypes", "max_layers", "frozen")
 # What model_specs may add between the kinds an implementation lists.
 ADAPTER_KINDS = ("Flatten", "Dense", "Reshape", "Activation")
 
@@ -77,6 +77,8 @@ def outside_supports(supports, spec):
     dtypes = supports.get("dtypes")
     if dtypes is not None and spec.dtype not in dtypes:
         return f"the dtype {spec.dtype}"
+    if supports.get("frozen") is False and spec.frozen_nodes():
+        return "non-trainable (frozen) layers"
     return None
 
 

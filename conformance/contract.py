@@ -225,6 +225,27 @@ CLAUSES = (
         "naming the path, never kill the process or hang.",
     ),
     Clause(
+        "LOAD-RESUME",
+        "load",
+        "A compiled, trained model saved with `include_optimizer=True` and loaded resumes "
+        "training exactly: the next `train_on_batch` on the same batch gives the original's "
+        "loss and metrics, and leaves the variables and optimizer slots where the original's "
+        "own step leaves them (slots, `iterations`, learning-rate schedule, loss and metric "
+        "configuration restored). Saved with `include_optimizer=False` it holds no optimizer "
+        "state: it loads uncompiled (as tf_keras writes it: no training config without the "
+        "optimizer) or compiled with a fresh optimizer of the same kind and the same loss and "
+        "metrics.",
+        "tensorflow/tensorflow#44670, #53064, #40342 and keras-team/tf-keras#70: models loaded "
+        "from the SavedModel format resumed training with a reset optimizer (the loss jumps) "
+        "and no warning.",
+        "Drawn models (deterministic in training, float32) compiled with one loss, loss weight "
+        "and metric list per output (a registered custom metric among them) and an Adam, SGD "
+        "with momentum or RMSprop optimizer (sometimes on a decaying schedule), trained one to "
+        "three steps, saved both ways and loaded with the implementation: the metric names and "
+        "values of one more step, then every variable and optimizer variable, against the "
+        "original taking that step; `iterations` before it.",
+    ),
+    Clause(
         "CONSUMER-TFLITE",
         "consumers",
         "The SavedModel converts with `tf.lite.TFLiteConverter.from_saved_model` "

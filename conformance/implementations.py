@@ -79,6 +79,8 @@ KERAS_EXPORT_NOT_CLAIMED = {
     "gradient step cannot fine-tune it",
     "LOAD-RESAVE": "the loaded `TFSMLayer` re-exports without `keras_api`, which the clause's "
     "check reads",
+    "LOAD-RESUME": "an inference export keeps no optimizer and no training config: the loaded "
+    "`TFSMLayer` cannot be trained",
 }
 
 

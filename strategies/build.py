@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .catalog import REGISTRY, custom_objects
-from .spec import LayerSpec, ModelSpec, RegularizerSpec
+from .catalog.metrics import custom_metrics
+from .spec import LayerSpec, ModelSpec, RegularizerSpec, TrainingSpec
 
 # Keras 3 reads its backend when first imported: these strategies build on TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -58,6 +59,8 @@ def make_regularizer(K, reg: RegularizerSpec):
 def make_layer(K, node: LayerSpec, dtype: str):
     kind = REGISTRY[node.kind]
     kw: dict[str, Any] = {"name": node.layer_name, "dtype": dtype}
+    if node.frozen == "before":
+        kw["trainable"] = False
     for slot, reg in node.regularizers:
         kw[slot] = make_regularizer(K, reg)
     params = {k: (list(v) if k == "target_shape" else v) for k, v in node.params}
@@ -98,7 +101,8 @@ def _make_layers(K, spec: ModelSpec) -> dict[str, Any]:
         if node.shares:
             layers[node.id] = layers[node.shares]
         elif node.submodel is not None:
-            layers[node.id] = _build_graph(K, node.submodel)
+            # "before": frozen as it is made, before the model holding it is built
+            layers[node.id] = _build_graph(K, node.submodel, trainable=node.frozen != "before")
         else:
             layers[node.id] = make_layer(K, node, spec.dtype)
     return layers
@@ -111,12 +115,14 @@ def _inputs(K, spec: ModelSpec) -> list:
     ]
 
 
-def _build_graph(K, spec: ModelSpec):
+def _build_graph(K, spec: ModelSpec, trainable: bool = True):
     """Sequential or functional model (no weights set yet)."""
     layers = _make_layers(K, spec)
     ins = _inputs(K, spec)
     if spec.topology == "sequential":
         model = K.Sequential([ins[0]] + [layers[n.id] for n in spec.nodes], name=spec.name)
+        if not trainable:  # setting True would also unfreeze the layers frozen before
+            model.trainable = False
         for n in spec.nodes:
             _check(n, layers[n.id].output, "Sequential")
         return model
@@ -128,7 +134,10 @@ def _build_graph(K, spec: ModelSpec):
     outs = [env[o] for o in spec.outputs]
     model_in = {i.name: t for i, t in zip(spec.inputs, ins, strict=True)} if spec.dict_inputs \
         else (ins[0] if len(ins) == 1 else ins)
-    return K.Model(inputs=model_in, outputs=outs[0] if len(outs) == 1 else outs, name=spec.name)
+    model = K.Model(inputs=model_in, outputs=outs[0] if len(outs) == 1 else outs, name=spec.name)
+    if not trainable:
+        model.trainable = False
+    return model
 
 
 def _build_subclassed(K, spec: ModelSpec):
@@ -293,8 +302,62 @@ def custom_objects_for(framework: str) -> dict[str, Any]:
     return dict(custom_objects(framework_module(framework)))
 
 
+def _freeze_after_build(model, spec: ModelSpec) -> None:
+    """``trainable=False`` on the layers and sub-models the spec freezes once built."""
+    by_name = {}
+
+    def visit(layer):
+        for child in getattr(layer, "layers", ()):
+            by_name.setdefault(child.name, child)
+            visit(child)
+
+    visit(model)
+    for node in spec.frozen_nodes():
+        if node.frozen == "after":
+            by_name[node.layer_name].trainable = False
+
+
+def make_optimizer(K, training: TrainingSpec):
+    rate: Any = training.learning_rate
+    if training.decay_steps:
+        rate = K.optimizers.schedules.ExponentialDecay(
+            rate, decay_steps=training.decay_steps, decay_rate=0.5
+        )
+    if training.optimizer == "adam":
+        return K.optimizers.Adam(learning_rate=rate)
+    if training.optimizer == "sgd":
+        return K.optimizers.SGD(learning_rate=rate, momentum=training.momentum)
+    if training.optimizer == "rmsprop":
+        return K.optimizers.RMSprop(learning_rate=rate)
+    raise ValueError(f"unknown optimizer {training.optimizer!r}")
+
+
+def compile_model(K, model, spec: ModelSpec) -> None:
+    """Compile as ``spec.training`` says: one loss, loss weight and metric list per output."""
+    training = spec.training
+    metrics = custom_metrics(K)
+    per_output = [[metrics[m]() if m in metrics else m for m in ms] for ms in training.metrics]
+    single = len(spec.outputs) == 1
+    model.compile(
+        optimizer=make_optimizer(K, training),
+        loss=training.losses[0] if single else list(training.losses),
+        loss_weights=list(training.loss_weights),
+        metrics=per_output[0] if single else per_output,
+    )
+
+
+def train_steps(model, spec: ModelSpec) -> None:
+    """``spec.training.steps`` ``train_on_batch`` steps, each on its own seeded batch."""
+    from .generate import call_inputs, training_batch
+
+    for step in range(spec.training.steps):
+        data, targets = training_batch(spec, spec.training.seed + step)
+        model.train_on_batch(call_inputs(spec, data), targets[0] if len(targets) == 1 else targets)
+
+
 def build_model(spec: ModelSpec, framework: str = "keras"):
-    """The built model, weights set from ``spec.seed``; raises ShapeRuleError on a mismatch."""
+    """The built model, weights set from ``spec.seed``, frozen, compiled and trained as the
+    spec says; raises ShapeRuleError on a mismatch."""
     K = framework_module(framework)
     custom_objects(K)
     if spec.topology == "subclassed":
@@ -302,4 +365,8 @@ def build_model(spec: ModelSpec, framework: str = "keras"):
     else:
         model = _build_graph(K, spec)
     set_weights(model, spec.seed, spec.dtype)
+    _freeze_after_build(model, spec)
+    if spec.training is not None:
+        compile_model(K, model, spec)
+        train_steps(model, spec)
     return model

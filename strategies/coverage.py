@@ -42,10 +42,11 @@ class Features:
     pairs: Counter = field(default_factory=Counter)  # (producer kind, consumer kind)
     topologies: Counter = field(default_factory=Counter)
     regularizers: Counter = field(default_factory=Counter)  # (slot, regularizer kind)
+    model: Counter = field(default_factory=Counter)  # frozen parts, compile and training
     specs: int = 0
 
     def update(self, other: Features) -> None:
-        for name in ("kinds", "combos", "params", "pairs", "topologies", "regularizers"):
+        for name in ("kinds", "combos", "params", "pairs", "topologies", "regularizers", "model"):
             getattr(self, name).update(getattr(other, name))
         self.specs += other.specs
 
@@ -55,7 +56,28 @@ def features(spec: ModelSpec) -> Features:
     f = Features(specs=1)
     f.topologies[spec.topology] += 1
     _walk(spec, f)
+    _model_features(spec, f)
     return f
+
+
+def _model_features(spec: ModelSpec, f: Features) -> None:
+    for node in spec.frozen_nodes():
+        what = "sub-model" if node.submodel is not None else "layer"
+        f.model[f"frozen {what} ({node.frozen} build)"] += 1
+    t = spec.training
+    if t is None:
+        return
+    f.model["compiled"] += 1
+    f.model[f"optimizer {t.optimizer}" + (" with momentum" if t.momentum else "")] += 1
+    if t.decay_steps:
+        f.model["learning-rate schedule"] += 1
+    if len(t.losses) > 1:
+        f.model["several losses with weights"] += 1
+    f.model[f"{t.steps} training steps"] += 1
+    for loss in t.losses:
+        f.model[f"loss {loss}"] += 1
+    for metric in {m for ms in t.metrics for m in ms}:
+        f.model[f"metric {metric}"] += 1
 
 
 def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
@@ -137,6 +159,8 @@ def table(f: Features, dtypes: tuple[str, ...] | None = None) -> str:
         "topologies:                     "
         + ", ".join(f"{k}={v}" for k, v in sorted(f.topologies.items())),
         f"kinds never drawn:              {', '.join(never) if never else '-'}",
+        "model features:                 "
+        + (", ".join(f"{k}={v}" for k, v in sorted(f.model.items())) or "-"),
         "",
         "per kind: draws, combos covered / reachable",
     ]
@@ -167,8 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=2000, help="number of specs to draw")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-layers", type=int, default=8)
+    parser.add_argument(
+        "--compiled",
+        choices=("never", "sometimes", "always"),
+        default="sometimes",
+        help="compiled and trained models drawn (model_specs' compiled=False/None/True)",
+    )
     args = parser.parse_args(argv)
-    f = draw_specs(args.n, seed=args.seed, max_layers=args.max_layers)
+    compiled = {"never": False, "sometimes": None, "always": True}[args.compiled]
+    f = draw_specs(args.n, seed=args.seed, max_layers=args.max_layers, compiled=compiled)
     print(table(f))
     return 0
 

@@ -9,7 +9,7 @@ the dtype toward float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import event
@@ -17,7 +17,17 @@ from hypothesis import strategies as st
 
 from .catalog import FLOAT_DTYPES, REGISTRY, Kind
 from .catalog.base import prod
-from .spec import TOPOLOGIES, InputSpec, LayerSpec, ModelSpec, RegularizerSpec, freeze_params
+from .catalog.metrics import CUSTOM_METRICS
+from .spec import (
+    FROZEN,
+    TOPOLOGIES,
+    InputSpec,
+    LayerSpec,
+    ModelSpec,
+    RegularizerSpec,
+    TrainingSpec,
+    freeze_params,
+)
 
 REGULARIZER_KINDS = ("l2", "l1", "l1l2", "orthogonal", "ksc_scaled_l2")
 FACTORS = (0.0, 0.01, 0.1, 0.001)
@@ -46,6 +56,42 @@ def regularizer_specs(draw, orthogonal: bool = True) -> RegularizerSpec:
     else:
         params = {"factor": draw(f)}
     return RegularizerSpec(kind=kind, params=freeze_params(params))
+
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LOSSES = ("mse", "mae", "huber")
+METRICS = ("mae", "mse") + CUSTOM_METRICS
+
+
+@st.composite
+def training_specs(draw, n_outputs: int = 1) -> TrainingSpec:
+    """How a model is compiled and trained: shrinks toward Adam, mse, no metric, one step."""
+    optimizer = draw(st.sampled_from(OPTIMIZERS))
+    metric_lists = st.lists(st.sampled_from(METRICS), max_size=2, unique=True)
+    return TrainingSpec(
+        optimizer=optimizer,
+        learning_rate=draw(st.sampled_from((0.01, 0.001, 0.1))),
+        losses=tuple(draw(st.sampled_from(LOSSES)) for _ in range(n_outputs)),
+        loss_weights=tuple(draw(st.sampled_from((1.0, 0.5, 2.0))) for _ in range(n_outputs)),
+        metrics=tuple(tuple(draw(metric_lists)) for _ in range(n_outputs)),
+        steps=draw(st.integers(1, 3)),
+        momentum=draw(st.sampled_from((0.0, 0.9))) if optimizer == "sgd" else 0.0,
+        decay_steps=draw(st.sampled_from((0, 2))),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
+    """Some layers and sub-models made non-trainable, before or after the build (rare:
+    most specs stay trainable; shrinks toward trainable)."""
+    if not _rare(draw, 4):
+        return nodes
+    out = []
+    for n in nodes:
+        if n.shares is None and _rare(draw, 3):  # a shared node's layer is its original's
+            n = replace(n, frozen=draw(st.sampled_from(FROZEN)))
+        out.append(n)
+    return tuple(out)
 
 
 def _input_shape(draw, rank: int) -> tuple[int, ...]:
@@ -383,6 +429,8 @@ def model_specs(
     kinds: list[str] | tuple[str, ...] | None = None,
     topologies: list[str] | tuple[str, ...] | None = None,
     dtypes: list[str] | tuple[str, ...] | None = None,
+    frozen: bool = True,
+    compiled: bool | None = False,
 ) -> ModelSpec:
     """Random valid models.
 
@@ -390,6 +438,8 @@ def model_specs(
     ``kinds`` restricts the drawn kinds (Flatten/Dense/Reshape/Activation may still appear
     as adapters). ``topologies`` picks among sequential, functional, subclassed, nested;
     ``dtypes`` among float32, float16, float64 (the first listed is the shrink target).
+    ``frozen`` lets some layers and sub-models be ``trainable=False``. ``compiled``: True
+    compiles and trains every model (:class:`TrainingSpec`), None some, False none.
     """
     allowed = _allowed_kinds(kinds)
     tops = tuple(topologies or TOPOLOGIES)
@@ -401,6 +451,10 @@ def model_specs(
         if not tops:
             raise ValueError(f"no kind of {kinds} fits a Sequential model")
     dts = tuple(dtypes or FLOAT_DTYPES)
+    if compiled:
+        # Keras 3.15 cannot train a float16/float64 model whose layers add losses (it sums
+        # them with the float32 loss): compiled models are float32 until mixed precision.
+        dts = ("float32",)
     # only dtypes some allowed kind computes in (AveragePooling3D alone: float32)
     dts = tuple(d for d in dts if any(d in k.dtypes for k in allowed)) or dts
     topology = draw(st.sampled_from(tops))
@@ -499,14 +553,19 @@ def model_specs(
     if topology == "sequential":
         outputs = [g.nodes[-1].id]
 
+    seed = draw(st.integers(0, 2**31 - 1))
+    # drawn last, so that structure draws (and the corpus they shrink to) stay as they were
+    nodes = _freeze_nodes(draw, tuple(g.nodes)) if frozen else tuple(g.nodes)
+    train = dtype == "float32" and (compiled if compiled is not None else _rare(draw, 4))
     spec = ModelSpec(
         inputs=tuple(inputs),
-        nodes=tuple(g.nodes),
+        nodes=nodes,
         outputs=tuple(outputs),
         topology=topology,
         dtype=dtype,
-        seed=draw(st.integers(0, 2**31 - 1)),
+        seed=seed,
         dict_inputs=dict_inputs,
+        training=draw(training_specs(len(outputs))) if train else None,
     )
     for k in sorted(set(spec.kinds())):
         event(f"kind={k}")
@@ -552,6 +611,27 @@ def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
                 arr[:, 0] = 0
         out[i.name] = arr
     return out
+
+
+def training_batch(spec: ModelSpec, seed: int) -> tuple[dict[str, Any], list[Any]]:
+    """Inputs (as ``input_data`` gives them) and one target per output for a training step,
+    from ``seed``; the batch size is the spec's fixed one, else 4."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    batch = next((i.batch_size for i in spec.inputs if i.batch_size is not None), 4)
+    data: dict[str, Any] = {}
+    for i in spec.inputs:
+        shape = (batch,) + tuple(i.shape)
+        if i.dtype.startswith("int"):
+            data[i.name] = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
+        else:
+            data[i.name] = rng.uniform(-1.0, 1.0, size=shape).astype(i.dtype)
+    targets = [
+        rng.uniform(-1.0, 1.0, size=(batch,) + tuple(spec.node(o).out_shape)).astype(spec.dtype)
+        for o in spec.outputs
+    ]
+    return data, targets
 
 
 def call_inputs(spec: ModelSpec, data: dict[str, Any]) -> Any:

@@ -120,6 +120,67 @@ class RegularizerSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """How the model is compiled and trained before it is saved.
+
+    ``optimizer`` in adam, sgd, rmsprop (``momentum`` for sgd; ``decay_steps`` > 0 puts the
+    learning rate on an ExponentialDecay schedule); one loss and loss weight per output;
+    ``metrics`` per output (built-in names, ``ksc_mean_abs`` for the registered custom
+    metric); ``steps`` ``train_on_batch`` steps on data drawn from ``seed``.
+    """
+
+    optimizer: str
+    learning_rate: float
+    losses: tuple[str, ...]
+    loss_weights: tuple[float, ...]
+    metrics: tuple[tuple[str, ...], ...]
+    steps: int = 1
+    momentum: float = 0.0
+    decay_steps: int = 0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "losses": list(self.losses),
+            "loss_weights": list(self.loss_weights),
+            "metrics": [list(m) for m in self.metrics],
+            "steps": self.steps,
+            "momentum": self.momentum,
+            "decay_steps": self.decay_steps,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingSpec:
+        return cls(
+            optimizer=d["optimizer"],
+            learning_rate=d["learning_rate"],
+            losses=tuple(d["losses"]),
+            loss_weights=tuple(d["loss_weights"]),
+            metrics=tuple(tuple(m) for m in d["metrics"]),
+            steps=d.get("steps", 1),
+            momentum=d.get("momentum", 0.0),
+            decay_steps=d.get("decay_steps", 0),
+            seed=d.get("seed", 0),
+        )
+
+    def __repr__(self) -> str:
+        opt = f"{self.optimizer}(lr={self.learning_rate:.3g}"
+        if self.momentum:
+            opt += f",momentum={self.momentum:.3g}"
+        if self.decay_steps:
+            opt += f",decay={self.decay_steps}"
+        losses = ",".join(f"{loss}*{w:.3g}" for loss, w in zip(self.losses, self.loss_weights))
+        metrics = ",".join("+".join(m) or "-" for m in self.metrics)
+        return f"{opt}) loss={losses} metrics={metrics} steps={self.steps}"
+
+
+FROZEN = ("before", "after")  # trainable=False given to the constructor, or set once built
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     """One node of the DAG.
 
@@ -128,6 +189,8 @@ class LayerSpec:
     layer); ``kind``/``params``/``regularizers`` then repeat that node's. ``submodel`` holds
     the inner spec of a nested sub-model node (kind ``Submodel``). ``out_shape`` is the shape
     the catalog's shape rule predicts (without batch); ``build_model`` checks it.
+    ``frozen`` is "before" or "after" for a layer (or sub-model) made ``trainable=False``
+    at construction or once the model is built; "" for a trainable one.
     """
 
     id: str
@@ -139,13 +202,14 @@ class LayerSpec:
     out_shape: tuple[int, ...] = ()
     submodel: ModelSpec | None = None
     layer_name: str = ""
+    frozen: str = ""
 
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id,
             "kind": self.kind,
             "inputs": list(self.inputs),
@@ -156,6 +220,9 @@ class LayerSpec:
             "submodel": None if self.submodel is None else self.submodel.to_dict(),
             "layer_name": self.layer_name,
         }
+        if self.frozen:  # only when set: specs written before the field read the same
+            d["frozen"] = self.frozen
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerSpec:
@@ -171,6 +238,7 @@ class LayerSpec:
             out_shape=tuple(d["out_shape"]),
             submodel=None if d.get("submodel") is None else ModelSpec.from_dict(d["submodel"]),
             layer_name=d.get("layer_name", ""),
+            frozen=d.get("frozen", ""),
         )
 
     def __repr__(self) -> str:
@@ -183,6 +251,8 @@ class LayerSpec:
             body += "{" + ",".join(f"{s}:{r!r}" for s, r in self.regularizers) + "}"
         if self.shares:
             body += f"=shares:{self.shares}"
+        if self.frozen:
+            body += f"!frozen-{self.frozen}"
         src = ",".join(self.inputs)
         return f"{self.id}={body}<-{src}->{_short_shape(self.out_shape)}"
 
@@ -200,6 +270,7 @@ class ModelSpec:
     dict_inputs: bool = False
     name: str = "model"
     extra: tuple[tuple[str, Any], ...] = field(default=())
+    training: TrainingSpec | None = None
 
     # --- lookups -------------------------------------------------------------------------
     def node(self, node_id: str) -> LayerSpec:
@@ -228,9 +299,19 @@ class ModelSpec:
     def num_layers(self) -> int:
         return len(self.kinds())
 
+    def frozen_nodes(self) -> tuple[LayerSpec, ...]:
+        """Nodes made non-trainable, nested sub-models' included."""
+        out: list[LayerSpec] = []
+        for n in self.nodes:
+            if n.frozen:
+                out.append(n)
+            if n.submodel is not None:
+                out.extend(n.submodel.frozen_nodes())
+        return tuple(out)
+
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "inputs": [i.to_dict() for i in self.inputs],
             "nodes": [n.to_dict() for n in self.nodes],
             "outputs": list(self.outputs),
@@ -241,6 +322,9 @@ class ModelSpec:
             "name": self.name,
             "extra": {k: _thaw(v) for k, v in self.extra},
         }
+        if self.training is not None:  # only when set, like LayerSpec.frozen
+            d["training"] = self.training.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
@@ -254,6 +338,7 @@ class ModelSpec:
             dict_inputs=d["dict_inputs"],
             name=d.get("name", "model"),
             extra=freeze_params(d.get("extra", {})),
+            training=None if d.get("training") is None else TrainingSpec.from_dict(d["training"]),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -267,6 +352,8 @@ class ModelSpec:
         flags = [self.topology, self.dtype, f"seed={self.seed}"]
         if self.dict_inputs:
             flags.append("dict")
+        if self.training is not None:
+            flags.append(f"compiled {self.training!r}")
         ins = " ".join(repr(i) for i in self.inputs)
         nodes = "; ".join(repr(n) for n in self.nodes)
         return f"ModelSpec<{' '.join(flags)} | {ins} | {nodes} | out={','.join(self.outputs)}>"

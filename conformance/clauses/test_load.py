@@ -1,4 +1,4 @@
-"""LOAD-REVIVE, LOAD-RESAVE, LOAD-CORRUPT: the implementation's own loader."""
+"""LOAD-REVIVE, LOAD-RESAVE, LOAD-RESUME, LOAD-CORRUPT: the implementation's own loader."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 from conformance import corpus
 from conformance.expected import originals
 from conformance.expected.tolerances import assert_bitwise, assert_close
-from conformance.plugin.drawing import shared_examples
+from conformance.plugin.drawing import fresh_examples, shared_examples
 from conformance.savedmodel import calls, files, fingerprint, tree
 
 
@@ -141,6 +141,119 @@ def test_resaved_model_round_trips(implementation, clause, example):
         first, _ = fingerprint.fingerprint(case.path)
         second, _ = fingerprint.fingerprint(path)
         assert first == second, "re-saving the loaded model changed the signature fingerprint"
+
+
+def _deterministic_kinds():
+    from strategies.catalog import REGISTRY
+
+    return tuple(name for name, kind in REGISTRY.items() if kind.deterministic_in_training)
+
+
+def _compiled(spec):
+    """``spec`` as LOAD-RESUME trains it: the suite's first (corpus) example has no training
+    of its own, so it gets the simplest one (Adam, the loss of the output, one step)."""
+    from dataclasses import replace
+
+    from strategies.spec import TrainingSpec
+
+    if spec.training is not None:
+        return spec
+    n = len(spec.outputs)
+    return replace(
+        spec,
+        training=TrainingSpec("adam", 0.01, ("mse",) * n, (1.0,) * n, ((),) * n, steps=1),
+    )
+
+
+def _optimizer_variables(model):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return []
+    found = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+    return list(found)
+
+
+def _one_step(model, spec):
+    """``train_on_batch`` on the batch after the spec's own training: metrics by name."""
+    import strategies
+    from strategies.generate import training_batch
+
+    data, targets = training_batch(spec, spec.training.seed + spec.training.steps)
+    result = model.train_on_batch(
+        strategies.call_inputs(spec, data),
+        targets[0] if len(targets) == 1 else targets,
+        return_dict=True,
+    )
+    return {name: float(np.asarray(value)) for name, value in result.items()}
+
+
+def _assert_same_step(got, want, who):
+    assert sorted(got) == sorted(want), (
+        f"{who}'s train_on_batch reports the metrics {sorted(got)}, the original's {sorted(want)}"
+        " (the loss or metric configuration was not restored)"
+    )
+    for name in sorted(want):
+        assert_close(np.float32(got[name]), np.float32(want[name]), f"{who}: {name} of one step")
+
+
+def _iterations(model):
+    optimizer = getattr(model, "optimizer", None)
+    return None if optimizer is None else int(np.asarray(optimizer.iterations))
+
+
+@pytest.mark.clause("LOAD-RESUME")
+@fresh_examples(compiled=True, max_layers=4, kinds=_deterministic_kinds())
+def test_loaded_model_resumes_training(implementation, clause, example):
+    import strategies
+
+    spec, _ = example
+    spec = _compiled(spec)
+    with clause.example(spec):
+        model = strategies.build_model(spec, framework=implementation.framework)
+        with_optimizer, _ = clause.save(model, "resume", include_optimizer=True)
+        without_optimizer, _ = clause.save(model, "fresh-optimizer", include_optimizer=False)
+        loaded = load_or_skip(implementation, with_optimizer)
+        fresh = load_or_skip(implementation, without_optimizer)
+        assert getattr(loaded, "optimizer", None) is not None, (
+            "the loaded model is not compiled: its training config (loss, metrics, optimizer) "
+            "was lost"
+        )
+        assert _iterations(loaded) == _iterations(model), (
+            f"the loaded optimizer's iterations is {_iterations(loaded)}, the original's "
+            f"{_iterations(model)}"
+        )
+        # The seed (tf_keras) saves no training config without the optimizer, so the model
+        # may load uncompiled; compiled, it must hold a fresh optimizer of the same kind.
+        if getattr(fresh, "optimizer", None) is not None:
+            assert type(fresh.optimizer).__name__ == type(model.optimizer).__name__, (
+                f"saved without optimizer, the model loads with a "
+                f"{type(fresh.optimizer).__name__}, not a fresh {type(model.optimizer).__name__}"
+            )
+            assert _iterations(fresh) == 0, (
+                f"saved without optimizer, the model loads with iterations={_iterations(fresh)}: "
+                "optimizer state was saved after all"
+            )
+            # A step's loss is computed before its update: equal weights, equal losses.
+            _assert_same_step(
+                _one_step(fresh, spec), _one_step(loaded, spec), "the model saved without optimizer"
+            )
+        want = _one_step(model, spec)
+        got = _one_step(loaded, spec)
+        _assert_same_step(got, want, "the loaded model")
+        want_vars, got_vars = originals.variables(model)[0], originals.variables(loaded)[0]
+        assert len(got_vars) == len(want_vars), (
+            f"the loaded model has {len(got_vars)} variables, the original {len(want_vars)}"
+        )
+        for g, w in zip(got_vars, want_vars):
+            assert_close(g.numpy(), w.numpy(), f"{w.name} after one more step of each")
+        want_slots, got_slots = _optimizer_variables(model), _optimizer_variables(loaded)
+        assert len(got_slots) == len(want_slots), (
+            f"the loaded optimizer has {len(got_slots)} variables, the original's "
+            f"{len(want_slots)}"
+        )
+        for g, w in zip(got_slots, want_slots):
+            assert_close(np.asarray(g.numpy()), np.asarray(w.numpy()),
+                         f"optimizer variable {w.name} after one more step of each")
 
 
 # Each corruption: (name, function(path) that damages the copy at path).

@@ -88,7 +88,10 @@ def examples(draw, **knobs):
     """Strategy of ``(spec, data)``: a drawn model spec and inputs for it."""
     import strategies
 
-    spec = draw(strategies.model_specs(**{**_SUPPORTED, **knobs}))
+    merged = {**_SUPPORTED, **knobs}
+    if "kinds" in _SUPPORTED and "kinds" in knobs:  # a clause's kinds within the supported
+        merged["kinds"] = [k for k in knobs["kinds"] if k in set(_SUPPORTED["kinds"])]
+    spec = draw(strategies.model_specs(**merged))
     return spec, draw(strategies.input_data(spec))
 
 

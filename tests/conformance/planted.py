@@ -414,6 +414,24 @@ class FreezesOnLoad(PlantedBug):
         return model
 
 
+class ForgetsTheOptimizerState(PlantedBug):
+    """Compiles the loaded model from its training config but never reads the optimizer's
+    saved variables (what tensorflow/tensorflow#44670 reports of tf_keras)."""
+
+    name = "forgets-the-optimizer-state"
+    caught_by = "LOAD-RESUME"
+
+    def load(self, path):
+        def wrapper(original):
+            def saved_values(files, where):
+                return None if where[:2] == ("root", "optimizer") else original(files, where)
+
+            return saved_values
+
+        with wrapped(_module("load"), "_saved_values", wrapper):
+            return super().load(path)
+
+
 class SwallowsLoadErrors(PlantedBug):
     """Returns None instead of raising when a file is damaged."""
 
@@ -449,5 +467,6 @@ PLANTED = (
     SilentAboutUnbuilt,
     DeletesBeforeWriting,
     FreezesOnLoad,
+    ForgetsTheOptimizerState,
     SwallowsLoadErrors,
 )

@@ -11,7 +11,9 @@ ISSUE_IDS = (
     "LOSSES-REGULARIZATION LOSSES-ACTIVITY SIG-SERVING SIG-STABLE SAVE-UNBUILT SAVE-OVERWRITE "
     "SAVE-OPTIMIZER SAVE-SIGNATURES SAVE-NO-MUTATION SAVE-ATOMIC SAVE-CONCURRENT LOAD-REVIVE "
     "LOAD-RESAVE LOAD-CORRUPT"
-).split() + ["CONSUMER-TFLITE", "CONSUMER-ONNX"]  # issue 6's optional consumer clauses
+).split() + ["LOAD-RESUME"] + [  # issue 12's
+    "CONSUMER-TFLITE", "CONSUMER-ONNX"  # issue 6's optional consumer clauses
+]
 
 
 def test_clause_ids_are_the_public_ones():
@@ -170,6 +172,38 @@ def test_the_drawn_models_stay_within_what_the_implementation_supports():
     for spec in seen:
         assert set(spec.kinds()) <= {"Conv1D", *api.ADAPTER_KINDS}, spec.kinds()
         assert spec.dtype == "float64" and spec.topology == "sequential"
+
+
+def test_frozen_false_keeps_frozen_layers_out_and_a_clause_kinds_within_supports():
+    from dataclasses import replace
+
+    from hypothesis import HealthCheck, given, settings
+
+    from conformance.plugin import drawing
+    from strategies import sample_specs
+
+    frozen = next(s for s in sample_specs(80, seed=5) if s.frozen_nodes())
+    assert api.outside_supports({"frozen": False}, frozen) == "non-trainable (frozen) layers"
+    plain = replace(frozen, nodes=tuple(replace(n, frozen="") for n in frozen.nodes))
+    assert api.outside_supports({"frozen": False}, plain) is None
+
+    drawing.draw_for({"kinds": ["Dense", "Conv1D"], "frozen": False})
+    seen = []
+    try:
+
+        @settings(max_examples=25, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(drawing.examples(kinds=["Conv1D", "LSTM"]))  # LSTM is not supported
+        def draw(example):
+            seen.append(example[0])
+
+        draw()
+    finally:
+        drawing.draw_for(None)
+    assert seen
+    for spec in seen:
+        assert set(spec.kinds()) <= {"Conv1D", *api.ADAPTER_KINDS}, spec.kinds()
+        assert not spec.frozen_nodes(), spec
 
 
 def test_hypothesis_control_flow_passes_through_an_example():
