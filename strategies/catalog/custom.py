@@ -221,7 +221,9 @@ def custom_objects(K) -> dict[str, Any]:
     class KscNormBlock(K.layers.Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.norm = K.layers.BatchNormalization(name=f"{self.name}_bn", dtype=kwargs.get("dtype"))
+            self.norm = K.layers.BatchNormalization(
+                name=f"{self.name}_bn", dtype=kwargs.get("dtype")
+            )
 
         def build(self, input_shape):
             self.norm.build(input_shape)
