@@ -20,7 +20,8 @@
   the same noise.
 * ``KscNormBlock``'s ``call`` takes no ``training``; its inner BatchNormalization does, so the
   framework passes the mode down and savers must trace both modes.
-* ``KscGain`` (a per-channel ``gain`` weight) is *not* registered: loaders must revive it.
+* ``KscGain`` (a per-channel ``gain`` weight, sometimes frozen) is *not* registered: loaders
+  must revive it.
 """
 
 from __future__ import annotations
@@ -375,7 +376,8 @@ register(
         name="KscGain",
         family="custom",
         ranks=ANY_RANK,
-        params=lambda draw, s, d: {},
+        # sometimes frozen: loaders must keep the layer's trainable flag
+        params=lambda draw, s, d: {"trainable": pick(draw, (True, True, False))},
         out_shape=lambda s, p: s[0],
         make=_make("KscGain"),
         weight=_RARE,
