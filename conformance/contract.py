@@ -67,11 +67,16 @@ CLAUSES = (
         "CALL-TRAINING",
         "calls",
         "With training=True, deterministic layers (BatchNormalization, ...) equal the "
-        "original in training mode; both modes are callable.",
-        "tensorflow/tensorflow#60855: the training mode is lost on export.",
+        "original in training mode; both modes are callable. A layer whose call takes no "
+        "`training` but holds a sub-layer that does gets functions taking `training` and "
+        "passing it down, as the format's tf_keras saver gives it.",
+        "tensorflow/tensorflow#60855: the training mode is lost on export; "
+        "tensorflow/tensorflow#48448: a loaded model's BatchNormalization needs the mode set.",
         "Root `__call__` traced for both training values; training=False equals the model; "
         "training=True equals it when every drawn layer is deterministic in training (else "
-        "shapes); variables restored afterwards.",
+        "shapes); every saved sub-layer whose call or a descendant's takes `training` is traced "
+        "for both values and, for deterministic models, each mode equals the original layer on "
+        "the same made-up input (single-tensor calls); variables restored afterwards.",
     ),
     Clause(
         "CALL-CONSISTENT",
@@ -170,11 +175,13 @@ CLAUSES = (
         "SAVE-NO-MUTATION",
         "save",
         "After save the model is unchanged: outputs, losses, variables, trainable flags, "
-        "optimizer.",
+        "seed generators, optimizer.",
         "Tracing for save swaps call functions and resets losses; a leak changes training "
-        "after a checkpoint.",
-        "Drawn models: outputs, losses, variables (bitwise), trainable flags, call attributes and "
-        "optimizer identity before and after save.",
+        "after a checkpoint. A save that advances a seed generator changes every later dropout "
+        "mask, so a training run resumed from the checkpoint is not reproducible.",
+        "Drawn models: outputs, losses, variables (bitwise), trainable flags, call attributes, "
+        "seed generator states and seeds (Keras 3 `SeedGenerator`, tf_keras random generators, "
+        "`seed` attributes) and optimizer identity before and after save.",
     ),
     Clause(
         "SAVE-ATOMIC",
@@ -199,11 +206,20 @@ CLAUSES = (
         "LOAD-REVIVE",
         "load",
         "The implementation's loader returns a model callable with `training=`, with the same "
-        "outputs, losses and variables, that a gradient step can fine-tune.",
-        "keras-team/tf-keras#642, keras-team/keras#20813: loaded models that cannot be used.",
+        "outputs, losses and variables, that a gradient step can fine-tune; per layer the same "
+        "`trainable` flags, the same masks from `compute_mask` where the layer makes one, and the "
+        "same output for a call with the non-default keyword argument the model's graph uses; "
+        "from the config and when revived without the custom classes alike.",
+        "keras-team/tf-keras#642, keras-team/keras#20813: loaded models that cannot be used; "
+        "keras-team/keras#15510, tensorflow/tensorflow#38620: masks lost on a revived custom "
+        "layer, silently wrong outputs; tensorflow/tensorflow#39808: a loaded function called "
+        "with a value it was not traced for.",
         "The implementation's `load` on drawn saved models: outputs, variables (bitwise, same "
         "partition), losses after a call, a training-mode call and a gradient step that changes a "
-        "variable.",
+        "variable; per layer (by name) `trainable`, `compute_mask(x)` of the layers the spec says "
+        "make a mask, and `layer(x, **call_kwargs)` of the layers the spec calls with one. Models "
+        "are rebuilt from their config unless a class is unknown: subclassed topologies and the "
+        "unregistered `KscGain` make them revived.",
     ),
     Clause(
         "LOAD-RESAVE",

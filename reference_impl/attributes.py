@@ -31,6 +31,7 @@ __all__ = [
     "KERAS_API",
     "LAYER_FUNCTIONS",
     "LAYER_OBJECTS",
+    "MASK_FUNCTION",
     "METRIC_OBJECTS",
     "RNN_OBJECTS",
     "Node",
@@ -63,6 +64,10 @@ LAYER_FUNCTIONS = (
     "activity_regularizer_fn",
     "_default_save_signature",
 )
+
+#: Not in tf_keras' sets: the layer's own mask as a function of its inputs, for a reviver
+#: (tf_keras revives a layer without its ``compute_mask``; this reference keeps it).
+MASK_FUNCTION = "compute_mask_fn"
 
 RNN_OBJECTS = (*LAYER_OBJECTS, "states")
 
@@ -187,6 +192,8 @@ def mirror_node(
     for name in LAYER_FUNCTIONS:
         if name in functions:
             setattr(api, name, functions[name])
+    if MASK_FUNCTION in functions:
+        setattr(api, MASK_FUNCTION, functions[MASK_FUNCTION])
 
     node = Node()
     node.keras_api = api

@@ -313,6 +313,32 @@ def _expects_training_arg(layer: keras.layers.Layer) -> bool:
     return "training" in parameters
 
 
+_LITERAL_TYPES = (bool, int, float, str)
+
+
+def literal_call_arguments(layer: Any) -> dict[str, Any]:
+    """The keyword arguments of a user layer's ``call`` that take Python values, with defaults.
+
+    A non-default value (``layer(x, scale=2.0)`` in a model's graph) changes the layer's
+    computation, so the saved functions take these arguments as Python constants, traced
+    for each value the layer is called with. Keras' own classes are left out (their flags,
+    such as ``return_attention_scores``, change the outputs' structure, not a value).
+    """
+    if type(layer).__module__.startswith(("keras.", "tf_keras.")):
+        return {}
+    try:
+        parameters = list(inspect.signature(layer.call).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in parameters[1:]
+        if p.name not in ("training", "mask")
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and type(p.default) in _LITERAL_TYPES
+    }
+
+
 def _dtype_policy_name(layer: Any) -> str | None:
     policy = getattr(layer, "dtype_policy", None)
     name = getattr(policy, "name", None)
@@ -476,10 +502,11 @@ def layer_metadata(layer: Any, *, is_root: bool, include_optimizer: bool = True)
     ``batch_input_shape``, ``stateful``, ``must_restore_from_config`` (always False: Keras 3
     layers restore their state from variables), ``class_name``, ``module``,
     ``registered_name``, ``config`` (None plus ``config_error`` when it cannot be produced),
-    and where set ``build_config``, ``build_input_shape``, ``input_spec`` and
-    ``activity_regularizer``. Models add ``is_graph_network``, ``save_spec``,
-    ``full_save_spec``, ``keras_version``, ``backend``, ``model_config`` and, when compiled
-    (and ``include_optimizer``), ``training_config``.
+    and where set ``build_config``, ``build_input_shape``, ``input_spec``,
+    ``activity_regularizer`` and ``call_arguments`` (:func:`literal_call_arguments`). Models
+    add ``is_graph_network``, ``save_spec``, ``full_save_spec``, ``keras_version``,
+    ``backend``, ``model_config`` and, when compiled (and ``include_optimizer``),
+    ``training_config``.
 
     ``is_root`` is accepted for symmetry with the saver; the metadata of a model is the same
     whether it is the root or nested, as in tf_keras.
@@ -503,6 +530,10 @@ def layer_metadata(layer: Any, *, is_root: bool, include_optimizer: bool = True)
     }
     record.update(_class_record(layer))
     record.update(_build_facts(layer))
+    literals = literal_call_arguments(layer)
+    if literals:
+        # For a reviver: the values a call without these arguments means.
+        record["call_arguments"] = literals
     input_spec = _input_spec_record(layer.input_spec)
     if input_spec is not None:
         record["input_spec"] = input_spec

@@ -52,13 +52,36 @@ class _SavedFunctions:
 def _takes_training(function: Any) -> bool:
     """Whether a loaded call function was saved with a ``training`` argument."""
     for concrete in function.concrete_functions:
-        return any(isinstance(a, bool) for a in concrete.structured_input_signature[0])
+        names = list(concrete.function_type.parameters)
+        values = concrete.structured_input_signature[0]
+        # By name (a literal keyword argument may be a bool too), else any Python bool.
+        return "training" in names or any(isinstance(a, bool) for a in values)
     return False
 
 
+_LITERALS = (bool, int, float, str)
+
+
 def _tensor_arguments(concrete: Any) -> tuple:
-    """A saved call function's signature: its arguments but ``training`` (a Python bool)."""
-    return tuple(a for a in concrete.structured_input_signature[0] if not isinstance(a, bool))
+    """A saved call function's signature: its arguments but the Python values (``training``,
+    keyword arguments traced as constants)."""
+    return tuple(
+        a for a in concrete.structured_input_signature[0] if not isinstance(a, _LITERALS)
+    )
+
+
+def _literal_parameters(function: Any) -> dict[str, Any]:
+    """The Python-valued parameters of a saved call function but ``training``, each with the
+    value of its first trace (what a call without it falls back to without metadata)."""
+    for concrete in getattr(function, "concrete_functions", None) or []:
+        names = list(concrete.function_type.parameters)
+        values = concrete.structured_input_signature[0]
+        return {
+            name: value
+            for name, value in zip(names, values)
+            if name != "training" and isinstance(value, _LITERALS)
+        }
+    return {}
 
 
 def _as_saved_dtypes(inputs: Any, signature: Any) -> Any:
@@ -121,6 +144,15 @@ class RevivedLayer(keras.layers.Layer):
         self._takes_training = self._call_function is not None and _takes_training(
             self._call_function
         )
+        # Keyword arguments traced as constants, with their defaults (the saved metadata's).
+        self._literal_defaults = _literal_parameters(self._call_function)
+        for name, value in (record.get("call_arguments") or {}).items():
+            if name in self._literal_defaults:
+                self._literal_defaults[name] = value
+        # The layer's own mask, where the saver kept it as a function of the inputs.
+        self._mask_function = getattr(api, "compute_mask_fn", None)
+        if self._mask_function is not None:
+            self.supports_masking = True
         # As saved: reference_impl.save gives the functions a training argument only then.
         self._call_has_training_arg = self._takes_training
         self._revived_layers = list(sublayers or [])
@@ -140,9 +172,12 @@ class RevivedLayer(keras.layers.Layer):
         # The variables already exist; building only records the input shape.
         del input_shape
 
-    def call(self, inputs: Any, *more_inputs: Any, training: bool | None = None) -> Any:
+    def call(
+        self, inputs: Any, *more_inputs: Any, training: bool | None = None, **kwargs: Any
+    ) -> Any:
         # More positional inputs where the saved functions take several (an RNN cell's
-        # states, a model's second input).
+        # states, a model's second input); keyword arguments the saved functions were
+        # traced with as constants (only the values traced can be called).
         if self._call_function is None:
             raise NotImplementedError(
                 f"Revived layer '{self.name}' was saved without call functions "
@@ -154,11 +189,39 @@ class RevivedLayer(keras.layers.Layer):
             arguments = tuple(
                 _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0], strict=True)
             )
-        args = (*arguments, bool(training)) if self._takes_training else arguments
-        outputs, losses = self._call_function(*args)
+        unknown = sorted(set(kwargs) - set(self._literal_defaults))
+        if unknown:
+            raise TypeError(
+                f"Revived layer '{self.name}' was saved without call argument(s) {unknown}"
+            )
+        literals = tuple(kwargs.get(n, d) for n, d in self._literal_defaults.items())
+        args = (*arguments, *literals, *((bool(training),) if self._takes_training else ()))
+        try:
+            outputs, losses = self._call_function(*args)
+        except (TypeError, ValueError) as error:
+            if not literals:
+                raise
+            raise ValueError(
+                f"Revived layer '{self.name}' has no saved function for the call argument "
+                f"values {dict(zip(self._literal_defaults, literals))} (only the values the "
+                f"model was saved with are traced): {error}"
+            ) from error
         for loss in losses:
             keras.layers.Layer.add_loss(self, loss)
         return outputs
+
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
+        if self._mask_function is None:
+            return super().compute_mask(inputs, previous_mask)
+        signatures = self._saved.input_signatures
+        if signatures and len(signatures[0]) == 1:
+            inputs = _as_saved_dtypes(inputs, signatures[0][0])
+        # The mask the layer made with no incoming mask (what the saver traced).
+        return self._mask_function(inputs)
+
+    @property
+    def saved_mask_function(self) -> Any:
+        return self._mask_function
 
     # What reference_impl.save reads to save a revived layer as it was saved (these live on
     # the untracked holder, so Keras does not wrap them).

@@ -63,6 +63,7 @@ import tensorflow as tf
 
 from reference_impl import signatures
 from reference_impl._compat import CallContext, get_call_context, save_context, set_call_context
+from reference_impl.metadata import literal_call_arguments
 from reference_impl.revive import RevivedLayer
 
 __all__ = [
@@ -120,6 +121,7 @@ def trace_layers(
                 collection.trace_all_modes(signature)
             continue
         if collection.signatures:
+            collection.trace_defaults()
             continue
         signature = signatures.built_signature(layer)
         if signature is None:
@@ -132,6 +134,8 @@ def trace_layers(
         except Exception as error:  # a layer we cannot call alone
             _warn_skipped(layer, f"calling it on {signature} failed ({type(error).__name__})")
             del collections[id(layer)]
+    for collection in collections.values():
+        collection.warn_literals()
     functions = {key: collection.endpoints() for key, collection in collections.items()}
     # Like tf_keras, only a model (not a bare layer) gets a default serving signature.
     if id(model) in functions and root_signature is not None and isinstance(model, keras.Model):
@@ -168,9 +172,10 @@ def _serving_function(
     """
     training = (False,) if collection.takes_training else ()
     argument_names = collection.argument_names
+    literals = collection.literal_args(None)
 
     def serve(*arguments):
-        outputs = call_traced(call_fn, arguments, argument_names, *training)
+        outputs = call_traced(call_fn, arguments, argument_names, *literals, *training)
         names = signatures.output_names(model, outputs)
         if names is None:
             return dict(outputs)
@@ -211,36 +216,75 @@ class LayerCallFunctions:
     Attributes:
         layer: the Keras layer.
         argument_names: the names of the functions' tensor arguments (``inputs`` first).
+        literal_defaults: the call's Python-valued keyword arguments and their defaults
+            (:func:`reference_impl.metadata.literal_call_arguments`); the functions take
+            them after the tensor arguments, as constants traced per value.
         takes_training: whether the functions take a ``training`` argument after them.
         signatures: the signatures (a spec structure per tensor argument) the layer was
             traced with, in order of discovery.
+        variants: ``(signature, literal values)`` pairs traced, in order of discovery.
     """
 
     def __init__(self, layer: keras.layers.Layer) -> None:
         self.layer = layer
         self.argument_names = signatures.call_argument_names(layer)
+        self.literal_defaults = literal_call_arguments(layer)
         self.takes_training = uses_training(layer)
         self.signatures: list[tuple] = []
+        self.variants: list[tuple[tuple, tuple]] = []
         self._signature_keys: set[str] = set()
         self._original_call = layer.call
         self.call_and_return_conditional_losses = self._make_core_function()
 
     @property
+    def literal_names(self) -> tuple[str, ...]:
+        return tuple(self.literal_defaults)
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
-        return self.argument_names + (("training",) if self.takes_training else ())
+        training = ("training",) if self.takes_training else ()
+        return self.argument_names + self.literal_names + training
+
+    def literal_args(self, values: dict | None) -> tuple:
+        """The literal arguments in parameter order, defaults where ``values`` lacks one."""
+        values = values or {}
+        return tuple(values.get(name, default) for name, default in self.literal_defaults.items())
+
+    def trace_defaults(self) -> None:
+        """Also trace the default literal values, so a call without them can be revived."""
+        if not self.literal_defaults or not self.signatures:
+            return
+        defaults = self.literal_args(None)
+        if not any(literals == defaults for _, literals in self.variants):
+            self.trace_all_modes(self.signatures[0], defaults)
+
+    def warn_literals(self) -> None:
+        if not self.literal_defaults:
+            return
+        values = sorted({repr(literals) for _, literals in self.variants})
+        warnings.warn(
+            f"Layer '{self.layer.name}' ({type(self.layer).__name__}): call argument(s) "
+            f"{', '.join(self.literal_names)} are saved as constants for the values traced "
+            f"({'; '.join(values)}); a loader without the class cannot call other values.",
+            stacklevel=3,
+        )
 
     # -- the core trace ------------------------------------------------------------------
 
     def _make_core_function(self) -> tf.types.experimental.GenericFunction:
         layer = self.layer
         count = len(self.argument_names)
+        literal_names = self.literal_names
+        literal_end = count + len(literal_names)
 
         def core(*args: Any) -> tuple[Any, list]:
             # Inside the layer's own trace its real call runs (not the wrapper installed
             # for its parents), and its activity regularizer is left out: that one belongs
             # to call_and_return_all_conditional_losses.
-            arguments, training = args[:count], (args[count] if len(args) > count else None)
+            arguments = args[:count]
+            training = args[literal_end] if len(args) > literal_end else None
             kwargs = {"training": training} if layer._call_has_training_arg else {}
+            kwargs.update(zip(literal_names, args[count:literal_end]))
             # A cell traced from inside its RNN's loop must not capture the loop's masks.
             fresh_state = dict.fromkeys(_SEQUENCE_STATE) if _keeps_sequence_state(layer) else {}
             with (
@@ -259,23 +303,28 @@ class LayerCallFunctions:
     def _training_args(self, training: bool | None) -> tuple:
         return (bool(training),) if self.takes_training else ()
 
-    def trace(self, signature: tuple, training: bool | None = None) -> None:
-        """Trace the core function for ``signature`` (and ``training``) unless already done."""
+    def trace(
+        self, signature: tuple, training: bool | None = None, literals: tuple | None = None
+    ) -> None:
+        """Trace the core function for ``signature`` (``training``, literal values) once."""
         signature = canonical_signature(signature, self.argument_names)
-        key = repr((signature, bool(training) if self.takes_training else None))
+        literals = self.literal_args(None) if literals is None else tuple(literals)
+        key = repr((signature, literals, bool(training) if self.takes_training else None))
         if key in self._signature_keys:
             return
         self._signature_keys.add(key)
         if signature not in self.signatures:
             self.signatures.append(signature)
+        if (signature, literals) not in self.variants:
+            self.variants.append((signature, literals))
         self.call_and_return_conditional_losses.get_concrete_function(
-            *signature, *self._training_args(training)
+            *signature, *literals, *self._training_args(training)
         )
 
-    def trace_all_modes(self, signature: tuple) -> None:
+    def trace_all_modes(self, signature: tuple, literals: tuple | None = None) -> None:
         """Trace the core function for ``signature``, in both training modes where it matters."""
         for training in (True, False) if self.takes_training else (None,):
-            self.trace(signature, training)
+            self.trace(signature, training, literals)
 
     # -- used from the parent's trace -----------------------------------------------------
 
@@ -303,30 +352,36 @@ class LayerCallFunctions:
         """
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
+        given = {name: kwargs.pop(name) for name in self.literal_names if name in kwargs}
+        literals = self.literal_args(given)
         if training is None:
             context = get_call_context()
             training = context.get_value("training") if context is not None else None
         arguments = None
-        if all(m is None for m in tf.nest.flatten(mask)) and (
-            training is None or isinstance(training, bool)
+        if (
+            all(m is None for m in tf.nest.flatten(mask))
+            and (training is None or isinstance(training, bool))
+            and all(type(v) in (bool, int, float, str) for v in literals)
         ):
             arguments = self._tensor_arguments(args, dict(kwargs))
         if arguments is None:
+            kwargs.update(given)
             if self.layer._call_has_training_arg and training is not None:
                 kwargs["training"] = training
             if mask is not None:
                 kwargs["mask"] = mask
             return self._original_call(*args, **kwargs)
         with tf.init_scope():
-            self.trace_all_modes(signatures.relaxed_spec(arguments))
+            self.trace_all_modes(signatures.relaxed_spec(arguments), literals)
         if _keeps_sequence_state(self.layer):
             # Its traced function would draw new dropout masks at every step of the
             # sequence; the real call shares one across steps, as the RNN expects.
-            return self._original_call(*args, training=training, **kwargs)
+            return self._original_call(*args, training=training, **kwargs, **given)
         outputs, losses = call_traced(
             self.call_and_return_conditional_losses,
             arguments,
             self.argument_names,
+            *literals,
             *self._training_args(training),
         )
         # Keras' own add_loss: a Functional model overrides it to raise NotImplementedError
@@ -353,8 +408,8 @@ class LayerCallFunctions:
             activity_fn = tf.function(activity_regularizer)
 
         def all_losses(*args):
-            arguments, training = args[:count], args[count:]
-            outputs, losses = call_traced(core, arguments, names, *training)
+            arguments, literal_and_training = args[:count], args[count:]
+            outputs, losses = call_traced(core, arguments, names, *literal_and_training)
             losses = list(losses)
             if activity_fn is not None:
                 for output in tf.nest.flatten(outputs):
@@ -388,13 +443,41 @@ class LayerCallFunctions:
             )
             functions["activity_regularizer_fn"] = activity_fn
             wrappers.append("call_and_return_all_conditional_losses")
-        for signature in self.signatures:
+        for signature, literals in self.variants:
             for training in (True, False) if self.takes_training else (None,):
                 for name in wrappers:
                     functions[name].get_concrete_function(
-                        *signature, *self._training_args(training)
+                        *signature, *literals, *self._training_args(training)
                     )
+        mask_fn = self._mask_function()
+        if mask_fn is not None:
+            functions["compute_mask_fn"] = mask_fn
         return functions
+
+    def _mask_function(self) -> Any:
+        """``compute_mask_fn(inputs)``: the mask the layer gives its outputs (no incoming mask),
+        for a reviver; None for layers that make no mask of their own."""
+        layer = self.layer
+        if len(self.argument_names) != 1 or not _overrides_compute_mask(layer):
+            return None
+
+        def compute_mask(inputs):
+            return layer.compute_mask(inputs, None)
+
+        function = tf.function(
+            with_parameters(compute_mask, ("inputs",), f"{layer.name}_compute_mask"),
+            autograph=False,
+        )
+        made = False
+        for signature in self.signatures:
+            try:
+                concrete = function.get_concrete_function(*signature)
+            except Exception:  # a compute_mask that needs the incoming mask
+                return None
+            if concrete.structured_outputs is None:
+                return None
+            made = True
+        return function if made else None
 
 
 # -- calling and tracing from inside a trace -----------------------------------------------
@@ -446,6 +529,12 @@ def _probe(argument: str) -> Any:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _overrides_compute_mask(layer: keras.layers.Layer) -> bool:
+    if isinstance(layer, (RevivedLayer, keras.Model)):
+        return isinstance(layer, RevivedLayer) and layer.saved_mask_function is not None
+    return type(layer).compute_mask is not keras.layers.Layer.compute_mask
 
 
 def uses_training(layer: keras.layers.Layer) -> bool:

@@ -86,7 +86,7 @@ def _check(node: LayerSpec, tensor, where: str) -> None:
 def _apply(layer, node: LayerSpec, args: list):
     kind = REGISTRY.get(node.kind)
     if kind is None or kind.arity == "unary":
-        return layer(args[0])
+        return layer(args[0], **(kind.call_kwargs(node.param_dict) if kind else {}))
     if kind.arity == "merge":
         return layer(list(args))
     if node.kind == "MultiHeadAttention":

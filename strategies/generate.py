@@ -146,7 +146,7 @@ def _pick_kind(draw, base: list[Kind], ok: list[Kind], rotation: int = 0) -> Kin
     fits). It does not depend on the node's position, so deleting a node leaves the kinds of
     the others alone.
     """
-    weighted = [k for k in base for _ in range(12 // len(k.ranks))]
+    weighted = [k for k in base for _ in range(k.draw_weight)]
     fits = {k.name for k in ok}
     n = len(weighted)
     i = draw(st.integers(0, n - 1)) if n > 1 else 0
@@ -374,7 +374,10 @@ class _Graph:
         inner_allowed = [
             k
             for k in self.allowed
-            if k.arity == "unary" and k.name != "Masking" and k.dtypes != ("int32",)
+            if k.arity == "unary"
+            # a mask does not cross a sub-model's boundary
+            and k.name not in ("Masking", "KscMaskZero")
+            and k.dtypes != ("int32",)
         ] or [REGISTRY["Dense"]]
         inner = _Graph(draw, inner_allowed, self.dtype, inner_top, prefix=f"{name}_")
         inner.rotation = self.rotation

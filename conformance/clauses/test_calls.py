@@ -72,6 +72,43 @@ def _check_training(case, data):
         assert [o.shape for o in training_out] == [o.shape for o in want_training], (
             "keras_api.__call__(training=True): output shapes differ from the model's"
         )
+    _check_layers_training(case)
+
+
+def _check_layers_training(case):
+    """Every saved sub-layer whose original call, or a descendant's, takes ``training`` is
+    traced for both modes; for deterministic models each mode gives the original layer's
+    output on the same made-up inputs."""
+    import tensorflow as tf
+
+    by_path = originals.layers_by_saved_path(case.model)
+    compare = deterministic_in_training(case.spec)
+    for node in tree.walk(case.loaded)[1:]:
+        layer = by_path.get(node.path)
+        if layer is None or originals.is_input_layer(layer) or not originals.uses_training(layer):
+            continue
+        call_fn = node.function("__call__")
+        if not tree.concrete_functions(call_fn):
+            continue  # saved without call functions (an RNN's cell): FORMAT-KERAS-API's concern
+        traced = calls.training_values(call_fn)
+        assert {True, False} <= traced, (
+            f"{node.path} ({layer.name}): its call or a sub-layer's takes training, but "
+            f"keras_api.__call__ is traced for training in {sorted(traced, key=str)}, not for "
+            "both True and False"
+        )
+        if not compare:
+            continue
+        for training, args, kwargs in calls.traced_calls(call_fn):
+            tensors = [a for a in tf.nest.flatten((args, kwargs)) if tf.is_tensor(a)]
+            literals = [
+                a for a in tf.nest.flatten((args, kwargs))
+                if not tf.is_tensor(a) and not isinstance(a, bool)
+            ]
+            if training is None or len(tensors) != 1 or literals:
+                continue  # several tensor arguments or constants: not comparable by position
+            got = calls.flat_numpy(call_fn(*args, **kwargs))
+            want = calls.flat_numpy(layer(tensors[0], training=training))
+            _assert_outputs(got, want, f"{node.path} ({layer.name}) __call__(training={training})")
 
 
 def check_consistent(case):

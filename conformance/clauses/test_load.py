@@ -39,6 +39,7 @@ def check_revive(case, revived, data):
     assert len(got) == len(want), f"the revived model gives {len(got)} outputs, not {len(want)}"
     for index, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, f"revived model output {index} (training=False)")
+    check_revived_layers(case, revived)
     original_vars = originals.variables(case.model)
     revived_vars = originals.variables(revived)
     for name, want_list, got_list in zip(
@@ -81,6 +82,74 @@ def check_revive(case, revived, data):
 
 
 STEP = 0.01
+
+
+def _node_input(spec, node, rng):
+    """Made-up data for a node's (first) input, batch 2, with its first step masked."""
+    from strategies.catalog import REGISTRY
+
+    shapes = {i.name: (i.shape, i.dtype) for i in spec.inputs}
+    shapes.update({n.id: (n.out_shape, spec.dtype) for n in spec.nodes})
+    shape, dtype = shapes[node.inputs[0]]
+    params = node.param_dict
+    if REGISTRY[node.kind].dtypes == ("int32",):
+        x = rng.integers(0, params.get("input_dim", 2), size=(2, *shape)).astype("int32")
+    else:
+        x = rng.uniform(-1.0, 1.0, size=(2, *shape)).astype(dtype)
+    if len(shape) >= 2:
+        x[:, 0] = params.get("mask_value", 0)
+    return x
+
+
+def check_revived_layers(case, revived):
+    """Per layer: the trainable flags, the masks of the layers that make one, and calls with
+    the spec's non-default call arguments, against the original's."""
+    from strategies.catalog import REGISTRY
+
+    assert getattr(revived, "trainable", None) == case.model.trainable, (
+        f"the loaded model's trainable is {getattr(revived, 'trainable', None)}, "
+        f"the original's {case.model.trainable}"
+    )
+    flatten = getattr(revived, "_flatten_layers", None)
+    loaded = originals.layers_by_name(revived) if flatten is not None else {}
+    original = originals.layers_by_name(case.model)
+    for name, layer in original.items():
+        if name in loaded and not originals.is_input_layer(layer):
+            assert loaded[name].trainable == layer.trainable, (
+                f"loaded layer {name!r} has trainable={loaded[name].trainable}, "
+                f"the original {layer.trainable}"
+            )
+    rng = np.random.default_rng(0)
+    for node in case.spec.nodes:
+        kind = REGISTRY.get(node.kind)
+        if kind is None or node.shares or node.submodel is not None:
+            continue
+        makes_mask = kind.produces_mask(node.param_dict, False)
+        call_kwargs = kind.call_kwargs(node.param_dict)
+        if not makes_mask and not call_kwargs:
+            continue
+        assert node.layer_name in loaded, (
+            f"the loaded model has no layer {node.layer_name!r} ({node.kind}) to check"
+        )
+        mine, theirs = original[node.layer_name], loaded[node.layer_name]
+        x = _node_input(case.spec, node, rng)
+        if makes_mask:
+            want = mine.compute_mask(x, None)
+            if want is not None:
+                got = theirs.compute_mask(x, None)
+                assert got is not None, (
+                    f"loaded layer {node.layer_name!r} ({node.kind}) computes no mask; the "
+                    "original's masks its input's steps"
+                )
+                assert_bitwise(
+                    np.asarray(got), np.asarray(want), f"{node.layer_name}.compute_mask(x)"
+                )
+        if call_kwargs:
+            assert_close(
+                np.asarray(theirs(x, **call_kwargs)),
+                np.asarray(mine(x, **call_kwargs)),
+                f"loaded layer {node.layer_name!r} called with {call_kwargs}",
+            )
 
 
 def _step_moves(variables, grads):

@@ -157,6 +157,7 @@ def _snapshot(model, inputs):
             (layer.name, layer.__dict__.get("call"), type(layer).call)
             for layer in model._flatten_layers()
         ],
+        "seeds": originals.seed_states(model),
         "optimizer": id(getattr(model, "optimizer", None)),
         "structure": tf.nest.map_structure(lambda _: 0, model(inputs, training=False)),
     }
@@ -165,6 +166,13 @@ def _snapshot(model, inputs):
 def _assert_same(before, after):
     for key in ("trainable", "layer_trainable", "optimizer", "structure"):
         assert before[key] == after[key], f"save changed the model's {key}"
+    assert [s[:2] for s in before["seeds"]] == [s[:2] for s in after["seeds"]], (
+        "save changed the model's seed generators"
+    )
+    for (layer, what, b), (_, _, a) in zip(before["seeds"], after["seeds"]):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), (
+            f"save changed layer {layer!r}'s {what}: {b} before, {a} after"
+        )
     assert [n for n, _ in before["variables"]] == [n for n, _ in after["variables"]], (
         "save changed the model's variable list"
     )

@@ -81,6 +81,41 @@ def variable_value(variable):
     return np.asarray(variable.numpy())
 
 
+def uses_training(layer):
+    """Whether the layer's call, or a descendant's, takes ``training`` (the format then gives
+    the layer's call functions a ``training`` argument)."""
+    if framework_of(layer) == "keras":
+        own = lambda sub: bool(sub._call_has_training_arg)  # noqa: E731
+    else:
+        own = lambda sub: bool(sub._expects_training_arg)  # noqa: E731
+    return own(layer) or any(own(sub) for sub in layer._flatten_layers(include_self=False))
+
+
+def layers_by_name(model):
+    """Every layer under ``model`` (itself excluded) by name, each once."""
+    return {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+
+
+def seed_states(model):
+    """``(layer name, what, value)`` for every seed a layer keeps: Keras 3 ``SeedGenerator``
+    states, tf_keras random generators' seeds and states, and ``seed`` attributes."""
+    out = []
+    for layer in model._flatten_layers(include_self=True):
+        seed = layer.__dict__.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            out.append((layer.name, "seed", seed))
+        for index, generator in enumerate(getattr(layer, "_seed_generators", None) or []):
+            state = variable_value(generator.state)
+            out.append((layer.name, f"SeedGenerator {index} state", state))
+        generator = layer.__dict__.get("_random_generator")
+        if generator is not None:
+            out.append((layer.name, "random generator seed", getattr(generator, "_seed", None)))
+            state = getattr(getattr(generator, "_generator", None), "state", None)
+            if state is not None:
+                out.append((layer.name, "random generator state", variable_value(state)))
+    return out
+
+
 def expects_training(model):
     """Whether the model's call takes a ``training`` argument."""
     if framework_of(model) == "keras":

@@ -66,6 +66,14 @@ class Kind:
     out_ranks: Callable[[int], tuple[int, ...]] = field(default=lambda r: (r,))
     in_sequential: bool = True
     shareable: bool = True
+    # Relative draw weight; 0 means 12 // len(ranks) (see generate._pick_kind).
+    weight: int = 0
+    # Keyword arguments the layer is called with in the model's graph (besides training).
+    call_kwargs: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
+
+    @property
+    def draw_weight(self) -> int:
+        return self.weight or 12 // len(self.ranks)
 
     @property
     def short(self) -> str:

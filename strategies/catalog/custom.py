@@ -10,16 +10,34 @@
 * ``KscCounter`` keeps non-trainable state: an ``offset`` added to its input and an integer
   ``calls`` counter incremented on each training call (its output stays deterministic).
 * ``KscScaledL2`` is a regularizer: ``factor * mean(x ** 2)``.
+* ``KscMaskZero`` passes its input through and masks the timesteps equal to ``mask_value``
+  (``compute_mask``, ANDed with an incoming mask), for the RNNs after it.
+* ``KscScaleKwarg`` has a call keyword ``scale=1.0``; the model calls it with the spec's
+  ``call_scale`` (never the default), so savers must trace that value.
+* ``KscSeededNoise`` adds seeded Gaussian noise in training: a ``SeedGenerator`` in Keras 3,
+  a stateless op keyed by ``(seed, step)`` with an int64 ``step`` counter in tf_keras. Each
+  training call draws anew (not reproducible call to call), but the same seed and state give
+  the same noise.
+* ``KscNormBlock``'s ``call`` takes no ``training``; its inner BatchNormalization does, so the
+  framework passes the mode down and savers must trace both modes.
+* ``KscGain`` (a per-channel ``gain`` weight, sometimes frozen) is *not* registered: loaders
+  must revive it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import strategies as st
+
 from .base import Kind, framework_name, pick, register
 
 ANY_RANK = (1, 2, 3, 4)
 _CACHE: dict[str, dict[str, Any]] = {}
+# Classes kept out of custom_objects (and of the registry): loaders must revive them.
+_UNREGISTERED: dict[str, dict[str, Any]] = {}
+# Each new kind is drawn about as often as a one-rank-in-twelve kind (modest CI cost).
+_RARE = 2
 
 
 def _register(K):
@@ -132,19 +150,131 @@ def custom_objects(K) -> dict[str, Any]:
         def compute_output_shape(self, input_shape):
             return input_shape
 
+    @reg
+    class KscMaskZero(K.layers.Layer):
+        def __init__(self, mask_value=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self.mask_value = float(mask_value)
+            self.supports_masking = True
+
+        def call(self, inputs):
+            return inputs
+
+        def compute_mask(self, inputs, mask=None):
+            # Keras 3 calls compute_mask on symbolic tensors too: its ops, not tf's.
+            ops = tf if legacy else K.ops
+            value = ops.cast(self.mask_value, inputs.dtype)
+            keep = (tf.reduce_any if legacy else ops.any)(ops.not_equal(inputs, value), axis=-1)
+            if mask is None:
+                return keep
+            return ops.logical_and(keep, ops.cast(mask, "bool"))
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "mask_value": self.mask_value}
+
+    @reg
+    class KscScaleKwarg(K.layers.Layer):
+        def call(self, inputs, scale=1.0):
+            return inputs * tf.cast(scale, inputs.dtype)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    @reg
+    class KscSeededNoise(K.layers.Layer):
+        def __init__(self, stddev=0.1, seed=0, **kwargs):
+            super().__init__(**kwargs)
+            self.stddev = float(stddev)
+            self.seed = int(seed)
+            if not legacy:
+                self.seed_generator = K.random.SeedGenerator(self.seed)
+
+        def build(self, input_shape):
+            if legacy:
+                self.step = self.add_weight(
+                    name="seed_step", shape=(), dtype="int64", initializer="zeros",
+                    trainable=False,
+                )
+            super().build(input_shape)
+
+        def call(self, inputs, training=None):
+            if training is not True:  # a Python bool in both frameworks' saves
+                return inputs
+            shape = tf.shape(inputs)
+            if legacy:
+                seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+                self.step.assign_add(tf.constant(1, tf.int64))
+                noise = tf.random.stateless_normal(shape, seed=seed, dtype=inputs.dtype)
+            else:
+                noise = K.random.normal(shape, seed=self.seed_generator, dtype=inputs.dtype)
+            return inputs + tf.cast(self.stddev, inputs.dtype) * noise
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+    @reg
+    class KscNormBlock(K.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.norm = K.layers.BatchNormalization(
+                name=f"{self.name}_bn", dtype=kwargs.get("dtype")
+            )
+
+        def build(self, input_shape):
+            self.norm.build(input_shape)
+            super().build(input_shape)
+
+        def call(self, inputs):  # no training argument: the call context passes it down
+            return self.norm(inputs)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    class KscGain(K.layers.Layer):  # deliberately not registered
+        def build(self, input_shape):
+            self.gain = self.add_weight(
+                name="gain", shape=(int(input_shape[-1]),), initializer="ones", trainable=True
+            )
+            super().build(input_shape)
+
+        def call(self, inputs):
+            return inputs * tf.cast(self.gain, inputs.dtype)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    _UNREGISTERED[fw] = {"KscGain": KscGain}
     _CACHE[fw] = {
         "KscScaledL2": KscScaledL2,
         "KscInputLoss": KscInputLoss,
         "KscWeightLoss": KscWeightLoss,
         "KscTrainingScale": KscTrainingScale,
         "KscCounter": KscCounter,
+        "KscMaskZero": KscMaskZero,
+        "KscScaleKwarg": KscScaleKwarg,
+        "KscSeededNoise": KscSeededNoise,
+        "KscNormBlock": KscNormBlock,
     }
     return _CACHE[fw]
 
 
+def unregistered_objects(K) -> dict[str, Any]:
+    """The custom classes for ``K`` that are deliberately not registered."""
+    custom_objects(K)
+    return _UNREGISTERED[framework_name(K)]
+
+
 def _make(name):
     def make(K, p, kw):
-        return custom_objects(K)[name](**p, **kw)
+        classes = {**custom_objects(K), **unregistered_objects(K)}
+        # call_* parameters are call arguments (Kind.call_kwargs), not constructor ones
+        return classes[name](**{k: v for k, v in p.items() if not k.startswith("call_")}, **kw)
 
     return make
 
@@ -187,5 +317,69 @@ register(
         params=lambda draw, s, d: {},
         out_shape=lambda s, p: s[0],
         make=_make("KscCounter"),
+    )
+)
+register(
+    Kind(
+        name="KscMaskZero",
+        family="custom",
+        ranks=(2,),
+        params=lambda draw, s, d: {"mask_value": pick(draw, (0.0, 1.0))},
+        out_shape=lambda s, p: s[0],
+        make=_make("KscMaskZero"),
+        supports_mask=True,
+        produces_mask=lambda p, m: True,
+        weight=_RARE,
+    )
+)
+register(
+    Kind(
+        name="KscScaleKwarg",
+        family="custom",
+        ranks=ANY_RANK,
+        params=lambda draw, s, d: {"call_scale": pick(draw, (2.0, 0.5, -1.0))},
+        out_shape=lambda s, p: s[0],
+        make=_make("KscScaleKwarg"),
+        call_kwargs=lambda p: {"scale": p["call_scale"]},
+        in_sequential=False,  # Sequential passes no call arguments
+        weight=_RARE,
+    )
+)
+register(
+    Kind(
+        name="KscSeededNoise",
+        family="custom",
+        ranks=ANY_RANK,
+        params=lambda draw, s, d: {
+            "stddev": pick(draw, (0.1, 1.0)),
+            "seed": draw(st.integers(0, 1000)),
+        },
+        out_shape=lambda s, p: s[0],
+        make=_make("KscSeededNoise"),
+        deterministic_in_training=False,  # each training call advances the seed state
+        weight=_RARE,
+    )
+)
+register(
+    Kind(
+        name="KscNormBlock",
+        family="custom",
+        ranks=ANY_RANK,
+        params=lambda draw, s, d: {},
+        out_shape=lambda s, p: s[0],
+        make=_make("KscNormBlock"),
+        weight=_RARE,
+    )
+)
+register(
+    Kind(
+        name="KscGain",
+        family="custom",
+        ranks=ANY_RANK,
+        # sometimes frozen: loaders must keep the layer's trainable flag
+        params=lambda draw, s, d: {"trainable": pick(draw, (True, True, False))},
+        out_shape=lambda s, p: s[0],
+        make=_make("KscGain"),
+        weight=_RARE,
     )
 )

@@ -432,6 +432,94 @@ class ForgetsTheOptimizerState(PlantedBug):
             return super().load(path)
 
 
+class RevivesWithoutMasks(PlantedBug):
+    """Revives layers without the mask they computed (the saved mask function is ignored)."""
+
+    name = "revives-without-masks"
+    caught_by = "LOAD-REVIVE"
+    # Models that are revived (KscGain is unregistered) and make masks.
+    supports = {"kinds": ["KscGain", "KscMaskZero", "Masking", "LSTM"]}
+
+    def load(self, path):
+        revive = _module("revive")
+
+        def drop_mask(original):
+            def init(layer, *args, **kwargs):
+                original(layer, *args, **kwargs)
+                layer._mask_function = None
+                layer.supports_masking = False
+
+            return init
+
+        with wrapped(revive.RevivedLayer, "__init__", drop_mask):
+            return super().load(path)
+
+
+class RevivesUnfrozen(PlantedBug):
+    """Revives every layer trainable, whatever its saved trainable flag."""
+
+    name = "revives-unfrozen"
+    caught_by = "LOAD-REVIVE"
+    supports = {"kinds": ["KscGain", "Dense"]}  # KscGain is unregistered and often frozen
+
+    def load(self, path):
+        model = super().load(path)
+        for layer in model._flatten_layers(include_self=False):
+            layer.trainable = True
+        return model
+
+
+class CallsWithDefaultArguments(PlantedBug):
+    """Traces sub-layers' functions with their call's default keyword arguments only, so a
+    revived layer ignores ``scale=`` (and the model's graph still inlines the true value)."""
+
+    name = "calls-with-default-arguments"
+    caught_by = "LOAD-REVIVE"
+    supports = {"kinds": ["KscGain", "KscScaleKwarg"], "topologies": ["functional"]}
+
+    def planted(self):
+        tracing = _module("tracing")
+        return wrapped(tracing, "literal_call_arguments", lambda original: lambda layer: {})
+
+
+class AdvancesSeedsOnSave(PlantedBug):
+    """Runs one eager training call while saving (to build everything) and restores the
+    float weights it moved, but not the seed generators it advanced."""
+
+    name = "advances-seeds-on-save"
+    caught_by = "SAVE-NO-MUTATION"
+    supports = {"kinds": ["KscSeededNoise", "Dropout", "GaussianNoise", "Dense"]}
+
+    def save(self, model, path, **kwargs):
+        import tensorflow as tf
+
+        floats = [v for v in model.variables if "float" in str(v.dtype)]
+        values = [np.array(v.numpy()) for v in floats]
+        inputs = tf.nest.map_structure(
+            lambda spec: tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype),
+            _module("signatures").root_signature(model),
+        )
+        model(*inputs, training=True)
+        for variable, value in zip(floats, values):
+            variable.assign(value)
+        super().save(model, path, **kwargs)
+
+
+class TracesSubLayerTrainingOnlyWhenOwn(PlantedBug):
+    """Gives a layer's functions ``training`` only when its own call takes it, not when only a
+    sub-layer's does (a BatchNormalization inside a custom block then always infers)."""
+
+    name = "traces-own-training-only"
+    caught_by = "CALL-TRAINING"
+    supports = {"kinds": ["KscNormBlock", "Dense"]}
+
+    def planted(self):
+        tracing = _module("tracing")
+        return wrapped(
+            tracing, "uses_training", lambda original: lambda layer: layer._call_has_training_arg
+        )
+
+
 class SwallowsLoadErrors(PlantedBug):
     """Returns None instead of raising when a file is damaged."""
 
@@ -468,5 +556,10 @@ PLANTED = (
     DeletesBeforeWriting,
     FreezesOnLoad,
     ForgetsTheOptimizerState,
+    RevivesWithoutMasks,
+    RevivesUnfrozen,
+    CallsWithDefaultArguments,
+    AdvancesSeedsOnSave,
+    TracesSubLayerTrainingOnlyWhenOwn,
     SwallowsLoadErrors,
 )

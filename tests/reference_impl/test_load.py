@@ -398,3 +398,71 @@ def test_revived_model_keeps_a_zero_factor_regularizer(tmp_path):
         revived = reference_impl.load(str(tmp_path / "m"))
     assert len(model.losses) == 2
     assert len(revived.losses) == 2
+
+
+# -- custom layers: masks, call arguments, training passed down, frozen layers -------------
+
+
+def _custom_chain(with_gain):
+    """A functional strategies model: KscMaskZero -> LSTM -> KscScaleKwarg(scale=2) ->
+    KscNormBlock [-> KscGain, unregistered and frozen, so the model is revived]."""
+    from tests.strategies.test_build import _chain
+
+    lstm = {"units": 2, "return_sequences": False, "go_backwards": False, "use_bias": True}
+    nodes = [
+        ("KscMaskZero", {"mask_value": 0.0}, (3, 2)),
+        ("LSTM", lstm, (2,)),
+        ("KscScaleKwarg", {"call_scale": 2.0}, (2,)),
+        ("KscNormBlock", {}, (2,)),
+    ]
+    if with_gain:
+        nodes.append(("KscGain", {"trainable": False}, (2,)))
+    return _chain(nodes, (3, 2))
+
+
+@pytest.fixture(scope="module", params=["revived", "from-config"])
+def custom_loaded(request, tmp_path_factory):
+    import strategies
+
+    spec = _custom_chain(with_gain=request.param == "revived")
+    model = strategies.build_model(spec, "keras")
+    path = str(tmp_path_factory.mktemp("custom") / "m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference_impl.save(model, path)
+        loaded = reference_impl.load(path)
+    assert isinstance(loaded, RevivedModel) == (request.param == "revived")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 2)).astype("float32")
+    x[:, 0] = 0
+    return model, loaded, x
+
+
+def _layer(model, name):
+    return next(layer for layer in model._flatten_layers() if layer.name == name)
+
+
+def test_loaded_custom_layers_keep_masks_kwargs_trainable_and_modes(custom_loaded):
+    model, loaded, x = custom_loaded
+    for training in (False, True):
+        assert_close(outputs(loaded, x, training), outputs(model, x, training))
+    mask = _layer(loaded, "n0_kscmaskzero").compute_mask(x, None)
+    assert_bitwise(mask, _layer(model, "n0_kscmaskzero").compute_mask(x, None))
+    ones = np.ones((2, 2), "float32")
+    scale = _layer(loaded, "n2_kscscalekwarg")
+    assert_close(scale(ones, scale=2.0), 2.0 * ones)
+    assert_close(scale(ones), ones)  # the default, traced too
+    for layer in model._flatten_layers():
+        assert _layer(loaded, layer.name).trainable == layer.trainable, layer.name
+    block, original = _layer(loaded, "n3_kscnormblock"), _layer(model, "n3_kscnormblock")
+    y = np.arange(4, dtype="float32").reshape(2, 2)
+    for training in (False, True):
+        assert_close(block(y, training=training), original(y, training=training))
+
+
+def test_revived_layer_refuses_an_untraced_call_argument_value(custom_loaded):
+    _, loaded, _ = custom_loaded
+    scale = _layer(loaded, "n2_kscscalekwarg")
+    if not isinstance(scale, RevivedLayer):
+        pytest.skip("rebuilt from its config: any value works")
+    with pytest.raises(ValueError, match="scale"):
+        scale(np.ones((2, 2), "float32"), scale=3.0)

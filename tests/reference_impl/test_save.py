@@ -613,3 +613,40 @@ def test_subclassed_model_with_two_inputs_but_one_build_shape_is_warned(tmp_path
     with pytest.warns(UserWarning, match="only_first.*inputs are not defined"):
         reference_impl.save(model, str(tmp_path / "m"))
     assert not has_call_function(tf.saved_model.load(str(tmp_path / "m")))
+
+
+# -- custom layers: masks, call arguments, training passed down ---------------------------
+
+
+def test_custom_layers_mask_kwargs_and_training_are_saved(tmp_path):
+    import strategies
+    from tests.reference_impl.test_load import _custom_chain
+
+    model = strategies.build_model(_custom_chain(with_gain=False), "keras")
+    path = str(tmp_path / "m")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reference_impl.save(model, path)
+    # The constants traced are named: a loader without the class can call only those.
+    assert any("n2_kscscalekwarg" in str(w.message) and "scale" in str(w.message) for w in caught)
+    loaded = tf.saved_model.load(path)
+    mask_layer, _, scale_layer, block = list(loaded.keras_api.layers)[1:5]
+    x = np.zeros((2, 3, 2), "float32")
+    x[:, 1:] = 1.0
+    assert_bitwise(
+        mask_layer.keras_api.compute_mask_fn(x),
+        model.get_layer("n0_kscmaskzero").compute_mask(x, None),
+    )
+    assert not hasattr(block.keras_api, "compute_mask_fn")  # no mask of its own
+    ones = np.ones((2, 2), "float32")
+    traced = {
+        c.structured_input_signature[0][1]
+        for c in scale_layer.keras_api.__call__.concrete_functions
+    }
+    assert traced == {1.0, 2.0}  # the graph's value and the default
+    assert_close(scale_layer.keras_api.__call__(ones, 2.0), 2.0 * ones)
+    # KscNormBlock's call takes no training; its BatchNormalization's does: both modes.
+    original = model.get_layer("n3_kscnormblock")
+    y = np.arange(4, dtype="float32").reshape(2, 2)
+    for training in (True, False):
+        assert_close(block.keras_api.__call__(y, training), original(y, training=training))

@@ -228,3 +228,78 @@ def test_deterministic_in_training_flag_is_honest(framework):
 
     check()
     _clear()
+
+
+def _chain(kinds_params, shape, topology="functional"):
+    """A one-input chain of (kind, params, out_shape) nodes."""
+    from strategies.spec import InputSpec, LayerSpec, ModelSpec, freeze_params
+
+    nodes, source = [], "in_0"
+    for i, (kind, params, out_shape) in enumerate(kinds_params):
+        nodes.append(
+            LayerSpec(
+                id=f"n{i}",
+                kind=kind,
+                inputs=(source,),
+                params=freeze_params(params),
+                out_shape=out_shape,
+                layer_name=f"n{i}_{kind.lower()}",
+            )
+        )
+        source = f"n{i}"
+    return ModelSpec(
+        inputs=(InputSpec("in_0", shape),), nodes=tuple(nodes), outputs=(source,),
+        topology=topology,
+    )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_new_custom_layers_mask_kwargs_seeds_and_training(framework):
+    from strategies.catalog.custom import custom_objects, unregistered_objects
+
+    K = __import__(framework)
+    lstm = {"units": 2, "return_sequences": False, "go_backwards": False, "use_bias": True}
+    spec = _chain(
+        [
+            ("KscMaskZero", {"mask_value": 0.0}, (3, 2)),
+            ("LSTM", lstm, (2,)),
+            ("KscScaleKwarg", {"call_scale": 2.0}, (2,)),
+        ],
+        (3, 2),
+    )
+    model = build_model(spec, framework)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 2)).astype("float32")
+    x[:, 0] = 0
+    masked = np.asarray(model(x))
+    # The mask reaches the LSTM: a masked first step leaves the output as without it.
+    assert np.allclose(masked, 2.0 * np.asarray(model.get_layer("n1_lstm")(x[:, 1:])), atol=1e-6)
+    # The graph calls KscScaleKwarg with the spec's scale, not the default.
+    layer = model.get_layer("n2_kscscalekwarg")
+    ones = np.ones((1, 2), "float32")
+    assert np.allclose(layer(ones), 1.0) and np.allclose(layer(ones, scale=2.0), 2.0)
+
+    noise = custom_objects(K)["KscSeededNoise"]
+    a, b = noise(stddev=1.0, seed=7), noise(stddev=1.0, seed=7)
+    z = np.zeros((2, 3), "float32")
+    assert np.array_equal(a(z), z)  # inference: no noise
+    first = np.asarray(a(z, training=True))
+    assert np.array_equal(first, np.asarray(b(z, training=True)))  # same seed, same noise
+    assert not np.array_equal(first, np.asarray(a(z, training=True)))  # the state advances
+
+    block = custom_objects(K)["KscNormBlock"](name="block")
+    y = np.arange(6, dtype="float32").reshape(2, 3)
+    block(y)
+    assert not np.allclose(block(y, training=True), block(y, training=False))
+
+    gain = unregistered_objects(K)["KscGain"]
+    assert K.saving.get_registered_name(gain) == "KscGain"  # not registered
+    assert "KscGain" not in custom_objects(K)
+    _clear()
+
+
+def test_new_kinds_are_drawn_and_recorded_by_coverage():
+    from strategies.coverage import draw_specs
+
+    f = draw_specs(400, seed=1)
+    for name in ("KscMaskZero", "KscScaleKwarg", "KscSeededNoise", "KscNormBlock", "KscGain"):
+        assert f.kinds[name] > 0, name
