@@ -458,11 +458,22 @@ class LayerCallFunctions:
         """``compute_mask_fn(inputs)``: the mask the layer gives its outputs (no incoming mask),
         for a reviver; None for layers that make no mask of their own."""
         layer = self.layer
-        if len(self.argument_names) != 1 or not _overrides_compute_mask(layer):
+        if len(self.argument_names) != 1:
             return None
+        if _overrides_compute_mask(layer):
 
-        def compute_mask(inputs):
-            return layer.compute_mask(inputs, None)
+            def compute_mask(inputs):
+                return layer.compute_mask(inputs, None)
+
+        elif isinstance(layer, keras.Model) and not isinstance(layer, RevivedLayer):
+            # A model's output masks come from the layers inside it (an Embedding with
+            # mask_zero): a revived model needs them for masked losses and metrics.
+            def compute_mask(inputs):
+                outputs = layer(inputs, training=False)
+                return tf.nest.map_structure(lambda t: getattr(t, "_keras_mask", None), outputs)
+
+        else:
+            return None
 
         function = tf.function(
             with_parameters(compute_mask, ("inputs",), f"{layer.name}_compute_mask"),
@@ -474,7 +485,7 @@ class LayerCallFunctions:
                 concrete = function.get_concrete_function(*signature)
             except Exception:  # a compute_mask that needs the incoming mask
                 return None
-            if concrete.structured_outputs is None:
+            if not [m for m in tf.nest.flatten(concrete.structured_outputs) if m is not None]:
                 return None
             made = True
         return function if made else None

@@ -466,3 +466,30 @@ def test_revived_layer_refuses_an_untraced_call_argument_value(custom_loaded):
         pytest.skip("rebuilt from its config: any value works")
     with pytest.raises(ValueError, match="scale"):
         scale(np.ones((2, 2), "float32"), scale=3.0)
+
+
+def test_revived_subclassed_model_keeps_the_output_masks_its_layers_make(tmp_path):
+    # The mask comes from an Embedding inside an unregistered model's call: the revived model
+    # must give it to its outputs, or a compiled loss is computed over the padded steps too.
+    class MasksInside(keras.Model):
+        def __init__(self):
+            super().__init__(name="masks_inside")
+            self.embed = keras.layers.Embedding(5, 2, mask_zero=True, name="embed")
+
+        def call(self, inputs):
+            return self.embed(inputs)
+
+    model = MasksInside()
+    ids = np.array([[1, 0, 3], [0, 0, 2]], dtype="int32")
+    model(ids)
+    model.compile(optimizer="sgd", loss="mse")
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    with pytest.warns(UserWarning, match="Reviving"):
+        revived = reference_impl.load(path, safe_mode=False)
+    assert isinstance(revived, RevivedModel)
+    mask = getattr(revived(ids), "_keras_mask", None)
+    assert mask is not None, "the revived model's output has no mask"
+    assert_bitwise(np.asarray(mask), ids != 0)
+    target = np.ones((2, 3, 2), dtype="float32")
+    assert_close(revived.test_on_batch(ids, target), model.test_on_batch(ids, target))
