@@ -260,6 +260,25 @@ class RevivedModel(RevivedLayer, keras.Model):
     Saved again, its serving signature keeps the saved input and output names.
     """
 
+    def __init__(self, saved: _SavedFunctions, record: dict | None = None, **kwargs: Any):
+        super().__init__(saved, record, **kwargs)
+        names = _output_names(record or {})
+        if names:
+            # compile() names per-output losses and metrics by them, as the original's
+            self.output_names = names
+
+
+def _output_names(record: dict) -> list[str]:
+    """The output layer names a functional model's saved config lists, or []."""
+    config = record.get("config")
+    layers = config.get("output_layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list) or not layers:
+        return []
+    if isinstance(layers[0], str):  # one output: [name, node_index, tensor_index]
+        return [layers[0]]
+    names = [entry[0] for entry in layers if isinstance(entry, list) and entry]
+    return names if all(isinstance(n, str) for n in names) else []
+
 
 def _saved_input_signatures(function: Any) -> list:
     """The distinct signatures a loaded call function was saved for, in order.

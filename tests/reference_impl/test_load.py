@@ -493,3 +493,29 @@ def test_revived_subclassed_model_keeps_the_output_masks_its_layers_make(tmp_pat
     assert_bitwise(np.asarray(mask), ids != 0)
     target = np.ones((2, 3, 2), dtype="float32")
     assert_close(revived.test_on_batch(ids, target), model.test_on_batch(ids, target))
+
+
+def test_revived_functional_model_names_its_losses_by_its_outputs(tmp_path):
+    # An unknown layer class makes the loader revive the whole functional model: compiled
+    # again, its per-output losses must keep the original's names (callbacks monitor them).
+    class UnknownScale(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    inputs = keras.Input((3,), name="x")
+    first = keras.layers.Dense(2, name="first")(UnknownScale(name="scale")(inputs))
+    second = keras.layers.Dense(1, name="second")(inputs)
+    model = keras.Model(inputs, [first, second], name="two_outputs")
+    model.compile(optimizer="adam", loss=["mse", "mae"])
+    x = np.ones((2, 3), dtype="float32")
+    y = [np.zeros((2, 2), dtype="float32"), np.zeros((2, 1), dtype="float32")]
+    want = model.test_on_batch(x, y, return_dict=True)
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    with pytest.warns(UserWarning, match="Reviving"):
+        revived = reference_impl.load(path, safe_mode=False)
+    assert isinstance(revived, RevivedModel)
+    got = revived.test_on_batch(x, y, return_dict=True)
+    assert sorted(got) == sorted(want) == ["first_loss", "loss", "second_loss"]
+    for name in want:
+        assert_close(got[name], want[name])
