@@ -132,12 +132,16 @@ CLAUSES = (
     Clause(
         "SAVE-UNBUILT",
         "save",
-        "An unbuilt layer or an input-less model saves, with a warning naming it, and "
-        "without call functions.",
-        "Saving must not fail for a model that is partly built; the user must be told what "
-        "was skipped.",
-        "An input-less Sequential and a subclassed model holding a never-called layer: warnings "
-        "and log records must name them; no traced call functions on them.",
+        "A model with an unbuilt sub-layer saves, with a warning naming the layer, which is "
+        "saved without call functions; a root model whose inputs are unknown (never built or "
+        "called) is refused with an exception before anything is written.",
+        "Saving must not fail for a model that is partly built, and the user must be told what "
+        "was skipped; a model without inputs has nothing to serve, and tf_keras' save refuses "
+        "it (`raise_model_input_error`) rather than write a model without functions.",
+        "A subclassed model holding a never-called layer: a warning or log record of the save "
+        "names it, it has no traced call functions, the root has them. An input-less "
+        "Sequential: save raises, and nothing is left at the path or beside it (no temporary "
+        "or half-written directory).",
     ),
     Clause(
         "SAVE-OVERWRITE",

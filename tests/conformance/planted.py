@@ -293,6 +293,23 @@ class SilentAboutUnbuilt(PlantedBug):
         return silenced()
 
 
+class SavesInputlessModel(PlantedBug):
+    """Saves a never-built root model with a warning and no functions, instead of refusing."""
+
+    name = "saves-inputless-model"
+    caught_by = "SAVE-UNBUILT"
+    pytest_args = ("-k", "inputless")
+
+    def planted(self):
+        def wrapper(original):
+            def let_through(model, filepath):
+                warnings.warn(f"'{model.name}' has no known inputs; saved without functions")
+
+            return let_through
+
+        return wrapped(_module("save"), "_require_known_inputs", wrapper)
+
+
 class DeletesBeforeWriting(PlantedBug):
     """Removes the existing model, then writes the new one in its place (not atomic)."""
 
@@ -447,6 +464,7 @@ PLANTED = (
     IgnoresSignatures,
     FreezesLayerOnSave,
     SilentAboutUnbuilt,
+    SavesInputlessModel,
     DeletesBeforeWriting,
     FreezesOnLoad,
     SwallowsLoadErrors,
