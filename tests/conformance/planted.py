@@ -303,7 +303,8 @@ class SavesInputlessModel(PlantedBug):
     def planted(self):
         def wrapper(original):
             def let_through(model, filepath):
-                warnings.warn(f"'{model.name}' has no known inputs; saved without functions")
+                message = f"'{model.name}' has no known inputs; saved without functions"
+                warnings.warn(message, stacklevel=2)
 
             return let_through
 
