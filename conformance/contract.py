@@ -110,12 +110,20 @@ CLAUSES = (
         "signatures",
         "`serving_default` inputs are named after the model's inputs with equal dtypes and "
         "batch dimension None; outputs are keyed by the model's output names; it runs in a "
-        "process that never imports Keras.",
+        "process that never imports Keras; it is one flat function that calls none of the "
+        "saved layers' call functions.",
         "keras-team/keras#19771 and #19458 (output names lost: serving configs break), "
-        "tensorflow/tensorflow#33641.",
+        "tensorflow/tensorflow#33641. tf_keras traces its default signature with the layers' "
+        "own calls, before their call functions are wrapped (`save_impl."
+        "default_save_signature`), so it nests no calls into other saved functions, which "
+        "the TFLite converter and other graph consumers then need not follow.",
         "Names, dtypes and shapes of `serving_default` against the spec; corpus models are "
         "served by a fresh interpreter that checks that loading and serving import no Keras "
-        "module beyond what `import tensorflow` itself loads.",
+        "module beyond what `import tensorflow` itself loads. Drawn models (shared stream) and "
+        "a Dense, BatchNormalization, Dense Sequential: in `saved_model.pb`, no function the "
+        "signature reaches through its call ops (`f`, loop and branch attributes, "
+        "transitively) is a concrete function of a saved `keras_api` call function "
+        "(`savedmodel/functions.py`).",
     ),
     Clause(
         "SIG-STABLE",

@@ -26,6 +26,21 @@ def small_functional(K, name="small", units=3):
     return model
 
 
+def dense_batchnorm_dense(K, name="dense_bn_dense"):
+    """Dense, BatchNormalization, Dense: layers with and without a training mode."""
+    model = K.Sequential(
+        [
+            K.Input((4,), name=f"{name}_in"),
+            K.layers.Dense(3, name=f"{name}_first"),
+            K.layers.BatchNormalization(name=f"{name}_bn"),
+            K.layers.Dense(2, name=f"{name}_out"),
+        ],
+        name=name,
+    )
+    set_weights(model, seed=7)
+    return model
+
+
 def unbuilt_sequential(K):
     """A Sequential model without inputs: nothing in it is built."""
     return K.Sequential([K.layers.Dense(3, name="never_built_dense")], name="inputless")

@@ -156,6 +156,21 @@ class FixesBatchDimension(PlantedBug):
         return wrapped(_module("signatures"), "root_signature", wrapper)
 
 
+class NestsServingCalls(PlantedBug):
+    """Traces ``serving_default`` while the children call their traced functions, so it
+    nests calls into the saved layer functions instead of being one flat function."""
+
+    name = "nests-serving-calls"
+    caught_by = "SIG-SERVING"
+    pytest_args = ("-k", "flat")
+
+    def planted(self):
+        def wrapper(original):
+            return lambda collections, root: contextlib.nullcontext()
+
+        return wrapped(_module("tracing"), "_own_calls", wrapper)
+
+
 class CustomServing(PlantedBug):
     """Writes its own ``serving_default``: the model's outputs, changed by ``serve_outputs``."""
 
@@ -452,6 +467,7 @@ PLANTED = (
     LosesARegularizer,
     ReversesSubLayers,
     FixesBatchDimension,
+    NestsServingCalls,
     HashOrderedOutputs,
     PythonInServing,
     PythonInServingForOnnx,

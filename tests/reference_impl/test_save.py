@@ -12,7 +12,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import reference_impl
-from conformance.savedmodel import tree
+from conformance.savedmodel import functions, tree
 from reference_impl import errors, metadata
 from tests.reference_impl import models as test_models
 
@@ -261,6 +261,33 @@ def test_parent_calls_children_traced_functions(saved):
     op_types = {op.type for op in graph.get_operations()}
     assert "MatMul" not in op_types
     assert op_types & {"StatefulPartitionedCall", "PartitionedCall"}
+
+
+@pytest.mark.parametrize("name", sorted(test_models.BUILDERS))
+def test_serving_signature_is_one_flat_function(saved, name):
+    """As tf_keras' default signature: the layers' ops, no calls into their saved functions."""
+    assert functions.layer_functions_called_by_signature(saved[name].path) == []
+
+
+def test_dense_batchnorm_dense_serves_flat_and_equal(tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input((4,), name="x"),
+            keras.layers.Dense(3, name="first"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(2, name="out"),
+        ]
+    )
+    x = test_models.sample((3, 4))
+    model(x, training=True)  # moves the BatchNormalization statistics off their initial values
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    assert functions.layer_functions_called_by_signature(path) == []
+    loaded = tf.saved_model.load(path)
+    assert_close(loaded.signatures["serving_default"](x=tf.constant(x))["out"], model(x))
+    # the layers' own functions still call their children's (saving stays linear)
+    graph = loaded.keras_api.__call__.concrete_functions[0].graph
+    assert {op.type for op in graph.get_operations()} & {"StatefulPartitionedCall"}
 
 
 def test_unbuilt_layer_saved_without_functions_and_one_warning(tmp_path):
