@@ -221,10 +221,17 @@ CLAUSES = (
         "LOAD-RESAVE",
         "load",
         "A loaded model saved again round-trips with equal outputs and equal signature "
-        "fingerprint.",
-        "Models are loaded, fine-tuned and saved again in pipelines.",
+        "fingerprint. A loaded Sequential (rebuilt from its config or revived around layers "
+        "of unknown classes) is a Sequential; changed with `pop()` and `add()`, it computes "
+        "its new layers, and saved again it serves them.",
+        "Models are loaded, fine-tuned and saved again in pipelines; replacing a loaded "
+        "Sequential's head is the common fine-tuning step. tf_keras never reuses a revived "
+        "Sequential's saved functions for this reason (`save_impl.wrap_layer_functions`).",
         "The loaded model saved again: its `__call__` equals the original model and its "
-        "fingerprint equals the first save's.",
+        "fingerprint equals the first save's. A Sequential ending in an Activation, loaded "
+        "from its config and (with a layer of a class registered nowhere) revived: `pop()`, "
+        "`add(Dense)`; its output, then the re-saved `serving_default` and `__call__`, equal "
+        "the original's layers but the last followed by the new head.",
     ),
     Clause(
         "LOAD-CORRUPT",

@@ -435,6 +435,41 @@ class RevivesAStaleVariable(PlantedBug):
         return model
 
 
+class RevivedSequentialKeepsSavedCall(PlantedBug):
+    """Revives a Sequential of unknown layers with the model's saved call function as its
+    call (as for any revived model), so pop() and add() change its layers but not what it
+    computes or what a second save serves."""
+
+    name = "revived-sequential-keeps-saved-call"
+    caught_by = "LOAD-RESAVE"
+    pytest_args = ("-k", "sequential")
+
+    def planted(self):
+        revive = _module("revive")
+
+        def wrapper(original):
+            def revive_sequential(reviver, loaded, identifiers):
+                model = original(reviver, loaded, identifiers)
+                if model is not None:
+                    saved = revive._SavedFunctions(loaded).api.call_and_return_conditional_losses
+                    takes_training = revive._takes_training(saved)
+
+                    def call(inputs, training=None, mask=None):
+                        args = (inputs, bool(training)) if takes_training else (inputs,)
+                        return saved(*args)[0]
+
+                    object.__setattr__(model, "call", call)
+                return model
+
+            return revive_sequential
+
+        return wrapped(revive._Reviver, "revive_sequential", wrapper)
+
+    def load(self, path):
+        with self.planted():
+            return super().load(path)
+
+
 class FreezesOnLoad(PlantedBug):
     """Revives every variable as non-trainable."""
 
@@ -476,6 +511,7 @@ PLANTED = (
     KeepsTheModelOnTheSaver,
     DropsSubLayerCallFunctions,
     RevivesAStaleVariable,
+    RevivedSequentialKeepsSavedCall,
     IgnoresOverwrite,
     AlwaysSavesOptimizer,
     IgnoresSignatures,
