@@ -11,7 +11,9 @@ The steps, in order, each in its own module (none calls back into an earlier one
    layer it calls with the shapes it calls them with; then any built layer not reached that
    way, for the signature it was built for. Layers that are not built (or a root whose
    inputs are unknown) get no functions and one warning each; a root *model* that was
-   never built is refused before anything is written, as tf_keras refuses it.
+   never built is refused before anything is written, as tf_keras refuses it. The serving
+   function is traced last, with every layer's own call: one flat function, as tf_keras'
+   default signature, not calls into the layers' saved functions.
 3. Build the saved tree (:mod:`reference_impl.attributes`): one ``AutoTrackable`` node per
    layer and metric, with its ``keras_api``; the optimizer's variables under
    ``optimizer`` when ``include_optimizer``.
