@@ -115,12 +115,20 @@ CLAUSES = (
         "signatures",
         "`serving_default` inputs are named after the model's inputs with equal dtypes and "
         "batch dimension None; outputs are keyed by the model's output names; it runs in a "
-        "process that never imports Keras.",
+        "process that never imports Keras; it is one flat function that calls none of the "
+        "saved layers' call functions.",
         "keras-team/keras#19771 and #19458 (output names lost: serving configs break), "
-        "tensorflow/tensorflow#33641.",
+        "tensorflow/tensorflow#33641. tf_keras traces its default signature with the layers' "
+        "own calls, before their call functions are wrapped (`save_impl."
+        "default_save_signature`), so it nests no calls into other saved functions, which "
+        "the TFLite converter and other graph consumers then need not follow.",
         "Names, dtypes and shapes of `serving_default` against the spec; corpus models are "
         "served by a fresh interpreter that checks that loading and serving import no Keras "
-        "module beyond what `import tensorflow` itself loads.",
+        "module beyond what `import tensorflow` itself loads. Drawn models (shared stream) and "
+        "a Dense, BatchNormalization, Dense Sequential: in `saved_model.pb`, no function the "
+        "signature reaches through its call ops (`f`, loop and branch attributes, "
+        "transitively) is a concrete function of a saved `keras_api` call function "
+        "(`savedmodel/functions.py`).",
     ),
     Clause(
         "SIG-STABLE",
@@ -137,12 +145,16 @@ CLAUSES = (
     Clause(
         "SAVE-UNBUILT",
         "save",
-        "An unbuilt layer or an input-less model saves, with a warning naming it, and "
-        "without call functions.",
-        "Saving must not fail for a model that is partly built; the user must be told what "
-        "was skipped.",
-        "An input-less Sequential and a subclassed model holding a never-called layer: warnings "
-        "and log records must name them; no traced call functions on them.",
+        "A model with an unbuilt sub-layer saves, with a warning naming the layer, which is "
+        "saved without call functions; a root model whose inputs are unknown (never built or "
+        "called) is refused with an exception before anything is written.",
+        "Saving must not fail for a model that is partly built, and the user must be told what "
+        "was skipped; a model without inputs has nothing to serve, and tf_keras' save refuses "
+        "it (`raise_model_input_error`) rather than write a model without functions.",
+        "A subclassed model holding a never-called layer: a warning or log record of the save "
+        "names it, it has no traced call functions, the root has them. An input-less "
+        "Sequential: save raises, and nothing is left at the path or beside it (no temporary "
+        "or half-written directory).",
     ),
     Clause(
         "SAVE-OVERWRITE",
@@ -225,10 +237,17 @@ CLAUSES = (
         "LOAD-RESAVE",
         "load",
         "A loaded model saved again round-trips with equal outputs and equal signature "
-        "fingerprint.",
-        "Models are loaded, fine-tuned and saved again in pipelines.",
+        "fingerprint. A loaded Sequential (rebuilt from its config or revived around layers "
+        "of unknown classes) is a Sequential; changed with `pop()` and `add()`, it computes "
+        "its new layers, and saved again it serves them.",
+        "Models are loaded, fine-tuned and saved again in pipelines; replacing a loaded "
+        "Sequential's head is the common fine-tuning step. tf_keras never reuses a revived "
+        "Sequential's saved functions for this reason (`save_impl.wrap_layer_functions`).",
         "The loaded model saved again: its `__call__` equals the original model and its "
-        "fingerprint equals the first save's.",
+        "fingerprint equals the first save's. A Sequential ending in an Activation, loaded "
+        "from its config and (with a layer of a class registered nowhere) revived: `pop()`, "
+        "`add(Dense)`; its output, then the re-saved `serving_default` and `__call__`, equal "
+        "the original's layers but the last followed by the new head.",
     ),
     Clause(
         "LOAD-CORRUPT",

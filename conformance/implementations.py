@@ -68,8 +68,8 @@ KERAS_EXPORT_NOT_CLAIMED = {
     "CALL-CONSISTENT": "export writes no per-layer call functions to compare",
     "LOSSES-REGULARIZATION": "export keeps no regularization losses",
     "LOSSES-ACTIVITY": "export keeps no activity losses (no `call_and_return_*` functions)",
-    "SAVE-UNBUILT": "export needs a built model with known inputs; an unbuilt model is an error, "
-    "not a partial save",
+    "SAVE-UNBUILT": "export refuses an input-less model before writing, as the clause asks, but "
+    "writes no `keras_api` tree in which an unbuilt sub-layer could be saved without functions",
     "SAVE-OPTIMIZER": "an inference export never writes optimizer state, so "
     "include_optimizer=True cannot round-trip it",
     "SAVE-ATOMIC": "export writes in place through `tf.saved_model.save` and promises no "

@@ -5,10 +5,11 @@ would naturally catch (``FileNotFoundError`` for a missing path, ``ValueError`` 
 that is wrong), so ``except ValueError`` keeps working for code that does not know this
 package.
 
-Each error is built as ``Err(path, cause)``: ``path`` is the file or directory at fault and
-``cause`` says what is wrong with it, either as text or as the exception that revealed the
-problem. Both are kept as attributes and both appear in the message. The errors survive
-pickling, so a test can raise one in a subprocess and inspect it in the parent.
+Each error is built as ``Err(path, cause)``: ``path`` is the file or directory at fault (for
+a refused save, the path that was not written) and ``cause`` says what is wrong with it,
+either as text or as the exception that revealed the problem. Both are kept as attributes
+and both appear in the message. The errors survive pickling, so a test can raise one in a
+subprocess and inspect it in the parent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "MetadataError",
     "UnknownClassError",
     "UnsafeDeserializationError",
+    "ModelInputsUnknownError",
 ]
 
 
@@ -114,3 +116,14 @@ class UnsafeDeserializationError(ReferenceImplError, ValueError):
     """Loading would execute saved code (Lambda bytecode, pickles) and safe_mode is on."""
 
     summary = "Unsafe deserialization refused"
+
+
+class ModelInputsUnknownError(ReferenceImplError, ValueError):
+    """``save`` was given a root model whose inputs are unknown (never built or called).
+
+    As tf_keras' ``save`` does (``raise_model_input_error``), the save is refused before
+    anything is written: such a model has no call functions or serving signature to save.
+    Sub-layers that are not built are still saved, without functions, with a warning.
+    """
+
+    summary = "Cannot save the model"

@@ -11,12 +11,13 @@ Two ways, tried in this order:
 2. **Revived** (:mod:`reference_impl.revive`). Otherwise (a class is unknown, or the config
    does not give back the saved model) the SavedModel is loaded with
    ``tf.saved_model.load`` and wrapped in a Keras layer or model that calls the saved
-   functions, with a warning that names the unknown class. Whatever ``safe_mode`` says:
-   ``safe_mode`` forbids deserializing Python code (Lambda bytecode, pickles), and the saved
-   graph functions are not Python code but data the TensorFlow runtime executes, as
-   ``tf.saved_model.load`` does; reviving deserializes no config. With ``safe_mode=True``
-   a config that does not rebuild the model (every class known) is a
-   :class:`~reference_impl.errors.CorruptSavedModelError`.
+   functions, with a warning that names the unknown class (a Sequential becomes a
+   ``keras.Sequential`` of revived layers, which ``add()`` and ``pop()`` can change).
+   Whatever ``safe_mode`` says: ``safe_mode`` forbids deserializing Python code (Lambda
+   bytecode, pickles), and the saved graph functions are not Python code but data the
+   TensorFlow runtime executes, as ``tf.saved_model.load`` does; reviving deserializes no
+   config. With ``safe_mode=True`` a config that does not rebuild the model (every class
+   known) is a :class:`~reference_impl.errors.CorruptSavedModelError`.
 
 A SavedModel without ``keras_metadata.pb`` but with ``keras_api`` objects is revived with a
 warning whatever ``safe_mode`` says, as the format's specification asks (there is no config

@@ -22,6 +22,10 @@ layer is a Keras 3 layer that:
 It can therefore be called, fine-tuned with a gradient step, used inside a new model, and
 saved again with :func:`reference_impl.save`. Its config cannot rebuild it (there is no
 class to rebuild); a re-saved revived model is revived again.
+
+A root Sequential is the exception: it becomes a :class:`RevivedSequential`, a
+``keras.Sequential`` of its revived layers that calls them in order rather than its own
+saved functions, as tf_keras does, because ``add()`` and ``pop()`` may change it.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import keras
 import tensorflow as tf
 
 from reference_impl.attributes import KERAS_API
-from reference_impl.metadata import MetadataNode
+from reference_impl.metadata import INPUT_LAYER_IDENTIFIER, SEQUENTIAL_IDENTIFIER, MetadataNode
 
-__all__ = ["RevivedLayer", "RevivedModel", "revive"]
+__all__ = ["RevivedLayer", "RevivedModel", "RevivedSequential", "revive"]
 
 
 class _SavedFunctions:
@@ -280,6 +284,17 @@ def _output_names(record: dict) -> list[str]:
     return names if all(isinstance(n, str) for n in names) else []
 
 
+class RevivedSequential(keras.Sequential):
+    """A Sequential model whose class (or a layer's) is unknown: its layers are revived.
+
+    Unlike :class:`RevivedModel` it does not call the model's saved functions: as tf_keras
+    (``save_impl.wrap_layer_functions``) never reuses a revived Sequential's, because
+    ``add()`` and ``pop()`` may change it. It runs its layers in order, so a changed model
+    computes, and is saved as, what it now holds; its revived layers still call their own
+    saved functions.
+    """
+
+
 def _saved_input_signatures(function: Any) -> list:
     """The distinct signatures a loaded call function was saved for, in order.
 
@@ -334,10 +349,16 @@ def revive(path: str, root: MetadataNode | None, nodes: list | None = None) -> R
     """
     loaded = tf.saved_model.load(path)
     records = {node.node_path: dict(node.metadata) for node in nodes or []}
+    identifiers = {node.node_path: node.identifier for node in nodes or []}
     if root is not None:
         records["root"] = dict(root.metadata)
     is_model = root is None or root.identifier in _MODEL_IDENTIFIERS
-    revived = _Reviver(loaded, records).revive(loaded, "root", model_class=is_model)
+    reviver = _Reviver(loaded, records)
+    if root is not None and root.identifier == SEQUENTIAL_IDENTIFIER:
+        sequential = reviver.revive_sequential(loaded, identifiers)
+        if sequential is not None:
+            return sequential
+    revived = reviver.revive(loaded, "root", model_class=is_model)
     if revived._call_function is None:
         warnings.warn(
             f"The object at '{path}' was saved without call functions; the revived "
@@ -410,6 +431,41 @@ class _Reviver:
             layer._saved.serving_signature, layer._saved.output_names = _serving(api, record)
         self.layers[id(node)] = layer
         return layer
+
+
+    def revive_sequential(self, loaded: Any, identifiers: dict[str, str]) -> Any:
+        """The root Sequential as a :class:`RevivedSequential` of its revived layers, or
+        None where it cannot be one (no single-tensor serving input, variables of its own,
+        layers that do not chain)."""
+        api = getattr(loaded, KERAS_API)
+        record = self.records.get("root", {})
+        signature, _ = _serving(api, record)
+        if signature is None or len(signature) != 1 or not isinstance(signature[0], tf.TensorSpec):
+            return None
+        children = list(getattr(api, "layers", []))
+        in_children = {id(v) for child in children for v in _api_variables(child)}
+        if any(id(v) not in in_children for v in api.variables):
+            return None
+        layers = []
+        for index, child in enumerate(children):
+            path = f"root.{KERAS_API}.layers.{index}"
+            if getattr(child, KERAS_API, None) is None:
+                continue
+            if identifiers.get(path) == INPUT_LAYER_IDENTIFIER:
+                continue
+            layers.append(self.revive(child, path))
+        spec = signature[0]
+        shape = spec.shape.as_list()
+        inputs = keras.Input(
+            shape=tuple(shape[1:]), batch_size=shape[0], dtype=spec.dtype.name, name=spec.name
+        )
+        try:
+            model = RevivedSequential([inputs, *layers], name=record.get("name"))
+        except Exception:  # the revived layers do not chain: revive it as a whole instead
+            return None
+        if record.get("trainable") is False:
+            model.trainable = False
+        return model
 
 
 def _api_variables(node: Any) -> list:

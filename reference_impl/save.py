@@ -10,7 +10,10 @@ The steps, in order, each in its own module (none calls back into an earlier one
    :mod:`reference_impl.signatures`: the root for its input signature, which reaches every
    layer it calls with the shapes it calls them with; then any built layer not reached that
    way, for the signature it was built for. Layers that are not built (or a root whose
-   inputs are unknown) get no functions and one warning each.
+   inputs are unknown) get no functions and one warning each; a root *model* that was
+   never built is refused before anything is written, as tf_keras refuses it. The serving
+   function is traced last, with every layer's own call: one flat function, as tf_keras'
+   default signature, not calls into the layers' saved functions.
 3. Build the saved tree (:mod:`reference_impl.attributes`): one ``AutoTrackable`` node per
    layer and metric, with its ``keras_api``; the optimizer's variables under
    ``optimizer`` when ``include_optimizer``.
@@ -36,6 +39,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from reference_impl import atomic, metadata
 from reference_impl.attributes import build_saved_tree, sublayers
+from reference_impl.errors import ModelInputsUnknownError
 
 # Importable from here as before (the suite's own tests build serving functions with them).
 from reference_impl.signatures import output_names
@@ -69,11 +73,19 @@ def save(
         include_optimizer: save the optimizer's variables and the training config.
         signatures: passed to ``tf.saved_model.save`` as given; by default the model's
             ``_default_save_signature`` is saved as ``serving_default``.
+
+    Raises:
+        ModelInputsUnknownError: ``model`` is a model that was never built (its inputs are
+            unknown); nothing is written at ``filepath``.
+        FileExistsError: ``overwrite`` is False, ``filepath`` exists and there is no
+            terminal to ask on.
     """
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"save() expects a Keras model or layer, got {type(model).__name__}")
     if not atomic.should_write(filepath, overwrite):
         return
+    # As tf_keras' save (raise_model_input_error): refused before anything is written.
+    _require_known_inputs(model, filepath)
 
     layers = _layers_breadth_first(model)
     # Metadata is read before tracing, while every layer is exactly as the user left it.
@@ -95,6 +107,22 @@ def save(
         with atomic.atomic_directory(filepath) as directory:
             tf.saved_model.save(root, os.fspath(directory), signatures=signatures, options=options)
             _write_metadata(directory, paths, layer_records)
+
+
+def _require_known_inputs(model: keras.layers.Layer, filepath: str | os.PathLike[str]) -> None:
+    """Raise :class:`ModelInputsUnknownError` for a root model that was never built.
+
+    Only the root: unbuilt sub-layers (and nested models) are saved without functions, with
+    a warning each, as tf_keras skips them. A bare layer is not a model tf_keras could save;
+    an unbuilt one is saved without functions, with a warning.
+    """
+    if isinstance(model, keras.Model) and not model.built:
+        raise ModelInputsUnknownError(
+            filepath,
+            f"model '{model.name}' ({type(model).__name__}) has no known inputs: it was never "
+            "built or called. Give it an Input, call `build(input_shape)` or call it on data "
+            "first. Nothing was written.",
+        )
 
 
 def _layers_breadth_first(model: keras.layers.Layer) -> list[keras.layers.Layer]:

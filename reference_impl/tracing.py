@@ -140,7 +140,7 @@ def trace_layers(
     # Like tf_keras, only a model (not a bare layer) gets a default serving signature.
     if id(model) in functions and root_signature is not None and isinstance(model, keras.Model):
         functions[id(model)]["_default_save_signature"] = _serving_function(
-            model, root_signature, functions[id(model)]["__call__"], collections[id(model)]
+            model, root_signature, collections
         )
     return functions
 
@@ -163,19 +163,26 @@ def _warn_skipped(layer: keras.layers.Layer, reason: str) -> None:
 def _serving_function(
     model: keras.layers.Layer,
     signature: Any,
-    call_fn: Any,
-    collection: LayerCallFunctions,
+    collections: dict[int, LayerCallFunctions],
 ) -> Any:
     """The ``serving_default`` function: inference-mode call, outputs keyed by name.
 
-    ``signature`` holds named specs: those names are the serving inputs' names.
+    ``signature`` holds named specs: those names are the serving inputs' names. As tf_keras'
+    ``default_save_signature`` it is traced with every layer's own call, not the traced
+    functions the layers' parents call while saving: one flat function without calls into
+    the saved layer functions, which the TFLite converter needs.
     """
-    training = (False,) if collection.takes_training else ()
-    argument_names = collection.argument_names
-    literals = collection.literal_args(None)
+    argument_names = collections[id(model)].argument_names
+    training = False if collections[id(model)].takes_training else None
+    kwargs = {"training": False} if model._call_has_training_arg else {}
 
     def serve(*arguments):
-        outputs = call_traced(call_fn, arguments, argument_names, *literals, *training)
+        with (
+            _own_calls(collections.values(), model),
+            _fresh_call_context(model, training),
+            _isolated_losses(model),
+        ):
+            outputs = model(*arguments, **kwargs)
         names = signatures.output_names(model, outputs)
         if names is None:
             return dict(outputs)
@@ -188,6 +195,25 @@ def _serving_function(
     )
     function.get_concrete_function()
     return function
+
+
+@contextlib.contextmanager
+def _own_calls(
+    collections: Iterable[LayerCallFunctions], root: keras.layers.Layer
+) -> Iterator[None]:
+    """Undo :func:`children_call_traced_functions` inside the block, with fresh RNN state.
+
+    A cell keeps the dropout masks of the sequence it runs in; a trace must not leave its
+    graph tensors there for the next one.
+    """
+    with contextlib.ExitStack() as stack:
+        for functions in collections:
+            if functions.layer is not root:
+                stack.enter_context(_temporarily(functions.layer, call=functions._original_call))
+        for layer in [root, *descendants(root)]:
+            if _keeps_sequence_state(layer):
+                stack.enter_context(_temporarily(layer, **dict.fromkeys(_SEQUENCE_STATE)))
+        yield
 
 
 @contextlib.contextmanager

@@ -325,6 +325,56 @@ def test_loaded_model_resumes_training(implementation, clause, example):
                          f"optimizer variable {w.name} after one more step of each")
 
 
+@pytest.mark.clause("LOAD-RESAVE")
+@pytest.mark.parametrize("how", ["from-config", "revived"])
+def test_resaved_sequential_serves_its_changes(implementation, clause, how):
+    """tf_keras never reuses a loaded Sequential's saved functions: pop() and add() change it."""
+    import tensorflow as tf
+
+    from conformance.expected import fixtures
+
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.sequential_to_change(K, with_unknown_class=how == "revived")
+    example = {"model": f"Sequential ending in an Activation, loaded ({how}), pop(), add(Dense)"}
+    with clause.example(example):
+        path, _ = clause.save(model, f"to-change-{how}")
+        loaded = load_or_skip(implementation, path)
+        assert callable(getattr(loaded, "pop", None)) and callable(getattr(loaded, "add", None)), (
+            f"the loaded Sequential is a {type(loaded).__name__} without pop() and add()"
+        )
+        head = fixtures.change_sequential(K, loaded).layers[-1]
+        x = np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)
+        # What the changed model must compute: the original's layers but the last, then the
+        # new head (not the loaded model's own call, which may be what is wrong).
+        hidden = x
+        for layer in model.layers[:-1]:
+            hidden = layer(hidden, training=False)
+        want = [np.asarray(head(hidden))]
+        got = originals.outputs(loaded, x, training=False)
+        assert [g.shape for g in got] == [w.shape for w in want], (
+            f"after pop() and add() the loaded model gives shapes {[g.shape for g in got]}, "
+            f"not {[w.shape for w in want]}: it still computes the Sequential as it was loaded"
+        )
+        for index, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"output {index} of the loaded model after pop() and add()")
+        resaved = clause.new_path(f"changed-{how}")
+        implementation.save(loaded, resaved)
+        files_view = tree.load(resaved)
+        (name,) = tree.serving_signature(files_view)[0]
+        served = files_view.signatures["serving_default"](**{name: tf.constant(x)})
+        got = calls.flat_numpy(list(served.values()))
+        assert [g.shape for g in got] == [w.shape for w in want], (
+            f"the re-saved serving_default gives shapes {[g.shape for g in got]}, the changed "
+            f"model {[w.shape for w in want]}: it serves the Sequential as it was loaded"
+        )
+        for index, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"re-saved serving_default output {index} of the changed model")
+        root_call = tree.keras_root(files_view, "the re-saved model's root").require("__call__")
+        got = calls.flat_numpy(calls.call(root_call, x, training=False))
+        for index, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"re-saved __call__ output {index} of the changed model")
+
+
 # Each corruption: (name, function(path) that damages the copy at path).
 def _truncate(relative, keep=0.5):
     def damage(path):

@@ -10,10 +10,11 @@ import pytest
 
 from conformance import corpus
 from conformance.api import unsupported_reason
+from conformance.expected import fixtures
 from conformance.expected.names import expected_output_names
 from conformance.expected.tolerances import assert_close
 from conformance.plugin.drawing import shared_examples
-from conformance.savedmodel import calls, tree
+from conformance.savedmodel import calls, functions, tree
 
 
 def check_serving(case):
@@ -51,6 +52,36 @@ def test_serving_signature_names(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
         check_serving(clause.case(spec))
+
+
+def check_flat_serving(path):
+    """tf_keras traces its default signature with the layers' own calls, before they are
+    wrapped (save_impl.default_save_signature): serving_default reaches none of the saved
+    layers' call functions."""
+    tree.serving_signature(tree.load(path))  # a serving_default to inspect
+    nested = functions.layer_functions_called_by_signature(path)
+    assert not nested, (
+        f"serving_default calls {len(nested)} saved layer call function(s), e.g. "
+        f"{', '.join(f'{name} ({where})' for where, name in nested[:3])}; it must be one flat "
+        "function, as tf_keras traces it"
+    )
+
+
+@pytest.mark.clause("SIG-SERVING")
+@shared_examples()
+def test_serving_signature_is_flat(implementation, clause, example):
+    spec, _ = example
+    with clause.example(spec):
+        check_flat_serving(clause.case(spec).path)
+
+
+@pytest.mark.clause("SIG-SERVING")
+def test_serving_is_flat_for_dense_batchnorm_dense(implementation, clause):
+    K = fixtures.keras_module(implementation.framework)
+    model = fixtures.dense_batchnorm_dense(K)
+    with clause.example({"model": "Sequential([Input, Dense, BatchNormalization, Dense])"}):
+        path, _ = clause.save(model, "flat-serving")
+        check_flat_serving(path)
 
 
 # Runs in a fresh interpreter. `import tensorflow` itself imports a stub of Keras when one is

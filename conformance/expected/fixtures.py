@@ -26,6 +26,50 @@ def small_functional(K, name="small", units=3):
     return model
 
 
+def dense_batchnorm_dense(K, name="dense_bn_dense"):
+    """Dense, BatchNormalization, Dense: layers with and without a training mode."""
+    model = K.Sequential(
+        [
+            K.Input((4,), name=f"{name}_in"),
+            K.layers.Dense(3, name=f"{name}_first"),
+            K.layers.BatchNormalization(name=f"{name}_bn"),
+            K.layers.Dense(2, name=f"{name}_out"),
+        ],
+        name=name,
+    )
+    set_weights(model, seed=7)
+    return model
+
+
+def sequential_to_change(K, with_unknown_class=False):
+    """A Sequential ending in an Activation, to be loaded, popped and added to.
+
+    ``with_unknown_class``: a layer of a class defined here, registered nowhere, so a loader
+    cannot rebuild the model from its config and revives it from the saved functions.
+    """
+    stack = [K.Input((4,), name="change_in"), K.layers.Dense(3, name="change_hidden")]
+    if with_unknown_class:
+
+        class Doubles(K.layers.Layer):
+            def call(self, inputs):
+                return inputs * 2.0
+
+        stack.append(Doubles(name="change_doubles"))
+    stack += [K.layers.Dense(2, name="change_out"), K.layers.Activation("tanh", name="change_act")]
+    model = K.Sequential(stack, name="to_change")
+    set_weights(model, seed=11)
+    return model
+
+
+def change_sequential(K, model):
+    """What a user does to a loaded Sequential: drop its final activation, add a new head."""
+    model.pop()
+    head = K.layers.Dense(5, name="change_new_head")
+    model.add(head)
+    set_weights(head, seed=13)
+    return model
+
+
 def unbuilt_sequential(K):
     """A Sequential model without inputs: nothing in it is built."""
     return K.Sequential([K.layers.Dense(3, name="never_built_dense")], name="inputless")

@@ -156,6 +156,21 @@ class FixesBatchDimension(PlantedBug):
         return wrapped(_module("signatures"), "root_signature", wrapper)
 
 
+class NestsServingCalls(PlantedBug):
+    """Traces ``serving_default`` while the children call their traced functions, so it
+    nests calls into the saved layer functions instead of being one flat function."""
+
+    name = "nests-serving-calls"
+    caught_by = "SIG-SERVING"
+    pytest_args = ("-k", "flat")
+
+    def planted(self):
+        def wrapper(original):
+            return lambda collections, root: contextlib.nullcontext()
+
+        return wrapped(_module("tracing"), "_own_calls", wrapper)
+
+
 class CustomServing(PlantedBug):
     """Writes its own ``serving_default``: the model's outputs, changed by ``serve_outputs``."""
 
@@ -293,6 +308,24 @@ class SilentAboutUnbuilt(PlantedBug):
         return silenced()
 
 
+class SavesInputlessModel(PlantedBug):
+    """Saves a never-built root model with a warning and no functions, instead of refusing."""
+
+    name = "saves-inputless-model"
+    caught_by = "SAVE-UNBUILT"
+    pytest_args = ("-k", "inputless")
+
+    def planted(self):
+        def wrapper(original):
+            def let_through(model, filepath):
+                message = f"'{model.name}' has no known inputs; saved without functions"
+                warnings.warn(message, stacklevel=2)
+
+            return let_through
+
+        return wrapped(_module("save"), "_require_known_inputs", wrapper)
+
+
 class DeletesBeforeWriting(PlantedBug):
     """Removes the existing model, then writes the new one in its place (not atomic)."""
 
@@ -400,6 +433,41 @@ class RevivesAStaleVariable(PlantedBug):
         if variables:
             variables[0].assign(np.zeros(variables[0].shape, variables[0].dtype))
         return model
+
+
+class RevivedSequentialKeepsSavedCall(PlantedBug):
+    """Revives a Sequential of unknown layers with the model's saved call function as its
+    call (as for any revived model), so pop() and add() change its layers but not what it
+    computes or what a second save serves."""
+
+    name = "revived-sequential-keeps-saved-call"
+    caught_by = "LOAD-RESAVE"
+    pytest_args = ("-k", "sequential")
+
+    def planted(self):
+        revive = _module("revive")
+
+        def wrapper(original):
+            def revive_sequential(reviver, loaded, identifiers):
+                model = original(reviver, loaded, identifiers)
+                if model is not None:
+                    saved = revive._SavedFunctions(loaded).api.call_and_return_conditional_losses
+                    takes_training = revive._takes_training(saved)
+
+                    def call(inputs, training=None, mask=None):
+                        args = (inputs, bool(training)) if takes_training else (inputs,)
+                        return saved(*args)[0]
+
+                    object.__setattr__(model, "call", call)
+                return model
+
+            return revive_sequential
+
+        return wrapped(revive._Reviver, "revive_sequential", wrapper)
+
+    def load(self, path):
+        with self.planted():
+            return super().load(path)
 
 
 class FreezesOnLoad(PlantedBug):
@@ -540,6 +608,7 @@ PLANTED = (
     LosesARegularizer,
     ReversesSubLayers,
     FixesBatchDimension,
+    NestsServingCalls,
     HashOrderedOutputs,
     PythonInServing,
     PythonInServingForOnnx,
@@ -548,11 +617,13 @@ PLANTED = (
     KeepsTheModelOnTheSaver,
     DropsSubLayerCallFunctions,
     RevivesAStaleVariable,
+    RevivedSequentialKeepsSavedCall,
     IgnoresOverwrite,
     AlwaysSavesOptimizer,
     IgnoresSignatures,
     FreezesLayerOnSave,
     SilentAboutUnbuilt,
+    SavesInputlessModel,
     DeletesBeforeWriting,
     FreezesOnLoad,
     ForgetsTheOptimizerState,

@@ -16,6 +16,7 @@ BASES = {
     errors.MetadataError: ValueError,
     errors.UnknownClassError: ValueError,
     errors.UnsafeDeserializationError: ValueError,
+    errors.ModelInputsUnknownError: ValueError,
 }
 
 

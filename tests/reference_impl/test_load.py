@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 import reference_impl
+from conformance.savedmodel import fingerprint
 from reference_impl import errors, integrity, metadata, revive
-from reference_impl.revive import RevivedLayer, RevivedModel
+from reference_impl.revive import RevivedLayer, RevivedModel, RevivedSequential
 from tests.reference_impl import models as test_models
 
 TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
@@ -268,6 +269,76 @@ def test_revived_list_inputs_and_saved_again(saved, tmp_path):
     reference_impl.save(loaded, str(tmp_path / "again"))
     again = reference_impl.load(str(tmp_path / "again"), safe_mode=False)
     assert_close(outputs(again, x), outputs(model, x))
+
+
+# -- a loaded Sequential changed with pop() and add() ---------------------------------------
+
+
+class _Halves(keras.layers.Layer):
+    """Registered nowhere: a Sequential holding it is revived, not rebuilt from its config."""
+
+    def call(self, inputs):
+        return inputs * 0.5
+
+
+def _sequential(unknown_class=False):
+    stack = [keras.Input((4,), name="seq_in"), keras.layers.Dense(3, name="seq_hidden")]
+    if unknown_class:
+        stack.append(_Halves(name="seq_halves"))
+    stack += [keras.layers.Dense(2, name="seq_out"), keras.layers.Activation("tanh")]
+    return keras.Sequential(stack, name="seq")
+
+
+def _serve(path, x):
+    served = tf.saved_model.load(path).signatures["serving_default"](seq_in=tf.constant(x))
+    return served
+
+
+@pytest.mark.parametrize("unknown_class", [False, True], ids=["from-config", "revived"])
+def test_changed_loaded_sequential_is_saved_as_changed(tmp_path, unknown_class):
+    model = _sequential(unknown_class)
+    x = test_models.sample((3, 4))
+    reference_impl.save(model, str(tmp_path / "first"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the revival warning
+        loaded = reference_impl.load(str(tmp_path / "first"), safe_mode=False)
+    assert isinstance(loaded, keras.Sequential)
+    assert isinstance(loaded, RevivedSequential) is unknown_class
+    assert_close(outputs(loaded, x), outputs(model, x))
+    loaded.pop()
+    loaded.add(keras.layers.Dense(5, name="seq_new_head"))
+    hidden = x
+    for layer in model.layers[:-1]:
+        hidden = layer(hidden)
+    want = np.asarray(loaded.layers[-1](hidden))
+    assert_close(outputs(loaded, x), want)
+    reference_impl.save(loaded, str(tmp_path / "changed"))
+    served = _serve(str(tmp_path / "changed"), x)
+    assert list(served) == ["seq_new_head"]
+    assert_close(served["seq_new_head"], want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = reference_impl.load(str(tmp_path / "changed"), safe_mode=False)
+    assert [layer.name for layer in again.layers][-1] == "seq_new_head"
+    assert_close(outputs(again, x), want)
+
+
+def test_revived_sequential_keeps_variables_and_round_trips(tmp_path):
+    model = _sequential(unknown_class=True)
+    model.get_layer("seq_hidden").trainable = False
+    reference_impl.save(model, str(tmp_path / "first"))
+    with pytest.warns(UserWarning, match="_Halves"):
+        loaded = reference_impl.load(str(tmp_path / "first"), safe_mode=False)
+    assert isinstance(loaded, RevivedSequential) and loaded.name == "seq"
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    for got, want in zip(loaded.variables, model.variables, strict=True):
+        assert_bitwise(got.numpy(), want.numpy())
+    assert len(loaded.trainable_variables) == len(model.trainable_variables) == 2
+    # Saved again unchanged, it is the same saved model.
+    reference_impl.save(loaded, str(tmp_path / "again"))
+    first, _ = fingerprint.fingerprint(str(tmp_path / "first"))
+    second, _ = fingerprint.fingerprint(str(tmp_path / "again"))
+    assert first == second
 
 
 def test_revived_inside_a_new_model(revived):

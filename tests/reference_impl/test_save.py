@@ -12,8 +12,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import reference_impl
-from conformance.savedmodel import tree
-from reference_impl import metadata
+from conformance.savedmodel import functions, tree
+from reference_impl import errors, metadata
 from tests.reference_impl import models as test_models
 
 TOLERANCE = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-6, "float64": 1e-6}
@@ -263,6 +263,33 @@ def test_parent_calls_children_traced_functions(saved):
     assert op_types & {"StatefulPartitionedCall", "PartitionedCall"}
 
 
+@pytest.mark.parametrize("name", sorted(test_models.BUILDERS))
+def test_serving_signature_is_one_flat_function(saved, name):
+    """As tf_keras' default signature: the layers' ops, no calls into their saved functions."""
+    assert functions.layer_functions_called_by_signature(saved[name].path) == []
+
+
+def test_dense_batchnorm_dense_serves_flat_and_equal(tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input((4,), name="x"),
+            keras.layers.Dense(3, name="first"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(2, name="out"),
+        ]
+    )
+    x = test_models.sample((3, 4))
+    model(x, training=True)  # moves the BatchNormalization statistics off their initial values
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    assert functions.layer_functions_called_by_signature(path) == []
+    loaded = tf.saved_model.load(path)
+    assert_close(loaded.signatures["serving_default"](x=tf.constant(x))["out"], model(x))
+    # the layers' own functions still call their children's (saving stays linear)
+    graph = loaded.keras_api.__call__.concrete_functions[0].graph
+    assert {op.type for op in graph.get_operations()} & {"StatefulPartitionedCall"}
+
+
 def test_unbuilt_layer_saved_without_functions_and_one_warning(tmp_path):
     model = test_models.with_unbuilt_layer()
     with warnings.catch_warnings(record=True) as caught:
@@ -276,16 +303,47 @@ def test_unbuilt_layer_saved_without_functions_and_one_warning(tmp_path):
     assert has_call_function(loaded.keras_api)
 
 
-def test_model_without_inputs_saved_with_warning(tmp_path):
+def test_model_without_inputs_refused_before_writing(tmp_path):
+    """As tf_keras' save (raise_model_input_error): an error naming the model, no files."""
     model = keras.Sequential([keras.layers.Dense(2, name="lonely")], name="never_built")
+    path = tmp_path / "m"
+    with pytest.raises(errors.ModelInputsUnknownError) as raised:
+        reference_impl.save(model, str(path))
+    assert isinstance(raised.value, ValueError)
+    assert "'never_built'" in str(raised.value) and str(path) in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # nothing at the path, no temporary beside it
+
+
+def test_model_without_inputs_leaves_the_previous_model(tmp_path):
+    path = str(tmp_path / "m")
+    reference_impl.save(test_models.sequential(), path)
+    before = sorted(os.listdir(path))
+    unbuilt = keras.Sequential([keras.layers.Dense(2)], name="never_built")
+    with pytest.raises(errors.ModelInputsUnknownError):
+        reference_impl.save(unbuilt, path, overwrite=True)
+    assert sorted(os.listdir(path)) == before and os.listdir(tmp_path) == ["m"]
+    assert tf.saved_model.load(path).signatures
+
+
+def test_unbuilt_nested_model_saved_with_warning(tmp_path):
+    """Only the root is refused: a nested model that is not built is skipped, as a layer."""
+
+    class HoldsUnbuiltModel(keras.Model):
+        def __init__(self):
+            super().__init__(name="holds_model")
+            self.used = keras.layers.Dense(2, name="used")
+            self.spare = keras.Sequential([keras.layers.Dense(2)], name="spare_model")
+
+        def call(self, inputs):
+            return self.used(inputs)
+
+    model = HoldsUnbuiltModel()
+    model(np.ones((2, 3), "float32"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         reference_impl.save(model, str(tmp_path / "m"))
-    skipped = [str(w.message) for w in caught if "Skipping full serialization" in str(w.message)]
-    assert any("'never_built'" in m for m in skipped) or any("'lonely'" in m for m in skipped)
-    loaded = tf.saved_model.load(str(tmp_path / "m"))
-    assert not has_call_function(loaded.keras_api)
-    assert "serving_default" not in loaded.signatures
+    assert any("'spare_model'" in str(w.message) for w in caught)
+    assert has_call_function(tf.saved_model.load(str(tmp_path / "m")).keras_api)
 
 
 def _fit_one_step(model, x, y):
