@@ -495,7 +495,8 @@ class LayerCallFunctions:
             # A model's output masks come from the layers inside it (an Embedding with
             # mask_zero): a revived model needs them for masked losses and metrics.
             def compute_mask(inputs):
-                outputs = layer(inputs, training=False)
+                with _isolated_losses(layer):  # the trace's losses must not stay on the model
+                    outputs = layer(inputs, training=False)
                 return tf.nest.map_structure(lambda t: getattr(t, "_keras_mask", None), outputs)
 
         else:
