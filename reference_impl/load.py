@@ -226,6 +226,7 @@ def _from_config(
             model.build_from_config(record["build_config"])
         except Exception as error:
             raise _NotRebuilt(f"it does not build ({type(error).__name__}: {error})") from error
+    _refreeze(model)
     saved = _saved_values(files, ("root", KERAS_API, "variables"))
     if saved is None:
         saved = _saved_values(files, ("root", "variables"))
@@ -237,6 +238,21 @@ def _from_config(
             f"not match the {len(saved)} saved ones in shape and dtype"
         )
     return model
+
+
+def _refreeze(model: keras.layers.Layer) -> None:
+    """Set ``trainable=False`` again, once built, on every layer its config made frozen.
+
+    Keras 3.15 applies a constructor's ``trainable=False`` to the layer's own variables only:
+    the sub-layers of a TimeDistributed, Bidirectional, MultiHeadAttention or ConvLSTM stay
+    trainable (keras-team/keras#19398 fixed it for own variables). Setting it once built
+    reaches them, as it did on the saved model.
+    """
+    for layer in [model, *model._flatten_layers(include_self=False)]:
+        if not layer.trainable:
+            for sub in layer._flatten_layers(include_self=False):
+                if sub.trainable:  # Keras' setter does nothing when the value is unchanged
+                    sub.trainable = False
 
 
 def _compile_and_restore_optimizer(

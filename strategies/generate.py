@@ -81,6 +81,15 @@ def training_specs(draw, n_outputs: int = 1) -> TrainingSpec:
     )
 
 
+# Keras 3.15 applies a constructor's trainable=False to a layer's own variables only: these
+# kinds' sub-layers stay in the model's trainable variables and train (keras-team/keras#19398
+# fixed it for own variables). Frozen before the build they would make a model Keras itself
+# gets wrong, so they are frozen after it. tests/strategies checks that each still leaks.
+FROZEN_BEFORE_LEAKS = frozenset(
+    {"Bidirectional", "ConvLSTM1D", "KscNormBlock", "MultiHeadAttention", "TimeDistributed"}
+)
+
+
 def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
     """Some layers and sub-models made non-trainable, before or after the build (rare:
     most specs stay trainable; shrinks toward trainable)."""
@@ -89,7 +98,8 @@ def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
     out = []
     for n in nodes:
         if n.shares is None and _rare(draw, 3):  # a shared node's layer is its original's
-            n = replace(n, frozen=draw(st.sampled_from(FROZEN)))
+            when = "after" if n.kind in FROZEN_BEFORE_LEAKS else draw(st.sampled_from(FROZEN))
+            n = replace(n, frozen=when)
         out.append(n)
     return tuple(out)
 

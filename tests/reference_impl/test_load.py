@@ -590,3 +590,25 @@ def test_revived_functional_model_names_its_losses_by_its_outputs(tmp_path):
     assert sorted(got) == sorted(want) == ["first_loss", "loss", "second_loss"]
     for name in want:
         assert_close(got[name], want[name])
+
+
+def test_layers_frozen_after_build_load_frozen_with_their_sub_layers(tmp_path):
+    # From its config a ConvLSTM1D is made with trainable=False, which Keras 3.15 does not
+    # pass to its cell (made from the layer's arguments): the loader must freeze it again.
+    inputs = keras.Input((2, 4, 3), name="x")
+    recurrent = keras.layers.ConvLSTM1D(2, 3, name="recurrent")
+    outputs = keras.layers.Dense(1, name="head")(keras.layers.Flatten()(recurrent(inputs)))
+    model = keras.Model(inputs, outputs)
+    recurrent.trainable = False
+    path = str(tmp_path / "m")
+    reference_impl.save(model, path)
+    loaded = reference_impl.load(path)
+    assert [v.path for v in loaded.trainable_variables] == [
+        v.path for v in model.trainable_variables
+    ]
+    frozen = loaded.get_layer("recurrent")
+    before = [np.array(v.numpy()) for v in frozen.weights]
+    loaded.compile(optimizer="sgd", loss="mse")
+    loaded.train_on_batch(np.ones((2, 2, 4, 3), "float32"), np.ones((2, 1), "float32"))
+    for value, variable in zip(before, frozen.weights):
+        assert_bitwise(variable.numpy(), value)
