@@ -187,6 +187,9 @@ def _build_subclassed(K, spec: ModelSpec):
     from .generate import call_inputs
 
     model(call_inputs(spec, probe))
+    # The shape rules are checked on the build; a saver may trace the call with shapes it
+    # relaxed (tf_keras' training placeholder loses static shapes), which is its business.
+    model.check_shapes = False
     return model
 
 
