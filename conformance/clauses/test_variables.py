@@ -63,7 +63,7 @@ def check_layer_tree(case):
 
 
 @pytest.mark.clause("VARS-EXACT")
-@shared_examples()
+@shared_examples(zoo=True)
 def test_variables_saved_once_bitwise(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
@@ -71,7 +71,7 @@ def test_variables_saved_once_bitwise(implementation, clause, example):
 
 
 @pytest.mark.clause("LAYERS-TREE")
-@shared_examples()
+@shared_examples(zoo=True)
 def test_layer_tree_mirrors_model(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
