@@ -100,3 +100,23 @@ def test_smallest_zoo_model_builds_alike_in_both_frameworks():
     outputs = {fw: np.asarray(m(x, training=False)) for fw, m in built.items()}
     assert outputs["keras"].shape == (len(x), *spec.node("n0").out_shape)
     np.testing.assert_allclose(outputs["keras"], outputs["tf_keras"], rtol=1e-5, atol=1e-6)
+
+
+def test_layer_tree_names_a_sub_layer_saved_with_an_empty_keras_api(tmp_path):
+    """The zoo's finding: tf_keras saves EfficientNet's Normalization layer with a keras_api
+    holding nothing; LAYERS-TREE says so instead of failing on an AttributeError."""
+    from types import SimpleNamespace
+
+    import tf_keras
+
+    from conformance.clauses.test_variables import check_layer_tree
+    from conformance.savedmodel import tree
+
+    inputs = tf_keras.Input((4, 4, 3))
+    hidden = tf_keras.layers.Normalization(axis=-1, name="norm")(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 1, name="conv")(hidden))
+    path = str(tmp_path / "model")
+    model.save(path, save_format="tf")
+    case = SimpleNamespace(model=model, loaded=tree.load(path))
+    with pytest.raises(AssertionError, match=r"\('norm'\) is saved with a keras_api that has no"):
+        check_layer_tree(case)
