@@ -8,9 +8,10 @@ benchmarks use them.
 
 The zoo (``zoo.json``) is a second, hand-kept list: real architectures from
 ``keras.applications`` (``tf_keras.applications`` when the implementation builds with tf_keras),
-``weights=None``, 32x32 inputs, as specs of the fixed catalog kind ``Application``, cheapest
-save first. Saving one takes tens of seconds, so the suite runs the first one in every profile
-and the whole zoo only under ``nightly`` (``conformance/clauses/test_zoo.py``).
+``weights=None``, 32x32 inputs, as specs of the fixed catalog kind ``Application``, in the
+order of the reference's save time. A save takes seconds to tens of seconds, so the suite
+takes the first (cheapest) as an explicit example in every profile and the whole zoo under
+``nightly`` (``plugin.drawing.ZooExample``).
 """
 
 import json

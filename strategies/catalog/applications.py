@@ -4,7 +4,7 @@ One fixed kind, ``Application``: a whole application model (``weights=None``, it
 with ``classes`` logits) used as one layer of a functional spec. Only the zoo's fixed specs
 (``conformance/corpus/zoo.json``) name it: it is registered with ``register_fixed``, so
 ``model_specs`` never draws it and the coverage table does not count it. Saving one takes
-tens of seconds.
+seconds to tens of seconds.
 """
 
 from __future__ import annotations
