@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import REGISTRY, custom_objects
+from .catalog import FIXED, REGISTRY, custom_objects, lookup
 from .catalog.metrics import custom_metrics
 from .spec import LayerSpec, ModelSpec, RegularizerSpec, TrainingSpec
 
@@ -57,7 +57,7 @@ def make_regularizer(K, reg: RegularizerSpec):
 
 
 def make_layer(K, node: LayerSpec, dtype: str):
-    kind = REGISTRY[node.kind]
+    kind = lookup(node.kind)
     kw: dict[str, Any] = {"name": node.layer_name, "dtype": dtype}
     if node.frozen == "before":
         kw["trainable"] = False
@@ -84,7 +84,7 @@ def _check(node: LayerSpec, tensor, where: str) -> None:
 
 
 def _apply(layer, node: LayerSpec, args: list):
-    kind = REGISTRY.get(node.kind)
+    kind = REGISTRY.get(node.kind) or FIXED.get(node.kind)
     if kind is None or kind.arity == "unary":
         return layer(args[0], **(kind.call_kwargs(node.param_dict) if kind else {}))
     if kind.arity == "merge":
@@ -254,13 +254,13 @@ def weight_keys(model) -> list[tuple[str, Any]]:
 def _values(key: str, short: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode())])
     n = int(np.prod(shape)) if shape else 1
-    if short in ("moving_variance",):
+    if short in ("moving_variance", "variance"):  # "variance": Normalization (EfficientNet)
         vals = rng.uniform(0.5, 1.5, n)
     elif short in ("gamma",):
         vals = rng.uniform(0.8, 1.2, n)
     elif short in ("scale",):  # KscWeightLoss
         vals = rng.uniform(0.5, 1.5, n)
-    elif short in ("moving_mean", "beta", "offset", "alpha"):
+    elif short in ("moving_mean", "mean", "beta", "offset", "alpha"):
         vals = rng.uniform(-0.2, 0.2, n)
     elif "bias" in short:
         vals = rng.uniform(-0.1, 0.1, n)

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import event
 from hypothesis import strategies as st
 
-from .catalog import FLOAT_DTYPES, REGISTRY, Kind
+from .catalog import FIXED, FLOAT_DTYPES, REGISTRY, Kind
 from .catalog.base import prod
 from .catalog.metrics import CUSTOM_METRICS
 from .spec import (
@@ -428,6 +428,9 @@ class _Graph:
 def _allowed_kinds(kinds) -> list[Kind]:
     if kinds is None:
         return list(REGISTRY.values())
+    fixed = [k for k in kinds if k in FIXED]
+    if fixed:
+        raise ValueError(f"{fixed}: fixed kinds (the zoo's specs) are never drawn")
     unknown = [k for k in kinds if k not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown layer kinds: {unknown}")

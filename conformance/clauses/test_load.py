@@ -179,7 +179,7 @@ def _gradients(model, inputs, variables):
 
 
 @pytest.mark.clause("LOAD-REVIVE")
-@shared_examples()
+@shared_examples(zoo=True)
 def test_revived_model_behaves(implementation, clause, example):
     spec, data = example
     with clause.example(spec):

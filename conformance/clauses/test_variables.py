@@ -48,6 +48,11 @@ def check_layer_tree(case):
             for index, (child, saved_child) in enumerate(zip(children, saved_children)):
                 want = [tuple(v.shape) for v in child.variables]
                 api = getattr(saved_child, "keras_api", None)
+                # tf_keras saves a Normalization layer with an empty keras_api (EfficientNet)
+                assert api is None or hasattr(api, "variables"), (
+                    f"{path}.layers[{index}] ({child.name!r}) is saved with a keras_api that "
+                    "has no `variables`"
+                )
                 got = [tuple(v.shape) for v in api.variables] if api is not None else []
                 assert got == want, (
                     f"{path}.layers[{index}] should be {child.name!r} (variable shapes {want}), "
@@ -63,7 +68,7 @@ def check_layer_tree(case):
 
 
 @pytest.mark.clause("VARS-EXACT")
-@shared_examples()
+@shared_examples(zoo=True)
 def test_variables_saved_once_bitwise(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
@@ -71,7 +76,7 @@ def test_variables_saved_once_bitwise(implementation, clause, example):
 
 
 @pytest.mark.clause("LAYERS-TREE")
-@shared_examples()
+@shared_examples(zoo=True)
 def test_layer_tree_mirrors_model(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):

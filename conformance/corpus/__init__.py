@@ -5,6 +5,13 @@ The specs are stored as JSON beside this module (``specs.json``, drawn once by
 reference (Keras 3) and by tf_keras' own saver (tf_keras), and are rewritten only by
 ``python -m conformance corpus --write-golden``. SIG-STABLE, the differential checks and the
 benchmarks use them.
+
+The zoo (``zoo.json``) is a second, hand-kept list: real architectures from
+``keras.applications`` (``tf_keras.applications`` when the implementation builds with tf_keras),
+``weights=None``, 32x32 inputs, as specs of the fixed catalog kind ``Application``, in the
+order of the reference's save time. A save takes seconds to tens of seconds, so the suite
+takes the first (cheapest) as an explicit example in every profile and the whole zoo under
+``nightly`` (``plugin.drawing.ZooExample``).
 """
 
 import json
@@ -20,6 +27,7 @@ import numpy as np
 
 CORPUS_DIR = Path(__file__).parent
 SPECS_FILE = CORPUS_DIR / "specs.json"
+ZOO_FILE = CORPUS_DIR / "zoo.json"
 
 
 def golden_file(framework):
@@ -45,6 +53,28 @@ def corpus_spec(name):
 
 def corpus_specs():
     return [(name, corpus_spec(name)) for name in corpus_names()]
+
+
+@cache
+def _zoo_json():
+    if not ZOO_FILE.exists():
+        return ()
+    return tuple((entry["name"], entry["spec"]) for entry in json.loads(ZOO_FILE.read_text()))
+
+
+def zoo_names():
+    """The zoo's model names, cheapest save first (the file's order, not sorted)."""
+    return [name for name, _ in _zoo_json()]
+
+
+def zoo_spec(name):
+    from strategies.spec import ModelSpec
+
+    return ModelSpec.from_dict(dict(_zoo_json())[name])
+
+
+def zoo_specs():
+    return [(name, zoo_spec(name)) for name in zoo_names()]
 
 
 def supported_specs(implementation):

@@ -67,6 +67,7 @@ def pytest_configure(config):
             session_state.implementation  # noqa: B018
         except ImplementationError as exc:
             raise pytest.UsageError(f"conformance: {exc}") from None
+    drawing.zoo_for(config.getoption("conformance_zoo"))
     config.stash[_STATE_KEY] = session_state
     config.pluginmanager.register(ConformanceSession(session_state), "conformance-session")
     shard.configure(config)

@@ -122,8 +122,63 @@ class FirstExample:
 
 FIRST_EXAMPLE = FirstExample()
 
+# Which zoo models the properties with ``zoo=True`` take as explicit examples: "first", "all"
+# or "none" (``--conformance-zoo``); None: all under nightly, else the first (a save takes
+# 8-23 s with the reference on 2 cores, the first is the cheapest).
+_ZOO = {"choice": None}
 
-def _with_first_example(test):
+
+def zoo_for(choice):
+    _ZOO["choice"] = choice
+
+
+def zoo_choice():
+    if _ZOO["choice"] is not None:
+        return _ZOO["choice"]
+    return "all" if current_profile_name() == "nightly" else "first"
+
+
+class ZooExample:
+    """The zoo model at ``index`` (``conformance/corpus/zoo.json``) with its corpus inputs, as
+    an explicit example; rejected (Hypothesis skips it) when the zoo choice leaves it out or
+    the implementation does not support it. Resolved when the test unpacks it."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def _resolve(self):
+        from conformance import corpus
+        from conformance.api import outside_supports
+
+        choice = zoo_choice()
+        names = corpus.zoo_names()
+        if choice == "none" or (choice == "first" and self.index > 0) or self.index >= len(names):
+            reject()
+        spec = corpus.zoo_spec(names[self.index])
+        if outside_supports(_SUPPORTED, spec) is not None:
+            reject()
+        return spec, corpus.corpus_inputs(spec)
+
+    def __iter__(self):
+        return iter(self._resolve())
+
+    def __repr__(self):
+        return f"ZooExample({self.index}: conformance/corpus/zoo.json)"
+
+
+def _with_zoo_examples(test):
+    from conformance import corpus
+
+    # Hypothesis runs explicit examples last-applied first: the first corpus example (applied
+    # after these), then the zoo cheapest first.
+    for index in reversed(range(len(corpus.zoo_names()))):
+        test = example(example=ZooExample(index))(test)
+    return test
+
+
+def _with_first_example(test, zoo=False):
+    if zoo:
+        test = _with_zoo_examples(test)
     return example(example=FIRST_EXAMPLE)(test)
 
 
@@ -136,11 +191,12 @@ def _on_shared_stream(test):
     return test if current_profile_name() == "nightly" else seed(SHARED_SEED)(test)
 
 
-def shared_examples(**knobs):
-    """Decorator: ``@given(example=examples(**knobs))`` on the shared stream."""
+def shared_examples(zoo=False, **knobs):
+    """Decorator: ``@given(example=examples(**knobs))`` on the shared stream; ``zoo=True``
+    adds the zoo's models (``zoo_choice``) as explicit examples after the first one."""
 
     def decorate(test):
-        test = _with_first_example(given(example=examples(**knobs))(test))
+        test = _with_first_example(given(example=examples(**knobs))(test), zoo=zoo)
         return _on_shared_stream(_suite_settings(test))
 
     return decorate

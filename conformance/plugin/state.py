@@ -23,6 +23,7 @@ OPTIONS = (
     "conformance_report",
     "conformance_shard",
     "conformance_db",
+    "conformance_zoo",
 )
 
 
@@ -60,6 +61,14 @@ def add_options(parser):
         default=None,
         help="Hypothesis example database shared across runs and machines: a directory path "
         f"or a redis:// URL; falls back to ${DB_ENV_VAR} (not with ci/triage profiles)",
+    )
+    group.addoption(
+        "--conformance-zoo",
+        default=None,
+        choices=("first", "all", "none"),
+        help="real architectures (keras.applications, conformance/corpus/zoo.json) as explicit "
+        "examples of CALL-INFERENCE, VARS-EXACT, LAYERS-TREE and LOAD-REVIVE: the first "
+        "(cheapest) model, all of them, or none; default all under nightly, else first",
     )
 
 

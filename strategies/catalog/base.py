@@ -87,14 +87,29 @@ class Kind:
         return bool(self.accepts(shape))
 
 
-REGISTRY: dict[str, Kind] = {}
+REGISTRY: dict[str, Kind] = {}  # the kinds model_specs draws from
+# Kinds only fixed specs name (the zoo's applications): built like any other, never drawn,
+# and outside the coverage table's denominators.
+FIXED: dict[str, Kind] = {}
 
 
 def register(kind: Kind) -> Kind:
-    if kind.name in REGISTRY:
+    if kind.name in REGISTRY or kind.name in FIXED:
         raise ValueError(f"duplicate catalog kind {kind.name}")
     REGISTRY[kind.name] = kind
     return kind
+
+
+def register_fixed(kind: Kind) -> Kind:
+    if kind.name in REGISTRY or kind.name in FIXED:
+        raise ValueError(f"duplicate catalog kind {kind.name}")
+    FIXED[kind.name] = kind
+    return kind
+
+
+def lookup(name: str) -> Kind:
+    """A drawable or a fixed kind by name (what building a spec needs)."""
+    return REGISTRY[name] if name in REGISTRY else FIXED[name]
 
 
 def framework_name(K: Any) -> str:
