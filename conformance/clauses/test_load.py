@@ -283,6 +283,11 @@ def test_loaded_model_resumes_training(implementation, clause, example):
         without_optimizer, _ = clause.save(model, "fresh-optimizer", include_optimizer=False)
         loaded = load_or_skip(implementation, with_optimizer)
         fresh = load_or_skip(implementation, without_optimizer)
+        for who, other in (("", loaded), (" (saved without optimizer)", fresh)):
+            assert callable(getattr(other, "train_on_batch", None)), (
+                f"load{who} returned a {type(other).__name__}, which has no train_on_batch: "
+                "LOAD-RESUME needs the Keras model revived from the files, to train it"
+            )
         assert getattr(loaded, "optimizer", None) is not None, (
             "the loaded model is not compiled: its training config (loss, metrics, optimizer) "
             "was lost"
