@@ -324,6 +324,9 @@ def literal_call_arguments(layer: Any) -> dict[str, Any]:
     for each value the layer is called with. Keras' own classes are left out (their flags,
     such as ``return_attention_scores``, change the outputs' structure, not a value).
     """
+    saved = getattr(layer, "saved_literal_defaults", None)  # a revived layer: as saved
+    if saved is not None:
+        return dict(saved)
     if type(layer).__module__.startswith(("keras.", "tf_keras.")):
         return {}
     try:

@@ -236,6 +236,26 @@ class RevivedLayer(keras.layers.Layer):
         return list(self._saved.input_signatures)
 
     @property
+    def saved_literal_defaults(self) -> dict[str, Any]:
+        """The keyword arguments traced as constants, with their defaults."""
+        return dict(self._literal_defaults)
+
+    @property
+    def saved_call_variants(self) -> list[tuple[tuple, tuple]]:
+        """``(signature, literal values)`` for each saved trace, in order, each once, so a
+        re-save traces the same keyword-argument values."""
+        names = tuple(self._literal_defaults)
+        variants: list[tuple[tuple, tuple]] = []
+        function = self._call_function
+        for concrete in getattr(function, "concrete_functions", None) or []:
+            given = dict(zip(concrete.function_type.parameters, concrete.structured_input_signature[0]))
+            literals = tuple(given.get(n, self._literal_defaults[n]) for n in names)
+            variant = (_tensor_arguments(concrete), literals)
+            if variant not in variants:
+                variants.append(variant)
+        return variants
+
+    @property
     def saved_argument_names(self) -> tuple[str, ...]:
         """The names of the saved call functions' tensor arguments (``inputs``, ...)."""
         for concrete in getattr(self._call_function, "concrete_functions", None) or []:

@@ -116,9 +116,10 @@ def trace_layers(
         if collection is None:
             continue
         if isinstance(layer, RevivedLayer):
-            # A revived layer is not called by its parent: it gets what it was saved with.
-            for signature in layer.saved_input_signatures:
-                collection.trace_all_modes(signature)
+            # A revived layer is not called by its parent: it gets what it was saved with,
+            # keyword-argument values included.
+            for signature, literals in layer.saved_call_variants:
+                collection.trace_all_modes(signature, literals)
             continue
         if collection.signatures:
             collection.trace_defaults()

@@ -612,3 +612,32 @@ def test_layers_frozen_after_build_load_frozen_with_their_sub_layers(tmp_path):
     loaded.train_on_batch(np.ones((2, 2, 4, 3), "float32"), np.ones((2, 1), "float32"))
     for value, variable in zip(before, frozen.weights):
         assert_bitwise(variable.numpy(), value)
+
+
+def test_revived_layer_saved_again_keeps_its_traced_keyword_values(tmp_path):
+    # The re-saved revived layer must be traced for the keyword values it was saved with,
+    # or a second load cannot call it with them (and the fingerprint changes).
+    class Scale(keras.layers.Layer):
+        def call(self, inputs, scale=1.0):
+            return inputs * scale
+
+    class UsesScale(keras.Model):
+        def __init__(self):
+            super().__init__(name="uses_scale")
+            self.scale = Scale(name="scale")
+
+        def call(self, inputs):
+            return self.scale(inputs, scale=0.5)
+
+    model = UsesScale()
+    x = np.array([[1.0, -2.0]], dtype="float32")
+    model(x)
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    reference_impl.save(model, first)
+    with pytest.warns(UserWarning):
+        revived = reference_impl.load(first, safe_mode=False)
+        reference_impl.save(revived, second)
+        again = reference_impl.load(second, safe_mode=False)
+    layer = next(child for child in again._flatten_layers() if child.name == "scale")
+    assert_close(layer(x, scale=0.5), x * 0.5)
+    assert_close(again(x), model(x))
