@@ -248,7 +248,8 @@ class RevivedLayer(keras.layers.Layer):
         variants: list[tuple[tuple, tuple]] = []
         function = self._call_function
         for concrete in getattr(function, "concrete_functions", None) or []:
-            given = dict(zip(concrete.function_type.parameters, concrete.structured_input_signature[0]))
+            values = concrete.structured_input_signature[0]
+            given = dict(zip(concrete.function_type.parameters, values))
             literals = tuple(given.get(n, self._literal_defaults[n]) for n in names)
             variant = (_tensor_arguments(concrete), literals)
             if variant not in variants:
