@@ -101,6 +101,9 @@ def test_killed_save_leaves_old_or_new(implementation, impl_spec, clause):
                 np.testing.assert_array_equal(got, want)
 
 
+THREADED_SAVE_TIMEOUT = 120  # seconds for three small saves (about 1 s each alone)
+
+
 @pytest.mark.clause("SAVE-CONCURRENT")
 def test_threaded_saves_equal_sequential(implementation, clause):
     K = fixtures.keras_module(implementation.framework)
@@ -120,11 +123,22 @@ def test_threaded_saves_equal_sequential(implementation, clause):
             except Exception as exc:  # reported below, with the model's name
                 errors.append(f"{model.name}: {type(exc).__name__}: {exc}")
 
-        threads = [threading.Thread(target=save, args=pair) for pair in zip(models, threaded)]
+        # Daemon threads and one deadline: a save that deadlocks fails the clause, it does
+        # not hang the run.
+        threads = [
+            threading.Thread(target=save, args=pair, daemon=True, name=pair[0].name)
+            for pair in zip(models, threaded)
+        ]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + THREADED_SAVE_TIMEOUT
         for thread in threads:
-            thread.join(timeout=600)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [thread.name for thread in threads if thread.is_alive()]
+        assert not stuck, (
+            f"saves from threads did not finish in {THREADED_SAVE_TIMEOUT} s (a deadlock?): "
+            f"{', '.join(stuck)} still saving"
+        )
         assert not errors, f"saves from threads failed: {errors}"
         for model, one, many in zip(models, sequential, threaded):
             _, want = fingerprint.fingerprint(one)
