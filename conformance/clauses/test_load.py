@@ -234,14 +234,6 @@ def _compiled(spec):
     )
 
 
-def _optimizer_variables(model):
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return []
-    found = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
-    return list(found)
-
-
 def _one_step(model, spec):
     """``train_on_batch`` on the batch after the spec's own training: metrics by name."""
     import strategies
@@ -320,7 +312,8 @@ def test_loaded_model_resumes_training(implementation, clause, example):
         )
         for g, w in zip(got_vars, want_vars):
             assert_close(g.numpy(), w.numpy(), f"{w.name} after one more step of each")
-        want_slots, got_slots = _optimizer_variables(model), _optimizer_variables(loaded)
+        want_slots = originals.optimizer_variables(model)
+        got_slots = originals.optimizer_variables(loaded)
         assert len(got_slots) == len(want_slots), (
             f"the loaded optimizer has {len(got_slots)} variables, the original's "
             f"{len(want_slots)}"

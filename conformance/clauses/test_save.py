@@ -95,11 +95,6 @@ def test_overwrite_false_keeps_existing_files(implementation, clause):
         )
 
 
-def _optimizer_variables(model):
-    optimizer = model.optimizer
-    return list(optimizer.variables() if callable(optimizer.variables) else optimizer.variables)
-
-
 @pytest.mark.clause("SAVE-OPTIMIZER")
 def test_include_optimizer(implementation, clause):
     import tensorflow as tf
@@ -107,14 +102,14 @@ def test_include_optimizer(implementation, clause):
     K = fixtures.keras_module(implementation.framework)
     model = fixtures.trained_compiled(K)
     optimizer = model.optimizer
-    values = [np.array(v.numpy()) for v in _optimizer_variables(model)]
+    values = [np.array(v.numpy()) for v in originals.optimizer_variables(model)]
     with clause.example({"model": "small functional, Adam, one training step"}):
         without = clause.new_path("no-optimizer")
         implementation.save(model, without, include_optimizer=False)
         written = files.optimizer_value_keys(without)
         assert written == [], f"include_optimizer=False wrote optimizer variables: {written[:5]}"
         assert model.optimizer is optimizer, "saving replaced model.optimizer"
-        for variable, value in zip(_optimizer_variables(model), values):
+        for variable, value in zip(originals.optimizer_variables(model), values):
             assert_bitwise(variable.numpy(), value, f"optimizer variable {variable.name}")
         with_opt = clause.new_path("with-optimizer")
         implementation.save(model, with_opt, include_optimizer=True)
@@ -122,7 +117,7 @@ def test_include_optimizer(implementation, clause):
         assert keys, "include_optimizer=True wrote no optimizer variables"
         reader = tf.train.load_checkpoint(os.path.join(with_opt, "variables", "variables"))
         saved_values = {reader.get_tensor(key).tobytes() for key in keys}
-        for variable, value in zip(_optimizer_variables(model), values):
+        for variable, value in zip(originals.optimizer_variables(model), values):
             if value.ndim > 0:  # slots; scalars (iterations, learning rate) may be re-derived
                 assert value.tobytes() in saved_values, (
                     f"optimizer variable {variable.name} was not saved bitwise"

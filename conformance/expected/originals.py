@@ -77,6 +77,15 @@ def variables(model):
     )
 
 
+def optimizer_variables(model):
+    """The model's optimizer variables ([] without an optimizer), in either framework."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return []
+    found = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+    return list(found)
+
+
 def variable_value(variable):
     return np.asarray(variable.numpy())
 

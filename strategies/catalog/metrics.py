@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import framework_name
+from .custom import _register
 
 CUSTOM_METRICS = ("ksc_mean_abs",)
 _CACHE: dict[str, dict[str, Any]] = {}
@@ -19,11 +20,7 @@ def custom_metrics(K) -> dict[str, Any]:
         return _CACHE[fw]
     import tensorflow as tf  # lazily: drawing specs must not need TensorFlow
 
-    saving = getattr(K, "saving", None)
-    if saving is not None and hasattr(saving, "register_keras_serializable"):
-        register = saving.register_keras_serializable(package="ksc")
-    else:
-        register = K.utils.register_keras_serializable(package="ksc")
+    register = _register(K)
 
     def mean_abs_error(y_true, y_pred):
         y_pred = tf.convert_to_tensor(y_pred)
