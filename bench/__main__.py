@@ -44,7 +44,36 @@ def parse_args(argv=None):
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    if args.impl:
+        args.impl = [name for value in args.impl for name in value.split(",") if name]
+        bad = [name for name in args.impl if not _known_implementation(name)]
+        if bad:
+            from conformance.api import BUILTIN
+
+            parser.error(
+                f"--impl: unknown implementation(s) {', '.join(map(repr, bad))}: give built-in "
+                f"names ({', '.join(sorted(BUILTIN))}) or importable package.module:Attr, "
+                "repeated or comma-separated"
+            )
     return args
+
+
+def _known_implementation(name):
+    """A built-in name, or ``module:Attr`` whose module can be found (imported later, in the
+    benchmark's worker, where a failure would only show as an empty row)."""
+    import importlib.util
+
+    from conformance.api import BUILTIN
+
+    if name in BUILTIN:
+        return True
+    module, sep, attr = name.partition(":")
+    if not (sep and module and attr):
+        return False
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def main(argv=None):
