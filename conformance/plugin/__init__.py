@@ -197,9 +197,18 @@ class ConformanceSession:
                 if not any(key == _clause_of(i) or same_test(key, i.nodeid) for i in deselected)
             ]
             if stale:
-                raise pytest.UsageError(
-                    "conformance: xfails entries match no collected test: " + ", ".join(stale)
+                message = "conformance: xfails entries match no collected test: " + ", ".join(
+                    stale
                 )
+                if hasattr(config, "workerinput"):
+                    # A UsageError on an xdist worker ends in INTERNALERROR on the controller:
+                    # run nothing here and let the controller end the session with it.
+                    st.usage_error = message
+                    config.workeroutput["conformance_usage_error"] = message
+                    config.hook.pytest_deselected(items=list(items))
+                    items[:] = []
+                    return
+                raise pytest.UsageError(message)
 
     # -- running ------------------------------------------------------------------------
 
@@ -267,7 +276,7 @@ class ConformanceSession:
         config, st = self.config, self.state
         if hasattr(config, "workerinput"):
             # xdist worker: hand this worker's corpus fingerprints to the controller.
-            if st.has_suite_items:
+            if st.has_suite_items and not st.usage_error:
                 from conformance.plugin import stability
 
                 fingerprints = stability.worker_fingerprints(
@@ -290,6 +299,9 @@ class ConformanceSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
         # xdist controller: collect what each worker fingerprinted.
+        usage_error = getattr(node, "workeroutput", {}).get("conformance_usage_error")
+        if usage_error:
+            pytest.exit(usage_error, returncode=pytest.ExitCode.USAGE_ERROR)
         payload = getattr(node, "workeroutput", {}).get("conformance_fingerprints")
         if payload:
             self.state.worker_fingerprints[node.workerinput["workerid"]] = json.loads(payload)

@@ -115,6 +115,7 @@ class ConformanceState:
         self.recorded_fingerprints = {}  # corpus spec name -> digest, this process's tests
         self.worker_fingerprints = {}  # worker id -> {corpus spec name: fingerprint}
         self.has_suite_items = False
+        self.usage_error: str | None = None  # an xdist worker's, reported by the controller
 
     @property
     def implementation(self):
