@@ -6,10 +6,34 @@ For command lines and tools (the corpus, the coverage table, the demo); properti
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 from .generate import input_data, model_specs
 from .spec import ModelSpec
+
+
+@contextmanager
+def _without_local_constants():
+    """Hypothesis mixes constants found in the process's own loaded modules into some draws,
+    so one seed would draw other specs in a test session than in a script: sampling leaves
+    them out (private Hypothesis names; without them, sampling goes on as it is)."""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original = providers._get_local_constants
+        empty = providers.Constants()
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()  # it holds what the constants allowed, computed with the local ones
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 def _seeded(count: int, seed: int):
@@ -41,7 +65,8 @@ def sample_specs(count: int, seed: int = 0, **knobs: Any) -> list[ModelSpec]:
     def collect(spec: ModelSpec) -> None:
         drawn.append(spec)
 
-    collect()
+    with _without_local_constants():
+        collect()
     return drawn
 
 
@@ -58,5 +83,6 @@ def sample_examples(count: int, seed: int, **knobs: Any) -> list[tuple[ModelSpec
         spec = data.draw(model_specs(**knobs))
         drawn.append((spec, data.draw(input_data(spec))))
 
-    collect()
+    with _without_local_constants():
+        collect()
     return drawn[1 : count + 1]  # Hypothesis' first draw is the minimal spec: skip it

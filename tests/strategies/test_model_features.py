@@ -66,7 +66,9 @@ def test_frozen_layers_build_non_trainable(framework):
         frozen = {n.layer_name for n in spec.frozen_nodes()}
         for node in spec.nodes:  # top-level nodes not frozen stay trainable
             if node.layer_name not in frozen and node.shares is None:
-                assert layers[node.layer_name].trainable is True, (framework, node.layer_name)
+                assert layers[node.layer_name].trainable is True, (
+                    framework, node.layer_name, spec.to_json()
+                )
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
