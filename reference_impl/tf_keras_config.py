@@ -52,6 +52,10 @@ RENAMED: dict[str, dict[str, str]] = {
     "InputLayer": {"batch_shape": "batch_input_shape"},
 }
 
+# Activations tf_keras knows by the same name but computes differently: Keras 3's
+# hard_sigmoid is relu6(x + 3) / 6, tf_keras' is clip(0.2 x + 0.5, 0, 1).
+_ACTIVATIONS_DIFFERING = frozenset({"hard_sigmoid"})
+
 # Keras 3 initializer arguments tf_keras' initializers do not take, with their neutral value.
 _INITIALIZER_DROPPED = {"input_axes": None, "output_axes": None}
 
@@ -60,8 +64,6 @@ _VARIABLE_RENAMED: dict[str, dict[str, str]] = {
     "DepthwiseConv1D": {"kernel": "depthwise_kernel"},
     "DepthwiseConv2D": {"kernel": "depthwise_kernel"},
 }
-
-_GRAPH_NETWORKS = ("Functional", "Sequential")
 
 
 def translate(class_name: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +106,8 @@ def _value(key: str, value: Any) -> Any:
     """An argument's value in tf_keras' form (dtype policies, nested serialized objects)."""
     if key == "dtype":
         return _dtype(value)
+    if key.endswith("activation") and value in _ACTIVATIONS_DIFFERING:
+        raise Untranslatable(f"{key}={value!r} means another function in tf_keras")
     if _is_serialized(value):
         return _serialized(value)
     return value
@@ -111,7 +115,10 @@ def _value(key: str, value: Any) -> Any:
 
 def _dtype(value: Any) -> Any:
     """A Keras 3 ``DTypePolicy`` record becomes its name, which tf_keras' layers take."""
-    if isinstance(value, Mapping) and value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+    if isinstance(value, Mapping) and value.get("class_name") in (
+        "DTypePolicy",
+        "FloatDTypePolicy",
+    ):
         return value.get("config", {}).get("name")
     if isinstance(value, Mapping):
         raise Untranslatable(f"dtype policy {value.get('class_name')!r} has no tf_keras form")
@@ -146,12 +153,22 @@ def _serialized(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _entry(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """One layer of a model's layer list: its class and translated config."""
+    """One layer of a model's layer list: its class and translated config.
+
+    tf_keras rebuilds a model's layers from their own saved nodes, not from this list (only
+    a Sequential's InputLayer comes from it), so a layer without a tf_keras form keeps its
+    Keras 3 config here: tf_keras revives that layer from its node, and a model whose
+    config is None could not be loaded at all (tf_keras' RevivedNetwork cannot make a
+    Functional model without its config).
+    """
     class_name = entry["class_name"]
-    out = {
-        "class_name": class_name,
-        "config": translate(class_name, entry["config"]),
-    }
+    try:
+        config = translate(class_name, entry["config"])
+    except Untranslatable:
+        if class_name == "InputLayer":
+            raise
+        config = dict(entry["config"])
+    out = {"class_name": class_name, "config": config}
     for key in ("module", "registered_name"):
         if entry.get(key) is not None:
             out[key] = entry[key]
@@ -166,33 +183,53 @@ def _sequential(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _functional(config: Mapping[str, Any]) -> dict[str, Any]:
+    shifted = {entry["name"] for entry in config["layers"] if _has_own_first_node(entry)}
     layers = []
     for entry in config["layers"]:
         out = _entry(entry)
         out["name"] = entry["name"]
-        out["inbound_nodes"] = [_node(node) for node in entry.get("inbound_nodes", [])]
+        out["inbound_nodes"] = [_node(node, shifted) for node in entry.get("inbound_nodes", [])]
         layers.append(out)
     return {
         "name": config["name"],
         "trainable": config.get("trainable", True),
         "layers": layers,
-        "input_layers": _history_lists(config["input_layers"]),
-        "output_layers": _history_lists(config["output_layers"]),
+        "input_layers": _history_lists(config["input_layers"], shifted),
+        "output_layers": _history_lists(config["output_layers"], shifted),
     }
 
 
-def _history_lists(value: Any) -> Any:
+def _has_own_first_node(entry: Mapping[str, Any]) -> bool:
+    """Whether tf_keras counts a first node of this layer that Keras 3 does not.
+
+    A tf_keras model built from an Input has a node of its own (inputs to outputs) before
+    any call in an outer model, and the outer model's config counts it
+    (``functional._should_skip_first_node``): its first call there is node 1, not 0.
+    """
+    if entry.get("class_name") == "Functional":
+        return True
+    if entry.get("class_name") == "Sequential":
+        layers = entry.get("config", {}).get("layers") or [{}]
+        return layers[0].get("class_name") == "InputLayer"
+    return False
+
+
+def _history(name: str, node_index: Any, tensor_index: Any, shifted: set[str]) -> list:
+    return [name, int(node_index) + (name in shifted), int(tensor_index)]
+
+
+def _history_lists(value: Any, shifted: set[str]) -> Any:
     """``[name, node, tensor]`` triples as lists (tf_keras' form), in their structure."""
     if isinstance(value, Mapping):
-        return {key: _history_lists(item) for key, item in value.items()}
+        return {key: _history_lists(item, shifted) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         if len(value) == 3 and isinstance(value[0], str):
-            return [value[0], int(value[1]), int(value[2])]
-        return [_history_lists(item) for item in value]
+            return _history(*value, shifted)
+        return [_history_lists(item, shifted) for item in value]
     raise Untranslatable(f"unexpected input or output layer record {value!r}")
 
 
-def _node(node: Any) -> Any:
+def _node(node: Any, shifted: set[str]) -> Any:
     """A Keras 3 call record ``{"args", "kwargs"}`` as tf_keras' node data.
 
     tf_keras records a call as the structure of its first argument, each tensor as
@@ -208,7 +245,7 @@ def _node(node: Any) -> Any:
     for key, value in kwargs.items():
         if _contains_tensor(value):
             raise Untranslatable(f"a tensor passed as keyword '{key}' has no tf_keras form here")
-    entries = _tensor_entries(args[0], kwargs)
+    entries = _tensor_entries(args[0], kwargs, shifted)
     if _is_entry(entries):
         return [entries]
     return entries
@@ -228,14 +265,13 @@ def _contains_tensor(value: Any) -> bool:
     return False
 
 
-def _tensor_entries(value: Any, kwargs: dict[str, Any]) -> Any:
+def _tensor_entries(value: Any, kwargs: dict[str, Any], shifted: set[str]) -> Any:
     if _is_keras_tensor(value):
-        name, node_index, tensor_index = value["config"]["keras_history"]
-        return [name, int(node_index), int(tensor_index), kwargs]
+        return [*_history(*value["config"]["keras_history"], shifted), kwargs]
     if isinstance(value, Mapping):
-        return {key: _tensor_entries(item, kwargs) for key, item in value.items()}
+        return {key: _tensor_entries(item, kwargs, shifted) for key, item in value.items()}
     if isinstance(value, (list, tuple)) and value:
-        return [_tensor_entries(item, kwargs) for item in value]
+        return [_tensor_entries(item, kwargs, shifted) for item in value]
     raise Untranslatable(f"a constant call argument {value!r} has no tf_keras form here")
 
 
