@@ -128,7 +128,8 @@ def add_tf_keras_dependencies(root: Any, model: keras.layers.Layer) -> None:
         seen.add(id(node))
         children = list(zip(sublayers(layer), node.keras_api.layers))
         for name, value in _tf_keras_edges(layer, children):
-            setattr(node, name, value)
+            if not hasattr(node, name):  # never replace a format attribute
+                setattr(node, name, value)
         queue.extend((child_node, child) for child, child_node in children)
 
 
