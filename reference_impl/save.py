@@ -16,7 +16,9 @@ The steps, in order, each in its own module (none calls back into an earlier one
    default signature, not calls into the layers' saved functions.
 3. Build the saved tree (:mod:`reference_impl.attributes`): one ``AutoTrackable`` node per
    layer and metric, with its ``keras_api``; the optimizer's variables under
-   ``optimizer`` when ``include_optimizer``.
+   ``optimizer`` when ``include_optimizer``. Beside ``keras_api``, each node gets the edges
+   tf_keras' loader follows to restore a layer it rebuilt from its config (``kernel``,
+   ``cell``, ``layer-N``: :func:`add_tf_keras_dependencies`).
 4. Write ``saved_model.pb`` and the checkpoint with ``tf.saved_model.save`` into a temporary
    directory (:mod:`reference_impl.atomic`), read back the object graph to learn each
    node's id, write ``keras_metadata.pb`` (:mod:`reference_impl.metadata`), and move the
