@@ -47,7 +47,7 @@ from reference_impl.errors import (
     NotASavedModelError,
     UnsafeDeserializationError,
 )
-from reference_impl.metadata import METRIC_IDENTIFIER, MetadataNode
+from reference_impl.metadata import KERAS_CONFIG_KEY, METRIC_IDENTIFIER, MetadataNode
 
 __all__ = ["load"]
 
@@ -200,7 +200,9 @@ def _from_config(
         _NotRebuilt: the config is missing, does not deserialize or build, or builds a
             model whose variables do not match the saved ones.
     """
-    record = root.metadata
+    record = dict(root.metadata)
+    if KERAS_CONFIG_KEY in record:  # written here: "config" is tf_keras' form of it
+        record["config"] = record[KERAS_CONFIG_KEY]
     if not isinstance(record.get("config"), Mapping):
         raise _NotRebuilt(f"the root has no config ({record.get('config_error', 'none saved')})")
     serialized = {

@@ -35,10 +35,12 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
+from reference_impl import tf_keras_config
 from reference_impl.errors import MetadataError
 
 __all__ = [
     "METADATA_FILENAME",
+    "KERAS_CONFIG_KEY",
     "INPUT_LAYER_IDENTIFIER",
     "LAYER_IDENTIFIER",
     "RNN_LAYER_IDENTIFIER",
@@ -60,6 +62,9 @@ __all__ = [
 ]
 
 METADATA_FILENAME = "keras_metadata.pb"
+# The Keras 3 config; "config" holds tf_keras' form of it (files written before this key
+# existed hold the Keras 3 config in "config").
+KERAS_CONFIG_KEY = "keras_config"
 
 INPUT_LAYER_IDENTIFIER = "_tf_keras_input_layer"
 LAYER_IDENTIFIER = "_tf_keras_layer"
@@ -275,12 +280,17 @@ def _checked_json(value: Any) -> Any:
 
 
 def _class_record(obj: Any) -> dict[str, Any]:
-    """Class name, module, registered name and config of ``obj``.
+    """Class name, module, registered name and configs of ``obj``.
 
-    The config is what ``keras.saving.serialize_keras_object`` produces, so a loader can
-    rebuild the object with ``keras.saving.deserialize_keras_object`` from
-    ``{module, class_name, registered_name, config}``. A config that cannot be produced or
-    written as JSON is recorded as None with a ``config_error`` saying why; the save goes on.
+    ``keras_config`` (:data:`KERAS_CONFIG_KEY`) is what ``keras.saving.serialize_keras_object``
+    produces, so a Keras 3 loader can rebuild the object with
+    ``keras.saving.deserialize_keras_object`` from ``{module, class_name, registered_name,
+    keras_config}``. ``config`` is the same config in tf_keras' form
+    (:mod:`reference_impl.tf_keras_config`), which tf_keras' ``load_model`` rebuilds the
+    object from; tf_keras ignores the keys it does not know. Where there is no tf_keras form
+    ``config`` is None with a ``tf_keras_config_error`` saying why (tf_keras then revives the
+    object from its saved functions). A config that cannot be produced or written as JSON
+    is recorded as None with a ``config_error`` saying why; the save goes on.
     """
     cls = type(obj)
     record: dict[str, Any] = {
@@ -297,10 +307,18 @@ def _class_record(obj: Any) -> dict[str, Any]:
             record["module"] = serialized["module"]
         if serialized.get("registered_name"):
             record["registered_name"] = serialized["registered_name"]
-        record["config"] = _checked_json(dict(config))
+        keras_config = _checked_json(dict(config))
     except Exception as exc:  # any user get_config() failure is recorded
         record["config"] = None
         record["config_error"] = _error_text(exc)
+        return record
+    record[KERAS_CONFIG_KEY] = keras_config
+    try:
+        record["config"] = _checked_json(tf_keras_config.translate(cls.__name__, keras_config))
+    except tf_keras_config.Untranslatable as exc:
+        # No config tf_keras would rebuild the same layer from: it revives the saved functions.
+        record["config"] = None
+        record["tf_keras_config_error"] = _error_text(exc)
     return record
 
 
@@ -504,8 +522,8 @@ def layer_metadata(layer: Any, *, is_root: bool, include_optimizer: bool = True)
     ``name``, ``trainable``, ``expects_training_arg``, ``dtype`` (the dtype policy's name),
     ``batch_input_shape``, ``stateful``, ``must_restore_from_config`` (always False: Keras 3
     layers restore their state from variables), ``class_name``, ``module``,
-    ``registered_name``, ``config`` (None plus ``config_error`` when it cannot be produced),
-    and where set ``build_config``, ``build_input_shape``, ``input_spec``,
+    ``registered_name``, ``keras_config`` and ``config`` (Keras 3's and tf_keras' forms; see
+    :func:`_class_record`), and where set ``build_config``, ``build_input_shape``, ``input_spec``,
     ``activity_regularizer`` and ``call_arguments`` (:func:`literal_call_arguments`). Models
     add ``is_graph_network``, ``save_spec``, ``full_save_spec``, ``keras_version``,
     ``backend``, ``model_config`` and, when compiled (and ``include_optimizer``),
@@ -557,7 +575,9 @@ def layer_metadata(layer: Any, *, is_root: bool, include_optimizer: bool = True)
         record["keras_version"] = keras.__version__
         record["backend"] = keras.backend.backend()
         record["model_config"] = {
-            key: record[key] for key in ("class_name", "module", "registered_name", "config")
+            key: record[key]
+            for key in ("class_name", "module", "registered_name", "config", KERAS_CONFIG_KEY)
+            if key in record
         }
         if include_optimizer:
             record.update(_training_config(layer))

@@ -16,7 +16,9 @@ The steps, in order, each in its own module (none calls back into an earlier one
    default signature, not calls into the layers' saved functions.
 3. Build the saved tree (:mod:`reference_impl.attributes`): one ``AutoTrackable`` node per
    layer and metric, with its ``keras_api``; the optimizer's variables under
-   ``optimizer`` when ``include_optimizer``.
+   ``optimizer`` when ``include_optimizer``. Beside ``keras_api``, each node gets the edges
+   tf_keras' loader follows to restore a layer it rebuilt from its config (``kernel``,
+   ``cell``, ``layer-N``: :func:`add_tf_keras_dependencies`).
 4. Write ``saved_model.pb`` and the checkpoint with ``tf.saved_model.save`` into a temporary
    directory (:mod:`reference_impl.atomic`), read back the object graph to learn each
    node's id, write ``keras_metadata.pb`` (:mod:`reference_impl.metadata`), and move the
@@ -37,8 +39,8 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from reference_impl import atomic, metadata
-from reference_impl.attributes import build_saved_tree, sublayers
+from reference_impl import atomic, metadata, tf_keras_config
+from reference_impl.attributes import KERAS_API, build_saved_tree, sublayers
 from reference_impl.errors import ModelInputsUnknownError
 
 # Importable from here as before (the suite's own tests build serving functions with them).
@@ -102,11 +104,63 @@ def save(
         with in_save_context(options):
             functions = trace_layers(model, layers, collections)
         root, paths = build_saved_tree(model, layers, functions, include_optimizer)
+        add_tf_keras_dependencies(root, model)
         if signatures is None and "_default_save_signature" in functions.get(id(model), {}):
             signatures = {SERVING_KEY: functions[id(model)]["_default_save_signature"]}
         with atomic.atomic_directory(filepath) as directory:
             tf.saved_model.save(root, os.fspath(directory), signatures=signatures, options=options)
             _write_metadata(directory, paths, layer_records)
+
+
+def add_tf_keras_dependencies(root: Any, model: keras.layers.Layer) -> None:
+    """Step 3b: the edges tf_keras' loader restores a layer rebuilt from its config through.
+
+    tf_keras' ``load_model`` rebuilds a layer from its config, then gives it the saved
+    values by following, from the layer's saved node, the names the rebuilt layer tracks
+    its weights and sublayers under: ``kernel``, ``cell``, a model's ``layer-N`` and
+    ``layer_with_weights-N``. tf_keras' own saver writes those edges beside ``keras_api``;
+    here they point at the same saved objects as ``keras_api``, so nothing is saved twice.
+    """
+    seen: set[int] = set()
+    queue = deque([(root, model)])
+    while queue:
+        node, layer = queue.popleft()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children = list(zip(sublayers(layer), node.keras_api.layers))
+        for name, value in _tf_keras_edges(layer, children):
+            if not hasattr(node, name):  # never replace a format attribute
+                setattr(node, name, value)
+        queue.extend((child_node, child) for child, child_node in children)
+
+
+def _tf_keras_edges(
+    layer: keras.layers.Layer, children: list[tuple[keras.layers.Layer, Any]]
+) -> list[tuple[str, Any]]:
+    """``(name, saved object)`` for the layer's own variables and its sublayers."""
+    class_name = type(layer).__name__
+    own = [*layer._trainable_variables, *layer._non_trainable_variables]
+    names = [tf_keras_config.variable_name(class_name, v.name) for v in own]
+    edges = [
+        (name, getattr(v, "value", v))
+        for name, v in zip(names, own, strict=True)
+        if names.count(name) == 1 and name != KERAS_API
+    ]
+    if isinstance(layer, keras.Model):
+        with_weights = 0
+        for index, (child, child_node) in enumerate(children):
+            if child.weights:
+                edges.append((f"layer_with_weights-{with_weights}", child_node))
+                with_weights += 1
+            edges.append((f"layer-{index}", child_node))
+        return edges
+    attributes = {id(value): key for key, value in vars(layer).items() if not key.startswith("__")}
+    for child, child_node in children:
+        key = attributes.get(id(child))
+        if key is not None and key != KERAS_API:
+            edges.append((key, child_node))
+    return edges
 
 
 def _require_known_inputs(model: keras.layers.Layer, filepath: str | os.PathLike[str]) -> None:
