@@ -76,10 +76,14 @@ def _shape(t) -> tuple:
 
 def _check(node: LayerSpec, tensor, where: str) -> None:
     got = _shape(tensor)[1:]
-    if got != tuple(node.out_shape):
+    want = node.model_shape
+    # a subclassed model is built by an eager call at the probe lengths
+    if where == "subclassed" and node.open_axes and got == tuple(node.out_shape):
+        return
+    if got != want:
         raise ShapeRuleError(
             f"{where}: node {node.id} ({node.kind} {dict(node.params)}) built output shape "
-            f"{got}, the catalog's shape rule says {node.out_shape}"
+            f"{got}, the catalog's shape rule says {want}"
         )
 
 
@@ -110,7 +114,7 @@ def _make_layers(K, spec: ModelSpec) -> dict[str, Any]:
 
 def _inputs(K, spec: ModelSpec) -> list:
     return [
-        K.Input(shape=i.shape, dtype=i.dtype, batch_size=i.batch_size, name=i.name)
+        K.Input(shape=i.model_shape, dtype=i.dtype, batch_size=i.batch_size, name=i.name)
         for i in spec.inputs
     ]
 
@@ -158,7 +162,7 @@ def _build_subclassed(K, spec: ModelSpec):
             # Keras records the shapes a subclassed model was built with, not the dtypes it
             # was called with: declare both, so savers can trace the true input signature.
             specs = [
-                K.layers.InputSpec(shape=(None, *i.shape), dtype=i.dtype, name=i.name)
+                K.layers.InputSpec(shape=(None, *i.model_shape), dtype=i.dtype, name=i.name)
                 for i in spec.inputs
             ]
             self.input_spec = specs[0] if len(specs) == 1 and not spec.dict_inputs else specs

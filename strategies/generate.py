@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from .catalog import FIXED, FLOAT_DTYPES, REGISTRY, Kind
 from .catalog.base import prod
 from .catalog.metrics import CUSTOM_METRICS
+from .opendims import draw_open_dims, open_keys
 from .spec import (
     FROZEN,
     TOPOLOGIES,
@@ -447,6 +448,7 @@ def model_specs(
     dtypes: list[str] | tuple[str, ...] | None = None,
     frozen: bool = True,
     compiled: bool | None = False,
+    open_dims: bool | None = None,
 ) -> ModelSpec:
     """Random valid models.
 
@@ -456,6 +458,8 @@ def model_specs(
     ``dtypes`` among float32, float16, float64 (the first listed is the shrink target).
     ``frozen`` lets some layers and sub-models be ``trainable=False``. ``compiled``: True
     compiles and trains every model (:class:`TrainingSpec`), None some, False none.
+    ``open_dims``: True opens every input axis the layers downstream take (``None`` in the
+    built model, see :mod:`strategies.opendims`), None some of them in some specs, False none.
     """
     allowed = _allowed_kinds(kinds)
     tops = tuple(topologies or TOPOLOGIES)
@@ -583,6 +587,11 @@ def model_specs(
         dict_inputs=dict_inputs,
         training=draw(training_specs(len(outputs))) if train else None,
     )
+    # drawn after everything else, like the frozen parts: a closed spec is drawn as before
+    if open_dims or (open_dims is None and _rare(draw, 5)):
+        spec = draw_open_dims(draw, spec, every=bool(open_dims))
+        if spec.open_inputs():
+            event("open dims")
     for k in sorted(set(spec.kinds())):
         event(f"kind={k}")
     return spec
@@ -602,12 +611,20 @@ def _batch(spec: ModelSpec, draw) -> int:
     return draw(st.integers(1, 4))
 
 
+OPEN_EXTRA = 3  # input_data draws an open axis' length up to its probe length + this
+
+
 @st.composite
-def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
+def input_data(
+    draw, spec: ModelSpec, lengths: dict[tuple[str, int], int] | None = None
+) -> dict[str, Any]:
     """Arrays for every input, keyed by input name, one shared batch size 1-4.
 
     Floats lie in [-2, 2] (safe for float16), sometimes with whole timesteps at 0 so that
-    Masking has something to mask; integer ids lie in ``[0, vocab)``.
+    Masking has something to mask; integer ids lie in ``[0, vocab)``. An open axis gets its
+    length from ``lengths`` (``(input name, axis) -> length``, see
+    :func:`strategies.opendims.open_lengths`), else one drawn from its probe length to
+    ``OPEN_EXTRA`` longer (shrinking to the probe).
     """
     import numpy as np
 
@@ -616,9 +633,14 @@ def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
     scale = draw(st.sampled_from((1.0, 2.0, 0.0)))
     zero_steps = draw(st.booleans())
     rng = np.random.default_rng(seed)
+    sizes = dict(lengths or {})
+    for name, axis in open_keys(spec):
+        if (name, axis) not in sizes:
+            probe = next(i.shape[axis] for i in spec.inputs if i.name == name)
+            sizes[name, axis] = probe + draw(st.integers(0, OPEN_EXTRA))
     out: dict[str, Any] = {}
     for i in spec.inputs:
-        shape = (batch,) + tuple(i.shape)
+        shape = (batch,) + tuple(sizes.get((i.name, a), d) for a, d in enumerate(i.shape))
         if i.dtype.startswith("int"):
             arr = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
         else:

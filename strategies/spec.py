@@ -54,11 +54,18 @@ def _short_shape(shape: tuple[int, ...]) -> str:
     return "(" + ",".join(str(d) for d in shape) + ")"
 
 
+def _open_shape(shape: tuple[int, ...], open_axes: tuple[int, ...]) -> tuple[int | None, ...]:
+    return tuple(None if i in open_axes else d for i, d in enumerate(shape))
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One model input: shape without the batch axis, dtype, optional fixed batch size.
 
     ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding).
+    ``open_axes`` (indices into ``shape``) are ``None`` in the built model: ``shape`` then
+    holds a probe length there (the catalog's shape rules compute on it; ``input_data``
+    draws that length or longer).
     """
 
     name: str
@@ -66,15 +73,24 @@ class InputSpec:
     dtype: str = "float32"
     batch_size: int | None = None
     vocab: int | None = None
+    open_axes: tuple[int, ...] = ()
+
+    @property
+    def model_shape(self) -> tuple[int | None, ...]:
+        """The shape the model's ``Input`` gets: ``None`` on open axes."""
+        return _open_shape(self.shape, self.open_axes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "shape": list(self.shape),
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "vocab": self.vocab,
         }
+        if self.open_axes:  # only when set: specs written before the field read the same
+            d["open_axes"] = list(self.open_axes)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
@@ -84,10 +100,13 @@ class InputSpec:
             dtype=d["dtype"],
             batch_size=d.get("batch_size"),
             vocab=d.get("vocab"),
+            open_axes=tuple(d.get("open_axes", ())),
         )
 
     def __repr__(self) -> str:
         extra = ""
+        if self.open_axes:
+            extra += f",open={_short_shape(self.open_axes)}"
         if self.batch_size is not None:
             extra += f",b={self.batch_size}"
         if self.vocab is not None:
@@ -190,7 +209,9 @@ class LayerSpec:
     the inner spec of a nested sub-model node (kind ``Submodel``). ``out_shape`` is the shape
     the catalog's shape rule predicts (without batch); ``build_model`` checks it.
     ``frozen`` is "before" or "after" for a layer (or sub-model) made ``trainable=False``
-    at construction or once the model is built; "" for a trainable one.
+    at construction or once the model is built; "" for a trainable one. ``open_axes``:
+    the axes of ``out_shape`` that are ``None`` in the built model (they follow an open input
+    axis; ``out_shape`` holds their length at the inputs' probe lengths).
     """
 
     id: str
@@ -203,6 +224,12 @@ class LayerSpec:
     submodel: ModelSpec | None = None
     layer_name: str = ""
     frozen: str = ""
+    open_axes: tuple[int, ...] = ()
+
+    @property
+    def model_shape(self) -> tuple[int | None, ...]:
+        """The output shape of the built model's layer: ``None`` on open axes."""
+        return _open_shape(self.out_shape, self.open_axes)
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -222,6 +249,8 @@ class LayerSpec:
         }
         if self.frozen:  # only when set: specs written before the field read the same
             d["frozen"] = self.frozen
+        if self.open_axes:
+            d["open_axes"] = list(self.open_axes)
         return d
 
     @classmethod
@@ -239,6 +268,7 @@ class LayerSpec:
             submodel=None if d.get("submodel") is None else ModelSpec.from_dict(d["submodel"]),
             layer_name=d.get("layer_name", ""),
             frozen=d.get("frozen", ""),
+            open_axes=tuple(d.get("open_axes", ())),
         )
 
     def __repr__(self) -> str:
@@ -254,7 +284,8 @@ class LayerSpec:
         if self.frozen:
             body += f"!frozen-{self.frozen}"
         src = ",".join(self.inputs)
-        return f"{self.id}={body}<-{src}->{_short_shape(self.out_shape)}"
+        shape = self.model_shape if self.open_axes else self.out_shape
+        return f"{self.id}={body}<-{src}->{_short_shape(shape)}"
 
 
 @dataclass(frozen=True)
@@ -308,6 +339,10 @@ class ModelSpec:
             if n.submodel is not None:
                 out.extend(n.submodel.frozen_nodes())
         return tuple(out)
+
+    def open_inputs(self) -> tuple[InputSpec, ...]:
+        """Inputs with open axes (the root's; a nested sub-model's follow from them)."""
+        return tuple(i for i in self.inputs if i.open_axes)
 
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
