@@ -64,6 +64,8 @@ def _model_features(spec: ModelSpec, f: Features) -> None:
     for node in spec.frozen_nodes():
         what = "sub-model" if node.submodel is not None else "layer"
         f.model[f"frozen {what} ({node.frozen} build)"] += 1
+    if spec.open_inputs():
+        f.model["open dims"] += 1
     t = spec.training
     if t is None:
         return

@@ -26,7 +26,7 @@ _POINTWISE = (
     "Dense", "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "Softmax", "Rescaling",
     "Masking", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "BatchNormalization", "LayerNormalization", "UnitNormalization", "TimeDistributed",
+    "BatchNormalization", "LayerNormalization", "UnitNormalization",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
     "Attention", "AdditiveAttention", "MultiHeadAttention",
 )  # fmt: skip
@@ -43,6 +43,9 @@ RULES: dict[str, str] = {
     **{k: "spatial" for k in _SPATIAL},  # spatial axes through kernel/stride/padding
     **{k: "global" for k in _GLOBAL},  # reduces the spatial axes away
     **{k: "rnn" for k in ("SimpleRNN", "LSTM", "GRU", "Bidirectional")},  # time axis
+    # tf_keras' TimeDistributed fixes every axis but time in its input_spec when built on a
+    # concrete shape (a subclassed model's eager build): the time axis only
+    "TimeDistributed": "time",
     "Embedding": "embedding",  # ids of any length; appends a closed axis
 }
 
@@ -76,7 +79,9 @@ def out_tags(kind: str, params: dict, in_tags: list[Tags], out_rank: int) -> Tag
         raise _Closed(kind)
     if rule != "embedding" and first[-1] is not None:
         raise _Closed(kind)
-    if rule == "pointwise":
+    if rule == "time" and any(t is not None for t in first[1:]):
+        raise _Closed(kind)
+    if rule in ("pointwise", "time"):
         out = first
     elif rule == "embedding":
         out = (*first, None)
