@@ -56,9 +56,20 @@ def make_regularizer(K, reg: RegularizerSpec):
     raise ValueError(f"unknown regularizer kind {reg.kind!r}")
 
 
-def make_layer(K, node: LayerSpec, dtype: str):
+def dtype_policy(K, dtype: str, policy: str = ""):
+    """What a layer's ``dtype=`` gets: the spec's dtype, or a mixed-precision policy (variables
+    float32, compute in float16/bfloat16) by name, which both frameworks take: Keras 3's
+    automatic ``get_config`` of a custom layer refuses a ``DTypePolicy`` object argument."""
+    if not policy:
+        return dtype
+    K.mixed_precision  # noqa: B018 (both frameworks have it: the name is a policy there)
+    return policy
+
+
+def make_layer(K, node: LayerSpec, dtype: str, mixed: str = ""):
     kind = lookup(node.kind)
-    kw: dict[str, Any] = {"name": node.layer_name, "dtype": dtype}
+    policy = node.policy or mixed
+    kw: dict[str, Any] = {"name": node.layer_name, "dtype": dtype_policy(K, dtype, policy)}
     if node.frozen == "before":
         kw["trainable"] = False
     for slot, reg in node.regularizers:
@@ -98,17 +109,20 @@ def _apply(layer, node: LayerSpec, args: list):
     return layer([args[0], args[1]])
 
 
-def _make_layers(K, spec: ModelSpec) -> dict[str, Any]:
+def _make_layers(K, spec: ModelSpec, mixed: str = "") -> dict[str, Any]:
     """One layer object per node; shared nodes reuse the original's; sub-models built."""
     layers: dict[str, Any] = {}
+    mixed = spec.mixed_precision or mixed  # a whole model's policy reaches its sub-models
     for node in spec.nodes:
         if node.shares:
             layers[node.id] = layers[node.shares]
         elif node.submodel is not None:
             # "before": frozen as it is made, before the model holding it is built
-            layers[node.id] = _build_graph(K, node.submodel, trainable=node.frozen != "before")
+            layers[node.id] = _build_graph(
+                K, node.submodel, trainable=node.frozen != "before", mixed=mixed
+            )
         else:
-            layers[node.id] = make_layer(K, node, spec.dtype)
+            layers[node.id] = make_layer(K, node, spec.dtype, mixed)
     return layers
 
 
@@ -119,9 +133,9 @@ def _inputs(K, spec: ModelSpec) -> list:
     ]
 
 
-def _build_graph(K, spec: ModelSpec, trainable: bool = True):
+def _build_graph(K, spec: ModelSpec, trainable: bool = True, mixed: str = ""):
     """Sequential or functional model (no weights set yet)."""
-    layers = _make_layers(K, spec)
+    layers = _make_layers(K, spec, mixed)
     ins = _inputs(K, spec)
     if spec.topology == "sequential":
         model = K.Sequential([ins[0]] + [layers[n.id] for n in spec.nodes], name=spec.name)

@@ -21,6 +21,7 @@ from .catalog.metrics import CUSTOM_METRICS
 from .opendims import draw_open_dims, open_keys
 from .spec import (
     FROZEN,
+    MIXED_POLICIES,
     TOPOLOGIES,
     InputSpec,
     LayerSpec,
@@ -449,6 +450,7 @@ def model_specs(
     frozen: bool = True,
     compiled: bool | None = False,
     open_dims: bool | None = None,
+    mixed_precision: bool | None = None,
 ) -> ModelSpec:
     """Random valid models.
 
@@ -460,6 +462,8 @@ def model_specs(
     compiles and trains every model (:class:`TrainingSpec`), None some, False none.
     ``open_dims``: True opens every input axis the layers downstream take (``None`` in the
     built model, see :mod:`strategies.opendims`), None some of them in some specs, False none.
+    ``mixed_precision``: True gives every float32, uncompiled spec a mixed-precision policy
+    (the whole model's or some layers'), None some, False none.
     """
     allowed = _allowed_kinds(kinds)
     tops = tuple(topologies or TOPOLOGIES)
@@ -592,8 +596,56 @@ def model_specs(
         spec = draw_open_dims(draw, spec, every=bool(open_dims))
         if spec.open_inputs():
             event("open dims")
+    if mixed_precision or (mixed_precision is None and _rare(draw, 8)):
+        spec = _draw_mixed(draw, spec)
     for k in sorted(set(spec.kinds())):
         event(f"kind={k}")
+    return spec
+
+
+# Kinds that compute in bfloat16 on TensorFlow's CPU kernels (a mixed_bfloat16 layer); for
+# mixed_float16 a kind must list float16 among its dtypes.
+_BFLOAT16_KINDS = frozenset(
+    {"Dense", "Activation", "ReLU", "Dropout", "Identity", "Add", "Multiply", "Rescaling",
+     "LayerNormalization", "BatchNormalization", "Flatten", "Reshape", "Concatenate"}
+)  # fmt: skip
+
+
+def _mixed_ok(kind_name: str, policy: str) -> bool:
+    kind = REGISTRY.get(kind_name)
+    if kind is None:
+        return False
+    if policy == "mixed_bfloat16":
+        return kind_name in _BFLOAT16_KINDS
+    return "float16" in kind.dtypes or kind_name == "Embedding"
+
+
+def _mix_nodes(draw, spec: ModelSpec, policy: str) -> ModelSpec:
+    nodes, chosen = [], {}
+    for n in spec.nodes:
+        if n.submodel is not None:
+            n = replace(n, submodel=_mix_nodes(draw, n.submodel, policy))
+        elif n.shares:  # the same layer as its original: the same policy
+            n = replace(n, policy=chosen.get(n.shares, ""))
+        elif _mixed_ok(n.kind, policy) and draw(st.booleans()):
+            n = replace(n, policy=policy)
+            chosen[n.id] = policy
+        nodes.append(n)
+    return replace(spec, nodes=tuple(nodes))
+
+
+def _draw_mixed(draw, spec: ModelSpec) -> ModelSpec:
+    """A mixed-precision policy for the whole model or for some layers (float32 models only:
+    variables stay float32; uncompiled only, see ``model_specs``' ``compiled``)."""
+    if spec.dtype != "float32" or spec.training is not None:
+        return spec
+    policy = MIXED_POLICIES[draw(st.integers(0, 1))]
+    if draw(st.booleans()) and all(_mixed_ok(k, policy) for k in spec.kinds()):
+        spec = replace(spec, mixed_precision=policy)
+    else:
+        spec = _mix_nodes(draw, spec, policy)
+    if spec.mixed_layers():
+        event(f"mixed precision {policy}")
     return spec
 
 

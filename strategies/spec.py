@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOPOLOGIES = ("sequential", "functional", "subclassed", "nested")
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")  # variables float32, compute lower
 
 _DTYPE_SHORT = {
     "float32": "f32",
@@ -225,6 +226,7 @@ class LayerSpec:
     layer_name: str = ""
     frozen: str = ""
     open_axes: tuple[int, ...] = ()
+    policy: str = ""  # a mixed-precision policy of this layer alone (MIXED_POLICIES)
 
     @property
     def model_shape(self) -> tuple[int | None, ...]:
@@ -251,6 +253,8 @@ class LayerSpec:
             d["frozen"] = self.frozen
         if self.open_axes:
             d["open_axes"] = list(self.open_axes)
+        if self.policy:
+            d["policy"] = self.policy
         return d
 
     @classmethod
@@ -269,6 +273,7 @@ class LayerSpec:
             layer_name=d.get("layer_name", ""),
             frozen=d.get("frozen", ""),
             open_axes=tuple(d.get("open_axes", ())),
+            policy=d.get("policy", ""),
         )
 
     def __repr__(self) -> str:
@@ -283,6 +288,8 @@ class LayerSpec:
             body += f"=shares:{self.shares}"
         if self.frozen:
             body += f"!frozen-{self.frozen}"
+        if self.policy:
+            body += f"!{self.policy}"
         src = ",".join(self.inputs)
         shape = self.model_shape if self.open_axes else self.out_shape
         return f"{self.id}={body}<-{src}->{_short_shape(shape)}"
@@ -302,6 +309,8 @@ class ModelSpec:
     name: str = "model"
     extra: tuple[tuple[str, Any], ...] = field(default=())
     training: TrainingSpec | None = None
+    # a mixed-precision policy for every layer (MIXED_POLICIES; the model's dtype float32)
+    mixed_precision: str = ""
 
     # --- lookups -------------------------------------------------------------------------
     def node(self, node_id: str) -> LayerSpec:
@@ -340,6 +349,16 @@ class ModelSpec:
                 out.extend(n.submodel.frozen_nodes())
         return tuple(out)
 
+    def mixed_layers(self) -> tuple[LayerSpec, ...]:
+        """Nodes computing in a mixed-precision policy, nested sub-models' included."""
+        out: list[LayerSpec] = []
+        for n in self.nodes:
+            if n.submodel is not None:
+                out.extend(n.submodel.mixed_layers())
+            elif n.policy or self.mixed_precision:
+                out.append(n)
+        return tuple(out)
+
     def open_inputs(self) -> tuple[InputSpec, ...]:
         """Inputs with open axes (the root's; a nested sub-model's follow from them)."""
         return tuple(i for i in self.inputs if i.open_axes)
@@ -359,6 +378,8 @@ class ModelSpec:
         }
         if self.training is not None:  # only when set, like LayerSpec.frozen
             d["training"] = self.training.to_dict()
+        if self.mixed_precision:
+            d["mixed_precision"] = self.mixed_precision
         return d
 
     @classmethod
@@ -374,6 +395,7 @@ class ModelSpec:
             name=d.get("name", "model"),
             extra=freeze_params(d.get("extra", {})),
             training=None if d.get("training") is None else TrainingSpec.from_dict(d["training"]),
+            mixed_precision=d.get("mixed_precision", ""),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -389,6 +411,8 @@ class ModelSpec:
             flags.append("dict")
         if self.training is not None:
             flags.append(f"compiled {self.training!r}")
+        if self.mixed_precision:
+            flags.append(self.mixed_precision)
         ins = " ".join(repr(i) for i in self.inputs)
         nodes = "; ".join(repr(n) for n in self.nodes)
         return f"ModelSpec<{' '.join(flags)} | {ins} | {nodes} | out={','.join(self.outputs)}>"
