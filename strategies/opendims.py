@@ -43,9 +43,9 @@ RULES: dict[str, str] = {
     **{k: "spatial" for k in _SPATIAL},  # spatial axes through kernel/stride/padding
     **{k: "global" for k in _GLOBAL},  # reduces the spatial axes away
     **{k: "rnn" for k in ("SimpleRNN", "LSTM", "GRU", "Bidirectional")},  # time axis
-    # tf_keras' TimeDistributed fixes every axis but time in its input_spec when built on a
-    # concrete shape (a subclassed model's eager build): the time axis only
-    "TimeDistributed": "time",
+    # Not TimeDistributed: Keras 3.15.1's, traced by tf.function with a None time axis,
+    # returns one timestep ((1, 4, 3) in, (1, 1, 1) out), so no saver can keep it open
+    # (tf_keras' also fixes every axis but time when built eagerly).
     "Embedding": "embedding",  # ids of any length; appends a closed axis
 }
 
@@ -79,9 +79,7 @@ def out_tags(kind: str, params: dict, in_tags: list[Tags], out_rank: int) -> Tag
         raise _Closed(kind)
     if rule != "embedding" and first[-1] is not None:
         raise _Closed(kind)
-    if rule == "time" and any(t is not None for t in first[1:]):
-        raise _Closed(kind)
-    if rule in ("pointwise", "time"):
+    if rule == "pointwise":
         out = first
     elif rule == "embedding":
         out = (*first, None)
