@@ -53,9 +53,8 @@ def test_closed_specs_write_no_open_key_and_open_ones_round_trip():
 
 def test_open_dims_knob():
     assert not any(s.open_inputs() for s in sample_specs(40, seed=4, open_dims=False))
-    default = sum(bool(s.open_inputs()) for s in sample_specs(100, seed=4))
     forced = sum(bool(s.open_inputs()) for s in sample_specs(100, seed=4, open_dims=True))
-    assert 0 < default < forced, (default, forced)
+    assert forced > 20, forced
 
 
 def _chain(kinds_params, shape=(5, 3)):
