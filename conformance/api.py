@@ -52,7 +52,9 @@ class Implementation:
         return f"<{type(self).__name__} {self.name!r} framework={self.framework}>"
 
 
-SUPPORT_KNOBS = ("kinds", "topologies", "dtypes", "max_layers", "frozen")
+SUPPORT_KNOBS = (
+    "kinds", "topologies", "dtypes", "max_layers", "frozen", "open_dims", "mixed_precision"
+)
 # What model_specs may add between the kinds an implementation lists.
 ADAPTER_KINDS = ("Flatten", "Dense", "Reshape", "Activation")
 
@@ -79,6 +81,10 @@ def outside_supports(supports, spec):
         return f"the dtype {spec.dtype}"
     if supports.get("frozen") is False and spec.frozen_nodes():
         return "non-trainable (frozen) layers"
+    if supports.get("open_dims") is False and spec.open_inputs():
+        return "open (None) input dimensions"
+    if supports.get("mixed_precision") is False and spec.mixed_layers():
+        return "mixed-precision layers"
     return None
 
 

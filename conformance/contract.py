@@ -143,6 +143,25 @@ CLAUSES = (
         "and 2 (without xdist), and against `corpus/golden-<framework>.json`.",
     ),
     Clause(
+        "SIG-DYNAMIC",
+        "signatures",
+        "Every dimension the model left None (sequence length, image height and width, as "
+        "well as the batch) is None in `serving_default`, inputs and outputs, and in every "
+        "traced signature of the root's saved call functions; `serving_default`, the root's "
+        "`__call__` and the loaded model accept two different lengths and give the "
+        "original's outputs.",
+        "tensorflow/tensorflow#45077 (the tf format saves a fully convolutional model with the "
+        "TensorSpec of the images it was called on: other sizes are refused), "
+        "keras-team/keras#15752 (a subclassed model's saved functions fix width and height), "
+        "tensorflow/tensorflow#30808 (a layer called with several input sizes fails to "
+        "serialize) and #54687 (a saved model keeps a sequence length it should not).",
+        "Drawn models (own stream, open-dimension kinds, at most 4 steps) whose inputs have "
+        "open axes (`strategies.opendims`): the shapes of `serving_default` and of each "
+        "concrete function of the root's `keras_api` call functions, read with plain "
+        "`tf.saved_model.load`, and outputs at the probe length + 1 and + 3 against the "
+        "original model.",
+    ),
+    Clause(
         "SAVE-UNBUILT",
         "save",
         "A model with an unbuilt sub-layer saves, with a warning naming the layer, which is "

@@ -64,6 +64,14 @@ def _model_features(spec: ModelSpec, f: Features) -> None:
     for node in spec.frozen_nodes():
         what = "sub-model" if node.submodel is not None else "layer"
         f.model[f"frozen {what} ({node.frozen} build)"] += 1
+    if spec.open_inputs():
+        f.model["open dims"] += 1
+    if spec.mixed_precision:
+        f.model[f"{spec.mixed_precision} model"] += 1
+    elif spec.mixed_layers():
+        policies = {n.policy for n in spec.mixed_layers()}
+        for policy in sorted(policies):
+            f.model[f"{policy} layers"] += 1
     t = spec.training
     if t is None:
         return

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from .catalog import FIXED, FLOAT_DTYPES, REGISTRY, Kind
 from .catalog.base import prod
 from .catalog.metrics import CUSTOM_METRICS
+from .opendims import draw_open_dims, open_keys
 from .spec import (
     FROZEN,
+    MIXED_POLICIES,
     TOPOLOGIES,
     InputSpec,
     LayerSpec,
@@ -463,6 +465,8 @@ def model_specs(
     dtypes: list[str] | tuple[str, ...] | None = None,
     frozen: bool = True,
     compiled: bool | None = False,
+    open_dims: bool | None = None,
+    mixed_precision: bool | None = None,
 ) -> ModelSpec:
     """Random valid models.
 
@@ -472,6 +476,10 @@ def model_specs(
     ``dtypes`` among float32, float16, float64 (the first listed is the shrink target).
     ``frozen`` lets some layers and sub-models be ``trainable=False``. ``compiled``: True
     compiles and trains every model (:class:`TrainingSpec`), None some, False none.
+    ``open_dims``: True opens every input axis the layers downstream take (``None`` in the
+    built model, see :mod:`strategies.opendims`), None some of them in some specs, False none.
+    ``mixed_precision``: True gives every float32, uncompiled spec a mixed-precision policy
+    (the whole model's or some layers'), None some, False none.
     """
     allowed = _allowed_kinds(kinds)
     tops = tuple(topologies or TOPOLOGIES)
@@ -599,8 +607,61 @@ def model_specs(
         dict_inputs=dict_inputs,
         training=draw(training_specs(len(outputs))) if train else None,
     )
+    # drawn after everything else, like the frozen parts: a closed spec is drawn as before
+    if open_dims or (open_dims is None and _rare(draw, 5)):
+        spec = draw_open_dims(draw, spec, every=bool(open_dims))
+        if spec.open_inputs():
+            event("open dims")
+    if mixed_precision or (mixed_precision is None and _rare(draw, 8)):
+        spec = _draw_mixed(draw, spec)
     for k in sorted(set(spec.kinds())):
         event(f"kind={k}")
+    return spec
+
+
+# Kinds that compute in bfloat16 on TensorFlow's CPU kernels (a mixed_bfloat16 layer); for
+# mixed_float16 a kind must list float16 among its dtypes.
+_BFLOAT16_KINDS = frozenset(
+    {"Dense", "Activation", "ReLU", "Dropout", "Identity", "Add", "Multiply", "Rescaling",
+     "LayerNormalization", "BatchNormalization", "Flatten", "Reshape", "Concatenate"}
+)  # fmt: skip
+
+
+def _mixed_ok(kind_name: str, policy: str) -> bool:
+    kind = REGISTRY.get(kind_name)
+    if kind is None:
+        return False
+    if policy == "mixed_bfloat16":
+        return kind_name in _BFLOAT16_KINDS
+    return "float16" in kind.dtypes or kind_name == "Embedding"
+
+
+def _mix_nodes(draw, spec: ModelSpec, policy: str) -> ModelSpec:
+    nodes, chosen = [], {}
+    for n in spec.nodes:
+        if n.submodel is not None:
+            n = replace(n, submodel=_mix_nodes(draw, n.submodel, policy))
+        elif n.shares:  # the same layer as its original: the same policy
+            n = replace(n, policy=chosen.get(n.shares, ""))
+        elif _mixed_ok(n.kind, policy) and draw(st.booleans()):
+            n = replace(n, policy=policy)
+            chosen[n.id] = policy
+        nodes.append(n)
+    return replace(spec, nodes=tuple(nodes))
+
+
+def _draw_mixed(draw, spec: ModelSpec) -> ModelSpec:
+    """A mixed-precision policy for the whole model or for some layers (float32 models only:
+    variables stay float32; uncompiled only, see ``model_specs``' ``compiled``)."""
+    if spec.dtype != "float32" or spec.training is not None:
+        return spec
+    policy = MIXED_POLICIES[draw(st.integers(0, 1))]
+    if draw(st.booleans()) and all(_mixed_ok(k, policy) for k in spec.kinds()):
+        spec = replace(spec, mixed_precision=policy)
+    else:
+        spec = _mix_nodes(draw, spec, policy)
+    if spec.mixed_layers():
+        event(f"mixed precision {policy}")
     return spec
 
 
@@ -618,12 +679,20 @@ def _batch(spec: ModelSpec, draw) -> int:
     return draw(st.integers(1, 4))
 
 
+OPEN_EXTRA = 3  # input_data draws an open axis' length up to its probe length + this
+
+
 @st.composite
-def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
+def input_data(
+    draw, spec: ModelSpec, lengths: dict[tuple[str, int], int] | None = None
+) -> dict[str, Any]:
     """Arrays for every input, keyed by input name, one shared batch size 1-4.
 
     Floats lie in [-2, 2] (safe for float16), sometimes with whole timesteps at 0 so that
-    Masking has something to mask; integer ids lie in ``[0, vocab)``.
+    Masking has something to mask; integer ids lie in ``[0, vocab)``. An open axis gets its
+    length from ``lengths`` (``(input name, axis) -> length``, see
+    :func:`strategies.opendims.open_lengths`), else one drawn from its probe length to
+    ``OPEN_EXTRA`` longer (shrinking to the probe).
     """
     import numpy as np
 
@@ -632,9 +701,14 @@ def input_data(draw, spec: ModelSpec) -> dict[str, Any]:
     scale = draw(st.sampled_from((1.0, 2.0, 0.0)))
     zero_steps = draw(st.booleans())
     rng = np.random.default_rng(seed)
+    sizes = dict(lengths or {})
+    for name, axis in open_keys(spec):
+        if (name, axis) not in sizes:
+            probe = next(i.shape[axis] for i in spec.inputs if i.name == name)
+            sizes[name, axis] = probe + draw(st.integers(0, OPEN_EXTRA))
     out: dict[str, Any] = {}
     for i in spec.inputs:
-        shape = (batch,) + tuple(i.shape)
+        shape = (batch,) + tuple(sizes.get((i.name, a), d) for a, d in enumerate(i.shape))
         if i.dtype.startswith("int"):
             arr = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
         else:

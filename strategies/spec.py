@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOPOLOGIES = ("sequential", "functional", "subclassed", "nested")
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")  # variables float32, compute lower
 
 _DTYPE_SHORT = {
     "float32": "f32",
@@ -54,11 +55,18 @@ def _short_shape(shape: tuple[int, ...]) -> str:
     return "(" + ",".join(str(d) for d in shape) + ")"
 
 
+def _open_shape(shape: tuple[int, ...], open_axes: tuple[int, ...]) -> tuple[int | None, ...]:
+    return tuple(None if i in open_axes else d for i, d in enumerate(shape))
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One model input: shape without the batch axis, dtype, optional fixed batch size.
 
     ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding).
+    ``open_axes`` (indices into ``shape``) are ``None`` in the built model: ``shape`` then
+    holds a probe length there (the catalog's shape rules compute on it; ``input_data``
+    draws that length or longer).
     """
 
     name: str
@@ -66,15 +74,24 @@ class InputSpec:
     dtype: str = "float32"
     batch_size: int | None = None
     vocab: int | None = None
+    open_axes: tuple[int, ...] = ()
+
+    @property
+    def model_shape(self) -> tuple[int | None, ...]:
+        """The shape the model's ``Input`` gets: ``None`` on open axes."""
+        return _open_shape(self.shape, self.open_axes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "shape": list(self.shape),
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "vocab": self.vocab,
         }
+        if self.open_axes:  # only when set: specs written before the field read the same
+            d["open_axes"] = list(self.open_axes)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
@@ -84,10 +101,13 @@ class InputSpec:
             dtype=d["dtype"],
             batch_size=d.get("batch_size"),
             vocab=d.get("vocab"),
+            open_axes=tuple(d.get("open_axes", ())),
         )
 
     def __repr__(self) -> str:
         extra = ""
+        if self.open_axes:
+            extra += f",open={_short_shape(self.open_axes)}"
         if self.batch_size is not None:
             extra += f",b={self.batch_size}"
         if self.vocab is not None:
@@ -190,7 +210,9 @@ class LayerSpec:
     the inner spec of a nested sub-model node (kind ``Submodel``). ``out_shape`` is the shape
     the catalog's shape rule predicts (without batch); ``build_model`` checks it.
     ``frozen`` is "before" or "after" for a layer (or sub-model) made ``trainable=False``
-    at construction or once the model is built; "" for a trainable one.
+    at construction or once the model is built; "" for a trainable one. ``open_axes``:
+    the axes of ``out_shape`` that are ``None`` in the built model (they follow an open input
+    axis; ``out_shape`` holds their length at the inputs' probe lengths).
     """
 
     id: str
@@ -203,6 +225,13 @@ class LayerSpec:
     submodel: ModelSpec | None = None
     layer_name: str = ""
     frozen: str = ""
+    open_axes: tuple[int, ...] = ()
+    policy: str = ""  # a mixed-precision policy of this layer alone (MIXED_POLICIES)
+
+    @property
+    def model_shape(self) -> tuple[int | None, ...]:
+        """The output shape of the built model's layer: ``None`` on open axes."""
+        return _open_shape(self.out_shape, self.open_axes)
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -222,6 +251,10 @@ class LayerSpec:
         }
         if self.frozen:  # only when set: specs written before the field read the same
             d["frozen"] = self.frozen
+        if self.open_axes:
+            d["open_axes"] = list(self.open_axes)
+        if self.policy:
+            d["policy"] = self.policy
         return d
 
     @classmethod
@@ -239,6 +272,8 @@ class LayerSpec:
             submodel=None if d.get("submodel") is None else ModelSpec.from_dict(d["submodel"]),
             layer_name=d.get("layer_name", ""),
             frozen=d.get("frozen", ""),
+            open_axes=tuple(d.get("open_axes", ())),
+            policy=d.get("policy", ""),
         )
 
     def __repr__(self) -> str:
@@ -253,8 +288,11 @@ class LayerSpec:
             body += f"=shares:{self.shares}"
         if self.frozen:
             body += f"!frozen-{self.frozen}"
+        if self.policy:
+            body += f"!{self.policy}"
         src = ",".join(self.inputs)
-        return f"{self.id}={body}<-{src}->{_short_shape(self.out_shape)}"
+        shape = self.model_shape if self.open_axes else self.out_shape
+        return f"{self.id}={body}<-{src}->{_short_shape(shape)}"
 
 
 @dataclass(frozen=True)
@@ -271,6 +309,8 @@ class ModelSpec:
     name: str = "model"
     extra: tuple[tuple[str, Any], ...] = field(default=())
     training: TrainingSpec | None = None
+    # a mixed-precision policy for every layer (MIXED_POLICIES; the model's dtype float32)
+    mixed_precision: str = ""
 
     # --- lookups -------------------------------------------------------------------------
     def node(self, node_id: str) -> LayerSpec:
@@ -309,6 +349,20 @@ class ModelSpec:
                 out.extend(n.submodel.frozen_nodes())
         return tuple(out)
 
+    def mixed_layers(self) -> tuple[LayerSpec, ...]:
+        """Nodes computing in a mixed-precision policy, nested sub-models' included."""
+        out: list[LayerSpec] = []
+        for n in self.nodes:
+            if n.submodel is not None:
+                out.extend(n.submodel.mixed_layers())
+            elif n.policy or self.mixed_precision:
+                out.append(n)
+        return tuple(out)
+
+    def open_inputs(self) -> tuple[InputSpec, ...]:
+        """Inputs with open axes (the root's; a nested sub-model's follow from them)."""
+        return tuple(i for i in self.inputs if i.open_axes)
+
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -324,6 +378,8 @@ class ModelSpec:
         }
         if self.training is not None:  # only when set, like LayerSpec.frozen
             d["training"] = self.training.to_dict()
+        if self.mixed_precision:
+            d["mixed_precision"] = self.mixed_precision
         return d
 
     @classmethod
@@ -339,6 +395,7 @@ class ModelSpec:
             name=d.get("name", "model"),
             extra=freeze_params(d.get("extra", {})),
             training=None if d.get("training") is None else TrainingSpec.from_dict(d["training"]),
+            mixed_precision=d.get("mixed_precision", ""),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -354,6 +411,8 @@ class ModelSpec:
             flags.append("dict")
         if self.training is not None:
             flags.append(f"compiled {self.training!r}")
+        if self.mixed_precision:
+            flags.append(self.mixed_precision)
         ins = " ".join(repr(i) for i in self.inputs)
         nodes = "; ".join(repr(n) for n in self.nodes)
         return f"ModelSpec<{' '.join(flags)} | {ins} | {nodes} | out={','.join(self.outputs)}>"

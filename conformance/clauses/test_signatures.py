@@ -1,4 +1,5 @@
-"""SIG-SERVING and SIG-STABLE: the serving signature and its stability."""
+"""SIG-SERVING, SIG-STABLE and SIG-DYNAMIC: the serving signature, its stability and its
+open dimensions."""
 
 import json
 import os
@@ -7,13 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import assume
 
 from conformance import corpus
 from conformance.api import unsupported_reason
-from conformance.expected import fixtures
+from conformance.expected import fixtures, originals
 from conformance.expected.names import expected_output_names
 from conformance.expected.tolerances import assert_close
-from conformance.plugin.drawing import shared_examples
+from conformance.plugin.drawing import fresh_examples, shared_examples
 from conformance.savedmodel import calls, functions, tree
 
 
@@ -32,8 +34,8 @@ def check_serving(case):
         want = by_name.get(name)
         if want is not None:
             assert dtype == want.dtype, f"serving input {name!r}: dtype {dtype} != {want.dtype}"
-            assert shape == [None, *want.shape], (
-                f"serving input {name!r}: shape {shape}, expected {[None, *want.shape]} "
+            assert shape == [None, *want.model_shape], (
+                f"serving input {name!r}: shape {shape}, expected {[None, *want.model_shape]} "
                 "(batch dimension None)"
             )
         else:
@@ -188,3 +190,129 @@ def test_fingerprint_stable_across_processes(implementation, impl_spec, clause, 
             assert results[0][name] == results[1][name], (
                 f"{name}: fingerprints differ between PYTHONHASHSEED=1 and =2"
             )
+
+
+# --- SIG-DYNAMIC ---------------------------------------------------------------------------
+
+# Two lengths past each open axis' probe length (the spec's), different from it and from each
+# other: a saver that traced the probe shape accepts neither.
+_DYNAMIC_EXTRAS = (1, 3)
+
+
+def _dynamic_data(spec, extra, seed):
+    """Inputs with every open axis ``extra`` past its probe length (batch 2 unless fixed)."""
+    from strategies.opendims import open_lengths
+
+    lengths = open_lengths(spec, extra)
+    rng = np.random.default_rng(seed)
+    data = {}
+    for inp in spec.inputs:
+        shape = (inp.batch_size or 2,) + tuple(
+            lengths.get((inp.name, axis), dim) for axis, dim in enumerate(inp.shape)
+        )
+        if inp.dtype.startswith("int"):
+            data[inp.name] = rng.integers(0, inp.vocab or 2, size=shape).astype(inp.dtype)
+        else:
+            data[inp.name] = rng.uniform(-1.0, 1.0, size=shape).astype(inp.dtype)
+    return data
+
+
+def _open_positions(spec, structure):
+    """``(where, TensorSpec, open axes)`` of each input of a traced argument structure that
+    the model left open: a dict by input name, else in the model's input order."""
+    import tensorflow as tf
+
+    if isinstance(structure, dict):
+        pairs = [(name, structure.get(name)) for name in spec.input_names()]
+    else:
+        leaves = tf.nest.flatten(structure)
+        pairs = list(zip(spec.input_names(), leaves)) if len(leaves) == len(spec.inputs) else []
+    by_name = {i.name: i for i in spec.inputs}
+    return [
+        (name, leaf, by_name[name].open_axes)
+        for name, leaf in pairs
+        if leaf is not None and hasattr(leaf, "shape") and by_name[name].open_axes
+    ]
+
+
+def _assert_open(shape, axes, what):
+    dims = shape.as_list() if hasattr(shape, "as_list") else list(shape)
+    fixed = [axis for axis in axes if dims[axis + 1] is not None]
+    assert not fixed, (
+        f"{what}: shape {dims} fixes the dimension(s) {[a + 1 for a in fixed]} the model left "
+        "None (counting the batch axis as 0)"
+    )
+
+
+def check_dynamic_signatures(case):
+    """``None`` stays ``None`` in serving_default (inputs and outputs) and in every traced
+    signature of the root's saved call functions."""
+    spec = case.spec
+    inputs, outputs = tree.serving_signature(case.loaded)
+    serving_names = calls.serving_feed(case.loaded, spec, {n: n for n in spec.input_names()})
+    for key, name in serving_names.items():
+        axes = next(i.open_axes for i in spec.inputs if i.name == name)
+        _assert_open(inputs[key][1], axes, f"serving_default input {key!r}")
+    for key, node_id in zip(expected_output_names(spec), spec.outputs):
+        if key in outputs:
+            _assert_open(outputs[key][1], spec.node(node_id).open_axes, f"serving output {key!r}")
+    root = tree.keras_root(case.loaded)
+    for name in tree.CALL_FUNCTIONS:
+        concretes = tree.concrete_functions(root.function(name))
+        assert concretes, f"keras_api.{name} of the root has no traced signature"
+        for index, concrete in enumerate(concretes):
+            args, _ = concrete.structured_input_signature
+            for where, leaf, axes in _open_positions(spec, args[0] if args else None):
+                _assert_open(leaf.shape, axes, f"keras_api.{name} trace {index}, input {where!r}")
+
+
+def check_dynamic_calls(case, loaded_model):
+    """At two lengths past the probe: serving_default, the root's ``__call__`` and the loaded
+    model give the original's outputs."""
+    import strategies
+
+    spec = case.spec
+    serving = case.loaded.signatures["serving_default"]
+    root_call = tree.keras_root(case.loaded).require("__call__")
+    names = expected_output_names(spec)
+    for extra in _DYNAMIC_EXTRAS:
+        data = _dynamic_data(spec, extra, seed=extra)
+        inputs = strategies.call_inputs(spec, data)
+        want = originals.outputs(case.model, inputs, training=False)
+        where = f"open axes at probe length + {extra}"
+        result = serving(**calls.serving_feed(case.loaded, spec, data))
+        for index, (name, w) in enumerate(zip(names, want)):
+            assert_close(result[name], w, f"serving_default ({where}), output {index}")
+        got = calls.flat_numpy(calls.call(root_call, inputs, training=False))
+        for index, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"keras_api.__call__ ({where}), output {index}")
+        if loaded_model is not None:
+            got = originals.outputs(loaded_model, inputs, training=False)
+            assert len(got) == len(want), f"the loaded model gives {len(got)} outputs"
+            for index, (g, w) in enumerate(zip(got, want)):
+                assert_close(g, w, f"the loaded model ({where}), output {index}")
+
+
+def _open_kinds():
+    from strategies.opendims import RULES
+
+    return sorted(RULES)
+
+
+@pytest.mark.clause("SIG-DYNAMIC")
+@fresh_examples(open_dims=True, max_layers=4, kinds=_open_kinds())
+def test_open_dimensions_stay_open(implementation, clause, example):
+    spec, _ = example
+    if getattr(implementation, "supports", None) and implementation.supports.get(
+        "open_dims"
+    ) is False:
+        pytest.skip(f"{implementation.name} does not support open (None) input dimensions")
+    assume(spec.open_inputs())  # the first (corpus) example and specs nothing could open
+    with clause.example(spec):
+        case = clause.case(spec)
+        check_dynamic_signatures(case)
+        try:
+            loaded_model = implementation.load(case.path)
+        except NotImplementedError:
+            loaded_model = None  # no loader: the saved functions are still checked
+        check_dynamic_calls(case, loaded_model)

@@ -156,6 +156,34 @@ class FixesBatchDimension(PlantedBug):
         return wrapped(_module("signatures"), "root_signature", wrapper)
 
 
+class PinsOpenDimensions(PlantedBug):
+    """Traces and serves the root with every open non-batch dimension fixed to 8, the longest
+    drawn input (as a saver tracing with one padded example batch does): shorter or longer
+    inputs are refused."""
+
+    name = "pins-open-dimensions"
+    caught_by = "SIG-DYNAMIC"
+
+    def planted(self):
+        import tensorflow as tf
+
+        def pin(s):
+            dims = s.shape.as_list() if s.shape.rank is not None else None
+            if not dims:
+                return s
+            dims = dims[:1] + [8 if d is None else d for d in dims[1:]]
+            return tf.TensorSpec(dims, s.dtype, name=s.name)
+
+        def wrapper(original):
+            def root_signature(model):
+                spec = original(model)
+                return None if spec is None else tf.nest.map_structure(pin, spec)
+
+            return root_signature
+
+        return wrapped(_module("signatures"), "root_signature", wrapper)
+
+
 class NestsServingCalls(PlantedBug):
     """Traces ``serving_default`` while the children call their traced functions, so it
     nests calls into the saved layer functions instead of being one flat function."""
@@ -608,6 +636,7 @@ PLANTED = (
     LosesARegularizer,
     ReversesSubLayers,
     FixesBatchDimension,
+    PinsOpenDimensions,
     NestsServingCalls,
     HashOrderedOutputs,
     PythonInServing,
