@@ -90,6 +90,9 @@ def training_specs(draw, n_outputs: int = 1) -> TrainingSpec:
 FROZEN_BEFORE_LEAKS = frozenset(
     {"Bidirectional", "ConvLSTM1D", "KscNormBlock", "MultiHeadAttention", "TimeDistributed"}
 )
+# Keras 3.15's SpatialDropout1D/2D/3D constructors take no `trainable` (nor any other base
+# layer argument but name, dtype and seed): they are frozen after the build only.
+NO_TRAINABLE_ARGUMENT = frozenset({"SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"})
 
 
 def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
@@ -100,7 +103,8 @@ def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
     out = []
     for n in nodes:
         if n.shares is None and _rare(draw, 3):  # a shared node's layer is its original's
-            when = "after" if n.kind in FROZEN_BEFORE_LEAKS else draw(st.sampled_from(FROZEN))
+            after_only = n.kind in FROZEN_BEFORE_LEAKS or n.kind in NO_TRAINABLE_ARGUMENT
+            when = "after" if after_only else draw(st.sampled_from(FROZEN))
             n = replace(n, frozen=when)
         out.append(n)
     return tuple(out)

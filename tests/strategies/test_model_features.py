@@ -125,3 +125,20 @@ def test_kinds_frozen_only_after_build_are_the_ones_keras_gets_wrong(kind):
     # When Keras fixes trainable=False for sub-layers, this fails: draw those kinds frozen
     # before the build again.
     assert _leaks_when_frozen_before(kind) == (kind in generate.FROZEN_BEFORE_LEAKS)
+
+
+@pytest.mark.parametrize("kind", sorted(generate.NO_TRAINABLE_ARGUMENT))
+def test_kinds_without_a_trainable_argument_still_refuse_it(kind):
+    # When Keras 3 takes trainable= here, this fails: draw these kinds frozen before too.
+    import keras
+
+    with pytest.raises(TypeError, match="trainable"):
+        getattr(keras.layers, kind)(0.5, trainable=False)
+
+
+def test_frozen_draws_never_pass_trainable_to_kinds_without_it():
+    specs = sample_specs(300, seed=4, kinds=sorted(generate.NO_TRAINABLE_ARGUMENT) + ["Dense"])
+    kinds = generate.NO_TRAINABLE_ARGUMENT
+    frozen = [n for s in specs for n in s.frozen_nodes() if n.kind in kinds]
+    assert frozen, "no SpatialDropout frozen in 300 draws"
+    assert {n.frozen for n in frozen} == {"after"}
