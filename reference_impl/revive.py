@@ -133,6 +133,9 @@ class RevivedLayer(keras.layers.Layer):
         kwargs.setdefault("trainable", record.get("trainable", True))
         if record.get("dtype") is not None:
             kwargs.setdefault("dtype", record["dtype"])
+        # Inputs keep their dtypes (a float64 input is not cast to float32 and back): the
+        # call casts them to the saved signature's.
+        kwargs.setdefault("autocast", False)
         api = saved.api
         activity_fn = getattr(api, "activity_regularizer_fn", None)
         if activity_fn is not None:
@@ -189,9 +192,10 @@ class RevivedLayer(keras.layers.Layer):
             )
         arguments = (inputs, *more_inputs)
         signatures = self._saved.input_signatures
-        if signatures and len(signatures[0]) == len(arguments):
+        if signatures and len(signatures[0]) >= len(arguments):
+            # The saved signature may end with optional arguments (a mask traced as None).
             arguments = tuple(
-                _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0], strict=True)
+                _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0][: len(arguments)])
             )
         unknown = sorted(set(kwargs) - set(self._literal_defaults))
         if unknown:
