@@ -18,8 +18,7 @@ import pytest
 from conformance.corpus import legacy
 from conformance.expected import originals
 from conformance.expected.tolerances import assert_close
-from conformance.plugin import drawing
-from conformance.plugin.report import LEGACY_PROPERTY
+from conformance.plugin.drawing import current_profile_name
 
 CORPUS_ENV = "CONFORMANCE_LEGACY_CORPUS"
 # Outside nightly: every real-world case of these writers, and these spec cases of all.
@@ -36,7 +35,7 @@ def _params():
     params = []
     for writer, case in legacy.cases(root):
         marks = []
-        if not _in_subset(writer, case) and drawing.current_profile_name() != "nightly":
+        if not _in_subset(writer, case) and current_profile_name() != "nightly":
             marks.append(
                 pytest.mark.skip(
                     reason="LOAD-LEGACY loads every corpus file only under the nightly profile; "
@@ -112,14 +111,21 @@ def _load(implementation, path):
 
 @pytest.mark.clause("LOAD-LEGACY")
 @pytest.mark.parametrize(("writer", "case_name"), _params())
-def test_legacy_file_loads(implementation, request, writer, case_name):
+def test_legacy_file_loads(implementation, clause, writer, case_name):
     case = legacy.load_case(writer, case_name, corpus_root())
-    versions = case.writer_versions
-    who = f"{writer}/{case_name} ({versions.get('package')} {versions.get('keras')})"
     outcome = {"writer": writer, "case": case_name, "how": "failed"}
-    request.node.user_properties.append((LEGACY_PROPERTY, outcome))
+    clause.record_legacy(outcome)
     if case.kind == "spec":
         _register_catalog_classes()
+    about = {"legacy_file": f"{writer}/{case_name}", "description": case.record["description"]}
+    with clause.example(case.record.get("spec") or about, file=f"{writer}/{case_name}"):
+        outcome["how"] = _check_file(implementation, case)
+
+
+def _check_file(implementation, case):
+    """Load one legacy file and check it against its record; how it loaded."""
+    versions = case.writer_versions
+    who = f"{case.writer}/{case.case} ({versions.get('package')} {versions.get('keras')})"
     try:
         model, messages = _load(implementation, case.path)
     except NotImplementedError:
@@ -129,14 +135,10 @@ def test_legacy_file_loads(implementation, request, writer, case_name):
             f"{who}: a valid SavedModel failed to load: {type(exc).__name__}: {exc}"
         ) from exc
     revived = _revived_classes(model)
-    outcome["how"] = "revived" if revived or any("reviv" in m.lower() for m in messages) else (
-        "config"
-    )
+    warned = any("reviv" in m.lower() for m in messages)
     assert callable(model), f"{who}: load returned a {type(model).__name__}, not a model"
     if revived:
-        assert any("reviv" in m.lower() for m in messages), (
-            f"{who}: revived ({', '.join(revived)}) without a warning saying so"
-        )
+        assert warned, f"{who}: revived ({', '.join(revived)}) without a warning saying so"
 
     inputs = case.call_inputs()
     got = originals.outputs(model, inputs, training=False)
@@ -157,6 +159,7 @@ def test_legacy_file_loads(implementation, request, writer, case_name):
         for index, (g, w) in enumerate(zip(got, case.outputs_training, strict=True)):
             assert_close(g, w, f"{who}: output {index} (training=True)")
     _check_variables(who, model, case)
+    return "revived" if revived or warned else "config"
 
 
 def _check_variables(who, model, case):
