@@ -79,7 +79,14 @@ def _revived_classes(model):
         layers += list(model._flatten_layers(include_self=False))
     except Exception:  # not a Keras layer: nothing more to look at
         pass
-    return sorted({type(layer).__name__ for layer in layers if "Revived" in type(layer).__name__})
+    # tf_keras names a revived class after the saved one, on a Revived* base.
+    return sorted(
+        {
+            type(layer).__name__
+            for layer in layers
+            if any("Revived" in cls.__name__ for cls in type(layer).__mro__)
+        }
+    )
 
 
 def _register_catalog_classes():
