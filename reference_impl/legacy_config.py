@@ -14,6 +14,7 @@ configs without ``module``, the list form of ``inbound_nodes``).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,8 @@ _DROPPED: dict[str, dict[str, Any]] = {
 # Keys the metadata adds to nested configs for its own bookkeeping.
 _BOOKKEEPING = ("shared_object_id",)
 _MODELS = ("Functional", "Model", "Sequential")
+_LOOKUPS = ("StringLookup", "IntegerLookup", "TextVectorization")
+_ASSETS: dict[str, str | None] = {"dir": None}
 
 
 @keras.saving.register_keras_serializable(package="reference_impl.legacy")
@@ -70,8 +73,14 @@ def is_legacy(record: Mapping[str, Any]) -> bool:
     return "module" not in record and not version.startswith("3.")
 
 
-def translate(serialized: Mapping[str, Any]) -> dict[str, Any]:
-    """The Keras 3 form of a serialized tf_keras layer or model (``class_name``, ``config``)."""
+def translate(serialized: Mapping[str, Any], assets: str | None = None) -> dict[str, Any]:
+    """The Keras 3 form of a serialized tf_keras layer or model (``class_name``, ``config``).
+
+    ``assets`` is the SavedModel's ``assets`` directory, where the vocabulary files of
+    lookup layers were copied (given on the outermost call; nested calls keep it).
+    """
+    if assets is not None:
+        _ASSETS["dir"] = assets
     serialized = _strip_bookkeeping(serialized)
     name = serialized.get("class_name")
     config = dict(serialized.get("config") or {})
@@ -142,6 +151,8 @@ def _layer(class_name: str, config: dict) -> dict:
     config = _activations(config)
     if class_name == "InputLayer":
         config = _input_layer(config)
+    if class_name in _LOOKUPS:
+        config = _vocabulary(class_name, config)
     for key in ("layer", "cell", "forward_layer", "backward_layer"):
         # Wrappers (TimeDistributed, Bidirectional) and RNN(cell) hold serialized layers.
         if isinstance(config.get(key), Mapping) and "class_name" in config[key]:
@@ -179,6 +190,26 @@ def _input_layer(config: dict) -> dict:
     if config.get("ragged"):
         raise Untranslatable(f"InputLayer '{config.get('name')}' is ragged")
     config.pop("ragged", None)
+    return config
+
+
+def _vocabulary(class_name: str, config: dict) -> dict:
+    """A vocabulary given as a file: tf_keras wrote the writer's absolute path, and copied the
+    file into the SavedModel's ``assets``; the tokens are read from there, inline."""
+    vocabulary = config.get("vocabulary")
+    if not isinstance(vocabulary, str):
+        return config
+
+    asset = os.path.join(_ASSETS["dir"] or "", os.path.basename(vocabulary))
+    if not _ASSETS["dir"] or not os.path.isfile(asset):
+        raise Untranslatable(
+            f"{class_name} '{config.get('name')}' reads its vocabulary from {vocabulary!r}, "
+            "which is not among the SavedModel's assets"
+        )
+    with open(asset, encoding=config.get("encoding") or "utf-8") as f:
+        tokens = f.read().splitlines()
+    config["vocabulary"] = [int(t) for t in tokens] if class_name == "IntegerLookup" else tokens
+    config.pop("vocabulary_size", None)
     return config
 
 

@@ -223,7 +223,9 @@ def _from_config(
     legacy = legacy_config.is_legacy(record)
     if legacy:
         try:
-            serialized = legacy_config.translate(serialized)
+            serialized = legacy_config.translate(
+                serialized, assets=os.path.join(files.path, "assets")
+            )
         except legacy_config.Untranslatable as error:
             raise _NotRebuilt(
                 f"its tf_keras config does not translate to Keras 3 ({error})"
