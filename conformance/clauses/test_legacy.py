@@ -103,6 +103,20 @@ def _register_catalog_classes():
             continue
 
 
+def _coarsest_compute_dtype(model):
+    """float16 / bfloat16 where a layer computes in it (a mixed-precision model's float32
+    output carries float16 error), else None."""
+    try:
+        layers = [model, *model._flatten_layers(include_self=False)]
+    except Exception:  # not a Keras layer
+        layers = [model]
+    computes = {
+        str(getattr(getattr(layer, "dtype_policy", None), "compute_dtype", "") or "")
+        for layer in layers
+    }
+    return next((d for d in ("bfloat16", "float16") if d in computes), None)
+
+
 def _load(implementation, path):
     handler = _Records()
     logger = logging.getLogger()
@@ -148,9 +162,7 @@ def _check_file(implementation, case):
         assert warned, f"{who}: revived ({', '.join(revived)}) without a warning saying so"
 
     _check_variables(who, model, case)  # first: a training-mode call moves BN statistics
-    # A mixed-precision model computes in float16 even where its outputs are float32.
-    compute = str(getattr(getattr(model, "dtype_policy", None), "compute_dtype", "") or "")
-    coarse = compute if compute in ("float16", "bfloat16") else None
+    coarse = _coarsest_compute_dtype(model)
     inputs = case.call_inputs()
     got = originals.outputs(model, inputs, training=False)
     want = case.outputs_inference
