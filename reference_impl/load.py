@@ -183,12 +183,26 @@ def _unknown_classes(
     Metrics do not count: the model does not need them to be rebuilt, and compiling from the
     training config creates the compiled metrics again.
     """
+    known_paths = {
+        node.node_path for node in nodes if _class_module(node.metadata, custom_objects)
+    }
     return [
         node
         for node in nodes
         if node.identifier != METRIC_IDENTIFIER
         and _class_module(node.metadata, custom_objects) is None
+        and not _built_by_parent(node, known_paths)
     ]
+
+
+# Sublayers a known layer makes itself from its own config (tf_keras' ConvLSTM1D config holds
+# no cell: the layer builds its ConvLSTMCell, whose class Keras 3 does not export).
+_BUILT_BY_PARENT = ("cell", "forward_layer", "backward_layer")
+
+
+def _built_by_parent(node: MetadataNode, known_paths: set[str]) -> bool:
+    parent, _, attribute = node.node_path.rpartition(".")
+    return attribute in _BUILT_BY_PARENT and parent in known_paths
 
 
 # -- from the config ---------------------------------------------------------------------
