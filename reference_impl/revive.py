@@ -400,10 +400,10 @@ class _Reviver:
         self.records = records
         self.layers: dict[int, RevivedLayer] = {}
         self.variables: dict[int, keras.Variable] = {}
-        api = getattr(loaded, KERAS_API)
         self.trainable_ids = set()
         self.regularizers: dict[int, Any] = {}
-        for loss_fn in api.regularization_losses:
+        # Every layer's own list: tf_keras' root list leaves out sublayers' (an RNN cell's).
+        for loss_fn in _all_regularization_losses(loaded, set()):
             for handle in _captured_handles(loss_fn):
                 self.regularizers.setdefault(id(handle), loss_fn)
         self._collect_trainable(loaded, set())
@@ -491,6 +491,18 @@ class _Reviver:
         if record.get("trainable") is False:
             model.trainable = False
         return model
+
+
+def _all_regularization_losses(node: Any, seen: set) -> list:
+    """The saved regularization loss functions of ``node`` and its layers, each once."""
+    api = getattr(node, KERAS_API, None)
+    if api is None or id(node) in seen:
+        return []
+    seen.add(id(node))
+    found = list(getattr(api, "regularization_losses", []))
+    for child in getattr(api, "layers", []):
+        found += [f for f in _all_regularization_losses(child, seen) if f not in found]
+    return found
 
 
 def _api_variables(node: Any) -> list:
