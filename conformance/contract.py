@@ -300,6 +300,29 @@ CLAUSES = (
         "original taking that step; `iterations` before it.",
     ),
     Clause(
+        "LOAD-LEGACY",
+        "legacy",
+        "The loader reads every Keras SavedModel the format's own writers wrote (`tf.keras` of "
+        "TensorFlow 2.12-2.15, tf_keras 2.16-2.21): the loaded model's outputs (with "
+        "`training=False`, and `training=True` for deterministic models), its losses after a "
+        "call and its variables equal what the writer recorded. It is rebuilt from its config "
+        "where the classes rebuild, otherwise revived from the saved functions with a warning "
+        "naming what was revived; a valid file is never an error.",
+        "Old SavedModels stop loading in newer versions: keras-team/tf-keras#369 "
+        "(keras-team/keras#17232, tensorflow/tensorflow#58485: the tutorial's TF 2.7 SavedModel "
+        "fails in 2.8-2.10), tensorflow/tensorflow#45288 (saved in 2.2, a TypeError in "
+        "`reconstruct_from_config` in 2.3), tensorflow/tensorflow#62363 (2.13 to 2.14), "
+        "keras-team/keras#19089 (saved with TF 2.15, refused by Keras 3) and "
+        "keras-team/keras#18709 (Keras 3 dropped the format's loader).",
+        "Each file of the legacy corpus (`conformance/corpus/legacy`, or "
+        "`CONFORMANCE_LEGACY_CORPUS`), one test per writer and case: loaded with the "
+        "implementation's `load`, called on the recorded inputs in both modes, the total of "
+        "its losses and every recorded variable value (bitwise) against the record. Revived "
+        "(a `Revived*` layer in the model) needs a warning or log record saying so. The report "
+        "counts per writer the files loaded by config, revived and failed. ci and dev load the "
+        "real-world cases of 2.12, 2.15 and 2.21 and two spec cases of 2.21; nightly all.",
+    ),
+    Clause(
         "CONSUMER-TFLITE",
         "consumers",
         "The SavedModel converts with `tf.lite.TFLiteConverter.from_saved_model` "

@@ -27,6 +27,7 @@ __all__ = [
     "UnknownClassError",
     "UnsafeDeserializationError",
     "ModelInputsUnknownError",
+    "UnsupportedSavedModelError",
 ]
 
 
@@ -127,3 +128,10 @@ class ModelInputsUnknownError(ReferenceImplError, ValueError):
     """
 
     summary = "Cannot save the model"
+
+
+class UnsupportedSavedModelError(ReferenceImplError, ValueError):
+    """A valid SavedModel that this implementation cannot load: its config does not rebuild
+    in Keras 3 and its saved functions do not revive it."""
+
+    summary = "Unsupported SavedModel"

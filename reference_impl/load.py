@@ -16,8 +16,14 @@ Two ways, tried in this order:
    Whatever ``safe_mode`` says: ``safe_mode`` forbids deserializing Python code (Lambda
    bytecode, pickles), and the saved graph functions are not Python code but data the
    TensorFlow runtime executes, as ``tf.saved_model.load`` does; reviving deserializes no
-   config. With ``safe_mode=True`` a config that does not rebuild the model (every class
-   known) is a :class:`~reference_impl.errors.CorruptSavedModelError`.
+   config. A config that does not rebuild the model (every class
+   known) is revived too, with a warning saying why.
+
+A config written by tf_keras or ``tf.keras`` (Keras 2) is first translated to Keras 3
+(:mod:`reference_impl.legacy_config`), and the rebuilt model's variables are matched to the
+checkpoint through the object graph, layer by layer and by variable name: tf_keras lists a
+layer's trainable variables before its non-trainable ones, Keras 3 in creation order, so
+the positions of the two ``variables`` lists differ.
 
 A SavedModel without ``keras_metadata.pb`` but with ``keras_api`` objects is revived with a
 warning whatever ``safe_mode`` says, as the format's specification asks (there is no config
@@ -39,13 +45,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from reference_impl import atomic, revive, validate
+from reference_impl import atomic, legacy_config, revive, validate
 from reference_impl._compat import FUNCTIONAL_MODULE, find_class
 from reference_impl.attributes import KERAS_API
 from reference_impl.errors import (
     CorruptSavedModelError,
     NotASavedModelError,
     UnsafeDeserializationError,
+    UnsupportedSavedModelError,
 )
 from reference_impl.metadata import KERAS_CONFIG_KEY, METRIC_IDENTIFIER, MetadataNode
 
@@ -83,9 +90,12 @@ def load(
         SavedModelNotFoundError, NotASavedModelError, CorruptSavedModelError, MetadataError:
             the files are missing or damaged (see :mod:`reference_impl.validate`).
         UnsafeDeserializationError: the config holds code and ``safe_mode`` is on.
-        CorruptSavedModelError: every class is known but the config does not rebuild the
-            saved model (it fails, or its variables do not match the saved ones) and
-            ``safe_mode`` is on. With ``safe_mode=False`` the model is revived instead.
+        UnsupportedSavedModelError: a valid file whose config does not rebuild the model
+            and whose saved functions do not revive it either.
+
+    A config that does not rebuild the saved model (a tf_keras class or argument without a
+    Keras 3 equivalent, variables that do not match) is not an error: the model is revived
+    from its saved functions, with a warning that says why.
     """
     path = os.path.abspath(os.fspath(filepath))
     atomic.recover(path)
@@ -97,7 +107,6 @@ def load(
 
     nodes = files.metadata_nodes
     root = _root_node(path, nodes)
-    metadata_path = os.path.join(path, "keras_metadata.pb")
     unknown = _unknown_classes(nodes, custom_objects)
     if unknown:
         names = ", ".join(sorted({_class_label(node.metadata) for node in unknown}))
@@ -107,21 +116,23 @@ def load(
         why = f"class {names} is not built in, registered or in custom_objects"
     else:
         try:
-            model = _from_config(files, root, custom_objects, safe_mode)
+            model = _from_config(files, root, nodes, custom_objects, safe_mode)
         except _NotRebuilt as error:
+            # A valid file whose config Keras 3 cannot rebuild (a class or argument with no
+            # Keras 3 equivalent) is revived, under safe_mode too: reviving runs no Python code.
             why = f"the model cannot be rebuilt from its config: {error}"
-            if safe_mode:
-                raise CorruptSavedModelError(
-                    metadata_path,
-                    f"{why}. Load with safe_mode=False to revive it from its saved functions.",
-                ) from error
         else:
             if compile:
                 _compile_and_restore_optimizer(files, model, root, custom_objects)
             return model
 
     warnings.warn(f"Reviving the model at '{path}' from its saved functions: {why}.", stacklevel=2)
-    model = revive.revive(files.path, root, nodes)
+    try:
+        model = revive.revive(files.path, root, nodes)
+    except Exception as error:  # the saved functions do not make a Keras layer either
+        raise UnsupportedSavedModelError(
+            path, f"{why}; and it cannot be revived from its saved functions: {error}"
+        ) from error
     if compile:
         _compile_and_restore_optimizer(files, model, root, custom_objects)
     return model
@@ -172,12 +183,26 @@ def _unknown_classes(
     Metrics do not count: the model does not need them to be rebuilt, and compiling from the
     training config creates the compiled metrics again.
     """
+    known_paths = {
+        node.node_path for node in nodes if _class_module(node.metadata, custom_objects)
+    }
     return [
         node
         for node in nodes
         if node.identifier != METRIC_IDENTIFIER
         and _class_module(node.metadata, custom_objects) is None
+        and not _built_by_parent(node, known_paths)
     ]
+
+
+# Sublayers a known layer makes itself from its own config (tf_keras' ConvLSTM1D config holds
+# no cell: the layer builds its ConvLSTMCell, whose class Keras 3 does not export).
+_BUILT_BY_PARENT = ("cell", "forward_layer", "backward_layer")
+
+
+def _built_by_parent(node: MetadataNode, known_paths: set[str]) -> bool:
+    parent, _, attribute = node.node_path.rpartition(".")
+    return attribute in _BUILT_BY_PARENT and parent in known_paths
 
 
 # -- from the config ---------------------------------------------------------------------
@@ -190,6 +215,7 @@ class _NotRebuilt(Exception):
 def _from_config(
     files: validate.SavedModelFiles,
     root: MetadataNode,
+    nodes: list[MetadataNode],
     custom_objects: dict[str, Any],
     safe_mode: bool,
 ) -> keras.layers.Layer:
@@ -197,8 +223,8 @@ def _from_config(
 
     Raises:
         UnsafeDeserializationError: Keras refused code in the config under ``safe_mode``.
-        _NotRebuilt: the config is missing, does not deserialize or build, or builds a
-            model whose variables do not match the saved ones.
+        _NotRebuilt: the config is missing, does not translate, deserialize or build, or
+            builds a model whose variables do not match the saved ones.
     """
     record = dict(root.metadata)
     if KERAS_CONFIG_KEY in record:  # written here: "config" is tf_keras' form of it
@@ -210,6 +236,16 @@ def _from_config(
         for key in ("class_name", "registered_name", "config")
         if record.get(key) is not None
     }
+    legacy = legacy_config.is_legacy(record)
+    if legacy:
+        try:
+            serialized = legacy_config.translate(
+                serialized, assets=os.path.join(files.path, "assets")
+            )
+        except legacy_config.Untranslatable as error:
+            raise _NotRebuilt(
+                f"its tf_keras config does not translate to Keras 3 ({error})"
+            ) from error
     serialized["module"] = _class_module(record, custom_objects)
     try:
         model = keras.saving.deserialize_keras_object(
@@ -229,6 +265,9 @@ def _from_config(
         except Exception as error:
             raise _NotRebuilt(f"it does not build ({type(error).__name__}: {error})") from error
     _refreeze(model)
+    if legacy:
+        _assign_by_object_graph(files, model, root, nodes)
+        return model
     saved = _saved_values(files, ("root", KERAS_API, "variables"))
     if saved is None:
         saved = _saved_values(files, ("root", "variables"))
@@ -240,6 +279,105 @@ def _from_config(
             f"not match the {len(saved)} saved ones in shape and dtype"
         )
     return model
+
+
+# Keras 3 names a few variables differently from tf_keras (Keras 3 name -> tf_keras name).
+_VARIABLE_ALIASES = {"kernel": ("depthwise_kernel",)}
+
+
+def _assign_by_object_graph(
+    files: validate.SavedModelFiles,
+    model: keras.layers.Layer,
+    root: MetadataNode,
+    nodes: list[MetadataNode],
+) -> None:
+    """Assign each rebuilt layer's variables from the saved layer of the same name.
+
+    The saved layer is found in the object graph (the metadata's node paths), its variables
+    through its ``keras_api.variables`` list, each matched by name (then by shape and
+    dtype), never by its position in the model's ``variables``. Keras 3's seed generator
+    states have no tf_keras counterpart and keep their values.
+
+    Raises:
+        _NotRebuilt: a layer or variable has no saved counterpart, or one is left over.
+    """
+    by_parent: dict[str, dict[str, MetadataNode]] = {}
+    for node in nodes:
+        parent = node.node_path.rsplit(".", 1)[0] if "." in node.node_path else None
+        name = node.metadata.get("name")
+        if parent is not None and isinstance(name, str):
+            by_parent.setdefault(parent, {}).setdefault(name, node)
+    pairs: list[tuple[Any, np.ndarray]] = []
+    _match_layer(files, model, root, by_parent, pairs)
+    for variable, value in pairs:
+        variable.assign(value)
+
+
+def _is_container(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False)
+    ) or type(layer).__name__ == "Functional"
+
+
+def _match_layer(
+    files: validate.SavedModelFiles,
+    layer: keras.layers.Layer,
+    node: MetadataNode,
+    by_parent: dict[str, dict[str, MetadataNode]],
+    pairs: list,
+) -> None:
+    if _is_container(layer):
+        children = by_parent.get(node.node_path, {})
+        for sublayer in layer.layers:
+            if not sublayer.variables:
+                continue
+            if sublayer.name not in children:
+                raise _NotRebuilt(
+                    f"layer '{sublayer.name}' has variables but no saved layer of that name "
+                    f"under '{node.node_path}'"
+                )
+            _match_layer(files, sublayer, children[sublayer.name], by_parent, pairs)
+        return
+    saved = _saved_named_values(files, node.node_id)
+    if saved is None:
+        raise _NotRebuilt(f"the saved layer '{node.node_path}' lists no variables")
+    unused = list(range(len(saved)))
+    for variable in layer.variables:
+        if "seed_generator" in variable.path:
+            continue
+        index = _find_saved(variable, saved, unused)
+        if index is None:
+            raise _NotRebuilt(
+                f"variable '{variable.path}' {tuple(variable.shape)} {variable.dtype} has no "
+                f"saved counterpart in '{node.node_path}' "
+                f"({[(n, v.shape, str(v.dtype)) for n, v in saved]})"
+            )
+        unused.remove(index)
+        pairs.append((variable, saved[index][1]))
+    if unused:
+        raise _NotRebuilt(
+            f"saved variables {[saved[i][0] for i in unused]} of '{node.node_path}' have no "
+            f"counterpart in the rebuilt layer '{layer.name}'"
+        )
+
+
+def _find_saved(variable: Any, saved: list, unused: list[int]) -> int | None:
+    """The first unused saved variable of the same name (or alias), else the only one of the
+    same shape and dtype."""
+
+    def fits(i: int) -> bool:
+        value = saved[i][1]
+        return tuple(variable.shape) == value.shape and tf.as_dtype(
+            variable.dtype
+        ) == tf.as_dtype(value.dtype)
+
+    names = (variable.name, *_VARIABLE_ALIASES.get(variable.name, ()))
+    for name in names:
+        for i in unused:
+            if saved[i][0] == name and fits(i):
+                return i
+    candidates = [i for i in unused if fits(i)]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _refreeze(model: keras.layers.Layer) -> None:
@@ -334,6 +472,43 @@ def _saved_values(
             return None
         values.append(reader.get_tensor(keys[0]))
     return values
+
+
+def _saved_named_values(
+    files: validate.SavedModelFiles, node_id: int
+) -> list[tuple[str, np.ndarray]] | None:
+    """``(name, value)`` of the variables the saved layer at ``node_id`` lists in
+    ``keras_api.variables``; the name is the variable's last path segment (``kernel``)."""
+    graph = files.saved_model.meta_graphs[0].object_graph_def
+    children = {child.local_name: child.node_id for child in graph.nodes[node_id].children}
+    if KERAS_API not in children:
+        return None
+    api = {c.local_name: c.node_id for c in graph.nodes[children[KERAS_API]].children}
+    if "variables" not in api:
+        return None
+    listed = {c.local_name: c.node_id for c in graph.nodes[api["variables"]].children}
+    variable_ids = [listed[str(i)] for i in range(len(listed)) if str(i) in listed]
+    if not variable_ids:
+        return []
+    reader = _checkpoint(files)
+    object_graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    object_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    out = []
+    for variable_id in variable_ids:
+        keys = [
+            attribute.checkpoint_key
+            for attribute in object_graph.nodes[variable_id].attributes
+            if attribute.name == _VARIABLE_VALUE
+        ]
+        if not keys:
+            return None
+        name = graph.nodes[variable_id].variable.name.split(":")[0].rsplit("/", 1)[-1]
+        out.append((name, np.asarray(reader.get_tensor(keys[0]))))
+    return out
+
+
+def _checkpoint(files: validate.SavedModelFiles) -> Any:
+    return tf.train.load_checkpoint(files.variables_prefix)
 
 
 def _assign(variables: list[Any], values: list[np.ndarray]) -> bool:

@@ -133,6 +133,9 @@ class RevivedLayer(keras.layers.Layer):
         kwargs.setdefault("trainable", record.get("trainable", True))
         if record.get("dtype") is not None:
             kwargs.setdefault("dtype", record["dtype"])
+        # Inputs keep their dtypes (a float64 input is not cast to float32 and back): the
+        # call casts them to the saved signature's.
+        kwargs.setdefault("autocast", False)
         api = saved.api
         activity_fn = getattr(api, "activity_regularizer_fn", None)
         if activity_fn is not None:
@@ -189,9 +192,10 @@ class RevivedLayer(keras.layers.Layer):
             )
         arguments = (inputs, *more_inputs)
         signatures = self._saved.input_signatures
-        if signatures and len(signatures[0]) == len(arguments):
+        if signatures and len(signatures[0]) >= len(arguments):
+            # The saved signature may end with optional arguments (a mask traced as None).
             arguments = tuple(
-                _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0], strict=True)
+                _as_saved_dtypes(a, s) for a, s in zip(arguments, signatures[0][: len(arguments)])
             )
         unknown = sorted(set(kwargs) - set(self._literal_defaults))
         if unknown:
@@ -396,10 +400,10 @@ class _Reviver:
         self.records = records
         self.layers: dict[int, RevivedLayer] = {}
         self.variables: dict[int, keras.Variable] = {}
-        api = getattr(loaded, KERAS_API)
         self.trainable_ids = set()
         self.regularizers: dict[int, Any] = {}
-        for loss_fn in api.regularization_losses:
+        # Every layer's own list: tf_keras' root list leaves out sublayers' (an RNN cell's).
+        for loss_fn in _all_regularization_losses(loaded, set()):
             for handle in _captured_handles(loss_fn):
                 self.regularizers.setdefault(id(handle), loss_fn)
         self._collect_trainable(loaded, set())
@@ -487,6 +491,18 @@ class _Reviver:
         if record.get("trainable") is False:
             model.trainable = False
         return model
+
+
+def _all_regularization_losses(node: Any, seen: set) -> list:
+    """The saved regularization loss functions of ``node`` and its layers, each once."""
+    api = getattr(node, KERAS_API, None)
+    if api is None or id(node) in seen:
+        return []
+    seen.add(id(node))
+    found = list(getattr(api, "regularization_losses", []))
+    for child in getattr(api, "layers", []):
+        found += [f for f in _all_regularization_losses(child, seen) if f not in found]
+    return found
 
 
 def _api_variables(node: Any) -> list:

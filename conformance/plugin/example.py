@@ -29,6 +29,7 @@ from conformance.plugin.report import (
     EXAMPLES_PROPERTY,
     FAILURE_PROPERTY,
     FINGERPRINT_PROPERTY,
+    LEGACY_PROPERTY,
 )
 
 CACHE_SIZE = 32
@@ -205,6 +206,11 @@ class ClauseRun:
     def record_consumer(self, tally):
         """Attach a consumer test's tally (``consumers.Tally``) to its report."""
         self._properties().append((CONSUMER_PROPERTY, tally.as_property()))
+
+    def record_legacy(self, outcome):
+        """Attach a LOAD-LEGACY file's outcome (``{"writer", "case", "how"}``; the dict may
+        still change during the test: the report reads it once the test is over)."""
+        self._properties().append((LEGACY_PROPERTY, outcome))
 
     def record_fingerprint(self, name, digest):
         """Attach a corpus spec's fingerprint: the workers' values are compared at the end."""

@@ -19,6 +19,9 @@ FAILURE_PROPERTY = "conformance_failure"
 CONSUMER_PROPERTY = "conformance_consumer"
 # SIG-STABLE golden tests: (corpus spec name, fingerprint digest)
 FINGERPRINT_PROPERTY = "conformance_fingerprint"
+# LOAD-LEGACY tests: {"writer", "case", "how": "config" | "revived" | "failed"}
+LEGACY_PROPERTY = "conformance_legacy"
+LEGACY_OUTCOMES = ("config", "revived", "failed")
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
 DETAILS_KEPT = 20000  # characters of a failure's full output kept in the JSON report
@@ -69,6 +72,8 @@ class ClauseResult:
     skip_reasons: set = field(default_factory=set)
     # CONSUMER-* clauses: examples converted and checked, examples the converter could not handle
     consumer: dict | None = None
+    # LOAD-LEGACY: writer -> case -> how it loaded ("config", "revived", "failed")
+    legacy: dict = field(default_factory=dict)
 
     @property
     def status(self):
@@ -114,6 +119,9 @@ class ClauseReport:
                 result.failures.append(dict(value, test=report.nodeid, details=details))
             elif name == CONSUMER_PROPERTY and report.when == "call":
                 _add_consumer(result, value)
+            elif name == LEGACY_PROPERTY and report.when == "call":
+                how = "failed" if report.failed else value["how"]
+                result.legacy.setdefault(value["writer"], {})[value["case"]] = how
 
     def add_cross_worker(self, problems, workers):
         self.cross_worker = {"workers": workers, "problems": list(problems)}
@@ -167,7 +175,42 @@ class ClauseReport:
         for clause_id, result in self.clauses.items():
             if result.consumer is not None:
                 document[clause_id]["consumer"] = result.consumer
+            if result.legacy:
+                document[clause_id]["legacy"] = legacy_counts(result.legacy)
         return document
+
+
+def legacy_counts(by_writer):
+    """writer -> {"config": n, "revived": n, "failed": n, "failed_cases": [...]}."""
+    counts = {}
+    for writer, cases in sorted(by_writer.items()):
+        entry = {how: sum(1 for h in cases.values() if h == how) for how in LEGACY_OUTCOMES}
+        entry["failed_cases"] = sorted(c for c, h in cases.items() if h == "failed")
+        counts[writer] = entry
+    return counts
+
+
+def legacy_markdown(document):
+    """The "Legacy corpus" section: per writer, the files loaded by config, revived, failed."""
+    found = [(c, r) for c, r in document["clauses"].items() if r.get("legacy")]
+    if not found:
+        return []
+    clause_id, result = found[0]
+    lines = [
+        "",
+        "## Legacy corpus",
+        "",
+        f"{clause_id}: the files each writer wrote, as the implementation's loader read them.",
+        "",
+        "| writer | by config | revived | failed | failed cases |",
+        "|---|---|---|---|---|",
+    ]
+    for writer, entry in result["legacy"].items():
+        lines.append(
+            f"| {writer} | {entry['config']} | {entry['revived']} | {entry['failed']} | "
+            f"{_cell(', '.join(entry['failed_cases']))} |"
+        )
+    return lines
 
 
 def _add_consumer(result, value):
@@ -300,6 +343,7 @@ def markdown(document):
             f"| {clause_id} | {result['status']} | {result['examples']} | {_cell(message)} | "
             f"{_cell(spec)} | {_cell(f'`{command}`')} |"
         )
+    lines += legacy_markdown(document)
     return "\n".join(lines) + "\n"
 
 

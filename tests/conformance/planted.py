@@ -629,6 +629,19 @@ class SwallowsLoadErrors(PlantedBug):
             return None
 
 
+class TakesLegacyActivationsByName(PlantedBug):
+    """Translates a tf_keras config without its activations: ``"hard_sigmoid"`` becomes
+    Keras 3's ``hard_sigmoid`` (``x / 6 + 0.5``), not tf_keras' (``0.2 x + 0.5``), so a model
+    rebuilt from its config computes something else than the writer's."""
+
+    name = "takes-legacy-activations-by-name"
+    caught_by = "LOAD-LEGACY"
+
+    def load(self, path):
+        with wrapped(_module("legacy_config"), "_activations", lambda original: lambda c: c):
+            return super().load(path)
+
+
 PLANTED = (
     DropsNonTrainable,
     TracesOnlyInference,
@@ -662,4 +675,5 @@ PLANTED = (
     AdvancesSeedsOnSave,
     TracesSubLayerTrainingOnlyWhenOwn,
     SwallowsLoadErrors,
+    TakesLegacyActivationsByName,
 )

@@ -83,3 +83,17 @@ def test_an_implementations_traced_error_keeps_who_raised_it():
     assert first_line(message) == (
         "the implementation's save raised ValueError: Tried to convert 'x' to a tensor and failed."
     )
+
+
+def test_legacy_corpus_section_counts_per_writer():
+    from conformance.plugin.report import legacy_counts, legacy_markdown
+
+    counts = legacy_counts(
+        {"tf-2.21": {"spec-00": "config", "mlp": "revived"}, "tf-2.15": {"spec-00": "failed"}}
+    )
+    assert counts["tf-2.21"] == {"config": 1, "revived": 1, "failed": 0, "failed_cases": []}
+    assert counts["tf-2.15"]["failed_cases"] == ["spec-00"]
+    lines = legacy_markdown({"clauses": {"LOAD-LEGACY": {"legacy": counts}}})
+    assert "## Legacy corpus" in lines
+    assert "| tf-2.15 | 0 | 0 | 1 | spec-00 |" in lines
+    assert legacy_markdown({"clauses": {"LOAD-LEGACY": {}}}) == []
