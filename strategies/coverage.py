@@ -61,6 +61,9 @@ def features(spec: ModelSpec) -> Features:
 
 
 def _model_features(spec: ModelSpec, f: Features) -> None:
+    for node in spec.nodes:
+        if node.shares:
+            f.model["shared sub-model" if node.kind == "Submodel" else "shared layer"] += 1
     for node in spec.frozen_nodes():
         what = "sub-model" if node.submodel is not None else "layer"
         f.model[f"frozen {what} ({node.frozen} build)"] += 1

@@ -361,14 +361,15 @@ class _Graph:
         return self.add(kind, ins, params, regs)
 
     def try_share(self, source: _Tensor) -> _Tensor | None:
-        """Call an earlier node's layer again on ``source`` (same shape, dtype and mask)."""
+        """Call an earlier node's layer, or sub-model, again on ``source`` (same shape, dtype
+        and mask)."""
         if self.topology == "sequential" or source.dtype not in FLOAT_DTYPES:
             return None
         by_ref = {t.ref: t for t in self.tensors}
         options = []
         for n in self.nodes:
             k = REGISTRY.get(n.kind)
-            if k is None or n.shares or n.submodel is not None or not k.shareable:
+            if n.shares or (n.submodel is None and (k is None or not k.shareable)):
                 continue
             if len(n.inputs) != 1 or n.inputs[0] == source.ref:
                 continue
@@ -378,9 +379,11 @@ class _Graph:
         if not options or not _rare(self.draw, 5):
             return None
         orig = options[self.draw(st.integers(0, len(options) - 1))]
-        kind = REGISTRY[orig.kind]
         node_id = self._new_id()
-        masked = kind.produces_mask(orig.param_dict, source.masked)
+        # a mask does not cross a sub-model's boundary
+        masked = orig.submodel is None and REGISTRY[orig.kind].produces_mask(
+            orig.param_dict, source.masked
+        )
         node = LayerSpec(
             id=node_id,
             kind=orig.kind,

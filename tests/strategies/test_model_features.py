@@ -142,3 +142,22 @@ def test_frozen_draws_never_pass_trainable_to_kinds_without_it():
     frozen = [n for s in specs for n in s.frozen_nodes() if n.kind in kinds]
     assert frozen, "no SpatialDropout frozen in 300 draws"
     assert {n.frozen for n in frozen} == {"after"}
+
+
+def test_a_sub_model_is_drawn_used_twice_and_builds_as_one():
+    specs = [
+        s
+        for s in sample_specs(600, seed=1, max_layers=6)
+        if any(n.kind == "Submodel" and n.shares for n in s.nodes)
+    ]
+    assert specs, "no sub-model used twice in 600 draws"
+    assert coverage.features_of(specs).model["shared sub-model"] >= len(specs)
+    spec = specs[0]
+    node = next(n for n in spec.nodes if n.kind == "Submodel" and n.shares)
+    for framework in FRAMEWORKS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(spec, framework)
+        (sub,) = [layer for layer in model.layers if layer.name == node.layer_name]
+        # one object called on two tensors: Keras records a node per call
+        assert len(sub._inbound_nodes) >= 2, (framework, spec.to_json())
