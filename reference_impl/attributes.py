@@ -99,17 +99,25 @@ def build_saved_tree(
             metric_nodes[id(metric)] = mirror_metric(metric)
         return metric_nodes[id(metric)]
 
+    def build(layer: keras.layers.Layer) -> Any:
+        if id(layer) not in nodes:
+            # children first; a layer that a sub-model shares with the model holding it
+            # comes before the sub-model in ``layers``, so it is built when first needed
+            children = [build(sub) for sub in sublayers(layer)]
+            own_metrics = list(getattr(layer, "_metrics", []))
+            nodes[id(layer)] = mirror_node(
+                layer,
+                layers=children,
+                metrics=[metric_node(m) for m in _all_metrics(layer)],
+                layer_metrics=[(m.name, metric_node(m)) for m in own_metrics],
+                functions=functions.get(id(layer), {}),
+                losses=losses,
+                is_root=layer is model,
+            )
+        return nodes[id(layer)]
+
     for layer in reversed(layers):
-        own_metrics = list(getattr(layer, "_metrics", []))
-        nodes[id(layer)] = mirror_node(
-            layer,
-            layers=[nodes[id(sub)] for sub in sublayers(layer)],
-            metrics=[metric_node(m) for m in _all_metrics(layer)],
-            layer_metrics=[(m.name, metric_node(m)) for m in own_metrics],
-            functions=functions.get(id(layer), {}),
-            losses=losses,
-            is_root=layer is model,
-        )
+        build(layer)
     root = nodes[id(model)]
     if include_optimizer and getattr(model, "optimizer", None) is not None:
         optimizer = Node()

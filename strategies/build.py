@@ -17,7 +17,7 @@ import numpy as np
 
 from .catalog import FIXED, REGISTRY, custom_objects, lookup
 from .catalog.metrics import custom_metrics
-from .spec import LayerSpec, ModelSpec, RegularizerSpec, TrainingSpec
+from .spec import OUTER_SHARE, LayerSpec, ModelSpec, RegularizerSpec, TrainingSpec
 
 # Keras 3 reads its backend when first imported: these strategies build on TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -109,17 +109,20 @@ def _apply(layer, node: LayerSpec, args: list):
     return layer([args[0], args[1]])
 
 
-def _make_layers(K, spec: ModelSpec, mixed: str = "") -> dict[str, Any]:
-    """One layer object per node; shared nodes reuse the original's; sub-models built."""
+def _make_layers(K, spec: ModelSpec, mixed: str = "", outer=None) -> dict[str, Any]:
+    """One layer object per node; shared nodes reuse the original's (``outer:`` ones, in a
+    sub-model, the model's holding it); sub-models built."""
     layers: dict[str, Any] = {}
     mixed = spec.mixed_precision or mixed  # a whole model's policy reaches its sub-models
     for node in spec.nodes:
-        if node.shares:
+        if node.shares and node.shares.startswith(OUTER_SHARE):
+            layers[node.id] = outer[node.shares[len(OUTER_SHARE) :]]
+        elif node.shares:
             layers[node.id] = layers[node.shares]
         elif node.submodel is not None:
             # "before": frozen as it is made, before the model holding it is built
             layers[node.id] = _build_graph(
-                K, node.submodel, trainable=node.frozen != "before", mixed=mixed
+                K, node.submodel, trainable=node.frozen != "before", mixed=mixed, outer=layers
             )
         else:
             layers[node.id] = make_layer(K, node, spec.dtype, mixed)
@@ -133,9 +136,9 @@ def _inputs(K, spec: ModelSpec) -> list:
     ]
 
 
-def _build_graph(K, spec: ModelSpec, trainable: bool = True, mixed: str = ""):
+def _build_graph(K, spec: ModelSpec, trainable: bool = True, mixed: str = "", outer=None):
     """Sequential or functional model (no weights set yet)."""
-    layers = _make_layers(K, spec, mixed)
+    layers = _make_layers(K, spec, mixed, outer)
     ins = _inputs(K, spec)
     if spec.topology == "sequential":
         model = K.Sequential([ins[0]] + [layers[n.id] for n in spec.nodes], name=spec.name)

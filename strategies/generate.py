@@ -22,6 +22,7 @@ from .opendims import draw_open_dims, open_keys
 from .spec import (
     FROZEN,
     MIXED_POLICIES,
+    OUTER_SHARE,
     TOPOLOGIES,
     InputSpec,
     LayerSpec,
@@ -400,6 +401,40 @@ class _Graph:
         self.tensors.append(out)
         return out
 
+    def _share_into(self, inner: _Graph, t: _Tensor) -> _Tensor | None:
+        """Sometimes call one of this model's layers inside the sub-model ``inner`` on ``t``:
+        a layer used inside a nested sub-model and outside it."""
+        by_ref = {x.ref: x for x in self.tensors}
+        options = [
+            n
+            for n in self.nodes
+            if not n.shares
+            and n.submodel is None
+            and len(n.inputs) == 1
+            and REGISTRY[n.kind].shareable
+            and REGISTRY[n.kind].arity == "unary"
+            and (by_ref[n.inputs[0]].shape, by_ref[n.inputs[0]].dtype) == (t.shape, t.dtype)
+            and not by_ref[n.inputs[0]].masked
+        ]
+        if not options or not _rare(self.draw, 4):
+            return None
+        orig = options[self.draw(st.integers(0, len(options) - 1))]
+        node = LayerSpec(
+            id=inner._new_id(),
+            kind=orig.kind,
+            inputs=(t.ref,),
+            params=orig.params,
+            regularizers=orig.regularizers,
+            shares=OUTER_SHARE + orig.id,
+            out_shape=orig.out_shape,
+            layer_name=orig.layer_name,
+        )
+        inner.nodes.append(node)
+        inner.consumed.add(t.ref)
+        out = _Tensor(node.id, orig.out_shape, self.dtype, False, orig.kind)
+        inner.tensors.append(out)
+        return out
+
     def submodel(self, source: _Tensor) -> _Tensor:
         """A nested sequential/functional chain used as one layer."""
         draw = self.draw
@@ -423,7 +458,7 @@ class _Graph:
             cands = inner.candidates(t)
             if not cands:
                 break
-            t = inner.step(t, inner.pick(t))
+            t = self._share_into(inner, t) or inner.step(t, inner.pick(t))
         if not inner.nodes:
             t = inner.step(t, REGISTRY["Dense"])
         sub = ModelSpec(
@@ -589,6 +624,8 @@ def model_specs(
     uses: dict[str, int] = {}
     for n in g.nodes:
         uses[n.layer_name] = uses.get(n.layer_name, 0) + 1
+        for inner in n.submodel.nodes if n.submodel is not None else ():
+            uses[inner.layer_name] = uses.get(inner.layer_name, 0) + 1
     outputs = []
     for t in list(g.tensors):
         if t.kind == "Input" or t.ref in g.consumed:

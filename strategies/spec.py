@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOPOLOGIES = ("sequential", "functional", "subclassed", "nested")
+OUTER_SHARE = "outer:"  # LayerSpec.shares prefix: a node of the model holding a sub-model
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")  # variables float32, compute lower
 
 _DTYPE_SHORT = {
@@ -206,7 +207,9 @@ class LayerSpec:
 
     ``inputs`` names earlier tensors: model inputs (``in_0``) or earlier nodes (``n3``).
     ``shares`` names an earlier node whose layer *instance* this node calls again (shared
-    layer); ``kind``/``params``/``regularizers`` then repeat that node's. ``submodel`` holds
+    layer); ``kind``/``params``/``regularizers`` then repeat that node's. In a sub-model,
+    ``outer:n2`` names node ``n2`` of the model holding it (a layer used inside the sub-model
+    and outside it). ``submodel`` holds
     the inner spec of a nested sub-model node (kind ``Submodel``). ``out_shape`` is the shape
     the catalog's shape rule predicts (without batch); ``build_model`` checks it.
     ``frozen`` is "before" or "after" for a layer (or sub-model) made ``trainable=False``

@@ -641,3 +641,23 @@ def test_revived_layer_saved_again_keeps_its_traced_keyword_values(tmp_path):
     layer = next(child for child in again._flatten_layers() if child.name == "scale")
     assert_close(layer(x, scale=0.5), x * 0.5)
     assert_close(again(x), model(x))
+
+
+def test_layer_shared_by_a_sub_model_and_its_holder_round_trips(tmp_path):
+    # Keras 3 rebuilds such a config with the shared layer duplicated (keras-team/keras#10898):
+    # the file is valid, so the loader revives it from its saved functions, never "corrupt".
+    shared = keras.layers.Dense(3, name="shared")
+    sub_in = keras.Input((3,), name="sub_in")
+    sub = keras.Model(sub_in, shared(keras.layers.Dense(3, name="inner")(sub_in)), name="sub")
+    x = keras.Input((3,), name="in_0")
+    model = keras.Model(x, shared(sub(shared(x))))
+    data = np.random.RandomState(0).rand(2, 3).astype("float32")
+    reference_impl.save(model, str(tmp_path / "m"))
+    assert len(tf.saved_model.load(str(tmp_path / "m")).keras_api.layers) == len(model.layers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = reference_impl.load(str(tmp_path / "m"))
+    np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(model(data)))
+    if isinstance(loaded, RevivedModel):
+        assert any("Reviving" in str(w.message) for w in caught)
+    assert len(loaded.weights) == len(model.weights), "the shared layer's variables once"

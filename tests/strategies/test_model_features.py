@@ -161,3 +161,26 @@ def test_a_sub_model_is_drawn_used_twice_and_builds_as_one():
         (sub,) = [layer for layer in model.layers if layer.name == node.layer_name]
         # one object called on two tensors: Keras records a node per call
         assert len(sub._inbound_nodes) >= 2, (framework, spec.to_json())
+
+
+def test_a_layer_is_drawn_shared_by_a_sub_model_and_its_holder():
+    def outer_shares(spec):
+        return [
+            inner
+            for n in spec.nodes
+            if n.submodel is not None
+            for inner in n.submodel.nodes
+            if (inner.shares or "").startswith("outer:")
+        ]
+
+    specs = [s for s in sample_specs(800, seed=2, max_layers=6) if outer_shares(s)]
+    assert specs, "no layer shared across a sub-model's boundary in 800 draws"
+    spec = specs[0]
+    (inner,) = outer_shares(spec)[:1]
+    for framework in FRAMEWORKS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(spec, framework)
+        (sub,) = [layer for layer in model.layers if hasattr(layer, "layers")]
+        outer_layer = next(layer for layer in model.layers if layer.name == inner.layer_name)
+        assert any(layer is outer_layer for layer in sub.layers), (framework, spec.to_json())
