@@ -58,7 +58,9 @@ def _short_shape(shape: tuple[int, ...]) -> str:
 class InputSpec:
     """One model input: shape without the batch axis, dtype, optional fixed batch size.
 
-    ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding).
+    ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding or a
+    preprocessing head) and for ``dtype="string"`` ones (tokens ``w0 .. w{vocab-1}``);
+    ``words`` > 0 makes each string a sentence of 1 to ``words`` tokens (TextVectorization).
     """
 
     name: str
@@ -66,15 +68,19 @@ class InputSpec:
     dtype: str = "float32"
     batch_size: int | None = None
     vocab: int | None = None
+    words: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "shape": list(self.shape),
             "dtype": self.dtype,
             "batch_size": self.batch_size,
             "vocab": self.vocab,
         }
+        if self.words:  # only when set: specs written before the field read the same
+            d["words"] = self.words
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
@@ -84,6 +90,7 @@ class InputSpec:
             dtype=d["dtype"],
             batch_size=d.get("batch_size"),
             vocab=d.get("vocab"),
+            words=d.get("words", 0),
         )
 
     def __repr__(self) -> str:
@@ -92,6 +99,8 @@ class InputSpec:
             extra += f",b={self.batch_size}"
         if self.vocab is not None:
             extra += f",vocab={self.vocab}"
+        if self.words:
+            extra += f",words={self.words}"
         dtype = _DTYPE_SHORT.get(self.dtype, self.dtype)
         return f"{self.name}:{_short_shape(self.shape)}{dtype}{extra}"
 
