@@ -601,6 +601,25 @@ class SwallowsLoadErrors(PlantedBug):
             return None
 
 
+class KeepsStaleAssets(PlantedBug):
+    """Writes over an existing model in place, file by file, without clearing it first: the
+    earlier save's vocabulary files stay in ``assets/``."""
+
+    name = "keeps-stale-assets"
+    caught_by = "SAVE-ASSETS"
+
+    def save(self, model, path, **kwargs):
+        @contextlib.contextmanager
+        def in_place(target):
+            from pathlib import Path
+
+            Path(target).mkdir(parents=True, exist_ok=True)
+            yield Path(target)
+
+        with wrapped(_module("atomic"), "atomic_directory", lambda _: in_place):
+            super().save(model, path, **kwargs)
+
+
 PLANTED = (
     DropsNonTrainable,
     TracesOnlyInference,
@@ -633,4 +652,5 @@ PLANTED = (
     AdvancesSeedsOnSave,
     TracesSubLayerTrainingOnlyWhenOwn,
     SwallowsLoadErrors,
+    KeepsStaleAssets,
 )
