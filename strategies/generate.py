@@ -486,10 +486,13 @@ def model_specs(
         dts = ("float32",)
     # only dtypes some allowed kind computes in (AveragePooling3D alone: float32)
     dts = tuple(d for d in dts if any(d in k.dtypes for k in allowed)) or dts
+    if not any(set(k.dtypes) & {*FLOAT_DTYPES, "int32"} for k in allowed):
+        # string inputs only (the preprocessing heads): never nested (a sub-model takes floats)
+        tops = tuple(t for t in tops if t != "nested") or ("functional",)
     topology = draw(st.sampled_from(tops))
     dtype = draw(st.sampled_from(dts))
     float_kinds = [k for k in allowed if dtype in k.dtypes]
-    int_ok = any(k.name == "Embedding" for k in allowed)
+    int_ok = any("int32" in k.dtypes for k in allowed)
     string_ok = any("string" in k.dtypes for k in allowed) and topology != "nested"
     text_ok = any("text" in k.dtypes for k in allowed) and topology != "nested"
     if not float_kinds and not int_ok and not (string_ok or text_ok):
