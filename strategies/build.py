@@ -241,6 +241,8 @@ def weight_keys(model) -> list[tuple[str, Any]]:
     for layer in _leaf_layers(model):
         counts: dict[str, int] = {}
         for v in _variables(layer):
+            if not hasattr(v, "dtype"):  # tf_keras' lookup layers list a VocabWeightHandler
+                continue
             dtype = str(getattr(v.dtype, "name", v.dtype))
             # an adapt's scratch state (tf_keras' Discretization summary) has no fixed shape
             if "float" not in dtype or None in tuple(v.shape):
