@@ -251,6 +251,10 @@ class _Graph:
         return out
 
     def pick(self, t: _Tensor) -> Kind:
+        if t.dtype not in FLOAT_DTYPES:
+            # ids and strings: few kinds take them, and walking forward from a float kind
+            # would always land on the same one; a plain choice among them instead
+            return _choice(self.draw, self.candidates(t))
         return _pick_kind(self.draw, self.base(t), self.candidates(t), self.rotation)
 
     def add(self, kind: Kind, inputs: list[_Tensor], params: dict, regs=()):

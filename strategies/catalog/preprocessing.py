@@ -29,7 +29,7 @@ from .base import INT_DTYPES, Kind, ints, pick, register, register_fixed
 STRING_DTYPES = ("string",)
 TEXT_DTYPES = ("text",)  # a string input holding sentences (InputSpec.words set)
 _SOURCES = ("list", "file", "adapt")
-_WEIGHT = 2  # a small share: adapt is slow, and these are one family among many
+_WEIGHT = 2  # a small share: adapt is slow (Resizing and CenterCrop, cheap, weigh as others)
 
 
 def tokens(n: int) -> list[str]:
@@ -194,7 +194,6 @@ register(
         params=_resizing_params,
         out_shape=lambda s, p: (p["height"], p["width"], s[0][-1]),
         make=lambda K, p, kw: K.layers.Resizing(**p, **kw),
-        weight=_WEIGHT,
     )
 )
 
@@ -210,7 +209,6 @@ register(
         },
         out_shape=lambda s, p: (p["height"], p["width"], s[0][-1]),
         make=lambda K, p, kw: K.layers.CenterCrop(**p, **kw),
-        weight=_WEIGHT,
     )
 )
 
