@@ -323,6 +323,25 @@ CLAUSES = (
         "real-world cases of 2.12, 2.15 and 2.21 and two spec cases of 2.21; nightly all.",
     ),
     Clause(
+        "SAVE-ASSETS",
+        "save",
+        "Assets (vocabulary files of lookup layers) are saved under `assets/`, referenced "
+        "relatively: `serving_default` works in a fresh process after the original vocabulary "
+        "files are deleted, and saving over an existing model leaves no stale asset of the "
+        "earlier save.",
+        "A SavedModel that reads its vocabulary from where it was built breaks when that "
+        "directory goes (tensorflow/tensorflow#46293, a fine-tuned model hard-referencing "
+        "TF Hub's temporary vocab.txt; keras-team/keras#21751, lookup layers loading their "
+        "vocabulary from the original path); assets lost or stale across saves "
+        "(tensorflow/tensorflow#57806, #46456, #32770).",
+        "Models with StringLookup and IntegerLookup layers whose vocabularies are files: the "
+        "asset files under `assets/` hold the vocabularies, `saved_model.pb` names them "
+        "relatively and `keras_metadata.pb` holds no absolute path of the originals; the "
+        "originals deleted, plain `tf.saved_model.load` in a subprocess serves the original's "
+        "outputs; a second model with another vocabulary saved over the first leaves only its "
+        "own asset files and serves its own outputs.",
+    ),
+    Clause(
         "CONSUMER-TFLITE",
         "consumers",
         "The SavedModel converts with `tf.lite.TFLiteConverter.from_saved_model` "

@@ -205,6 +205,11 @@ def mirror_node(
 
     node = Node()
     node.keras_api = api
+    # The layer's lookup tables, under the layer's own attribute names (as tf_keras saves
+    # its lookup layers): the saved functions capture them, and a table initialized from a
+    # vocabulary file carries that file as a SavedModel asset (copied into ``assets/``).
+    for name, resource in _own_resources(layer):
+        setattr(node, name, resource)
     if is_root:
         # tf_keras puts the common endpoints on the root itself too (the same objects).
         for name in COMMON_OBJECTS:
@@ -213,6 +218,17 @@ def mirror_node(
             if name in functions:
                 setattr(node, name, functions[name])
     return node
+
+
+def _own_resources(layer: keras.layers.Layer) -> list[tuple[str, Any]]:
+    """(attribute name, resource) for the TensorFlow resources other than variables that
+    ``layer`` holds directly (StringLookup's and IntegerLookup's ``lookup_table``)."""
+    return [
+        (name, value)
+        for name, value in sorted(vars(layer).items())
+        if isinstance(value, tf.saved_model.experimental.TrackableResource)
+        and not isinstance(value, tf.Variable)
+    ]
 
 
 def mirror_metric(metric: keras.metrics.Metric) -> Any:

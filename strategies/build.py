@@ -202,7 +202,9 @@ def _build_subclassed(K, spec: ModelSpec):
 
     model = SpecModel()
     probe = {
-        i.name: np.zeros((i.batch_size or 1,) + tuple(i.shape), dtype=i.dtype)
+        i.name: np.full((i.batch_size or 1,) + tuple(i.shape), "w0")
+        if i.dtype == "string"
+        else np.zeros((i.batch_size or 1,) + tuple(i.shape), dtype=i.dtype)
         for i in spec.inputs
     }
     from .generate import call_inputs
@@ -260,8 +262,11 @@ def weight_keys(model) -> list[tuple[str, Any]]:
     for layer in _leaf_layers(model):
         counts: dict[str, int] = {}
         for v in _variables(layer):
+            if not hasattr(v, "dtype"):  # tf_keras' lookup layers list a VocabWeightHandler
+                continue
             dtype = str(getattr(v.dtype, "name", v.dtype))
-            if "float" not in dtype:
+            # an adapt's scratch state (tf_keras' Discretization summary) has no fixed shape
+            if "float" not in dtype or None in tuple(v.shape):
                 continue
             short = _short(v)
             if short == "kernel" and type(layer).__name__.startswith("DepthwiseConv"):

@@ -75,6 +75,7 @@ def _model_features(spec: ModelSpec, f: Features) -> None:
         policies = {n.policy for n in spec.mixed_layers()}
         for policy in sorted(policies):
             f.model[f"{policy} layers"] += 1
+    _input_features(spec, f)
     t = spec.training
     if t is None:
         return
@@ -91,11 +92,22 @@ def _model_features(spec: ModelSpec, f: Features) -> None:
         f.model[f"metric {metric}"] += 1
 
 
+def _input_features(spec: ModelSpec, f: Features) -> None:
+    from .catalog.preprocessing import holds_assets
+
+    if any(i.dtype == "string" for i in spec.inputs):
+        f.model["string inputs"] += 1
+    if any(i.dtype.startswith("int") for i in spec.inputs):
+        f.model["integer inputs"] += 1
+    if holds_assets(spec):
+        f.model["assets (vocabulary files)"] += 1
+
+
 def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
     """Record ``spec``'s nodes; ``outer`` is the kind feeding a nested sub-model's input.
     Returns the kind of the (first) output node, for the pair leaving a sub-model."""
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
-        i.name: (i.shape, i.dtype) for i in spec.inputs
+        i.name: (i.shape, "text" if i.words else i.dtype) for i in spec.inputs
     }
     kinds: dict[str, str] = {}
     input_names = {i.name for i in spec.inputs}
@@ -126,7 +138,7 @@ def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
 def reachable_combos(dtypes: tuple[str, ...] | None = None) -> set[tuple[str, int, str]]:
     from .catalog import FLOAT_DTYPES, REGISTRY
 
-    dts = set(dtypes or FLOAT_DTYPES) | {"int32"}
+    dts = set(dtypes or FLOAT_DTYPES) | {"int32", "string", "text"}
     return {
         (k.name, r, d) for k in REGISTRY.values() for r in k.ranks for d in k.dtypes if d in dts
     }
@@ -135,13 +147,13 @@ def reachable_combos(dtypes: tuple[str, ...] | None = None) -> set[tuple[str, in
 def reachable_pairs() -> set[tuple[str, str]]:
     """(a, b) where some output rank of ``a`` is an input rank of ``b`` (float tensors; a
     masked output of Masking only feeds kinds that support masks)."""
-    from .catalog import REGISTRY
+    from .catalog import FLOAT_DTYPES, REGISTRY
 
     out = set()
     for a in REGISTRY.values():
         out_ranks = {o for r in a.ranks for o in a.out_ranks(r)}
         for b in REGISTRY.values():
-            if "int32" in b.dtypes and len(b.dtypes) == 1:
+            if not set(b.dtypes) & set(FLOAT_DTYPES):  # takes model inputs only
                 continue
             if a.name == "Masking" and not b.supports_mask:
                 continue

@@ -127,8 +127,19 @@ def input_specs(
     dtypes: tuple[str, ...] = ("float32",),
     allow_int: bool = False,
     batch_size: int | None = None,
+    allow_string: bool = False,
+    allow_text: bool = False,
 ) -> InputSpec:
-    """One input: rank and dims shrink toward small, dtype toward the first of ``dtypes``."""
+    """One input: rank and dims shrink toward small, dtype toward the first of ``dtypes``.
+
+    ``allow_string``: sometimes (rarely) a string input of tokens for the preprocessing
+    heads; ``allow_text``: sometimes one of sentences (for TextVectorization).
+    """
+    if allow_string and _rare(draw, 6):
+        vocab = draw(st.integers(3, 10))
+        if allow_text and _rare(draw, 3):
+            return InputSpec(name, (1,), "string", batch_size, vocab, words=draw(st.integers(1, 4)))
+        return InputSpec(name, (draw(st.integers(1, 3)),), "string", batch_size, vocab)
     rank = _choice(draw, tuple(sorted(ranks)))
     shape = _input_shape(draw, rank)
     if allow_int and rank <= 2 and _rare(draw, 4):
@@ -253,6 +264,10 @@ class _Graph:
         return out
 
     def pick(self, t: _Tensor) -> Kind:
+        if t.dtype not in FLOAT_DTYPES:
+            # ids and strings: few kinds take them, and walking forward from a float kind
+            # would always land on the same one; a plain choice among them instead
+            return _choice(self.draw, self.candidates(t))
         # The rotation, scaled by a number of the producing kind, sends the bias of
         # Hypothesis' draws to a different consumer after each producer (more kind pairs);
         # it still shrinks to 0.
@@ -355,6 +370,8 @@ class _Graph:
             ins = [source]
         shapes = tuple(t.shape for t in ins)
         params = kind.params(draw, shapes, source.dtype)
+        if kind.vocab_params is not None:
+            params.update(kind.vocab_params(draw, source.vocab or 2, params))
         if kind.name == "Embedding":
             params["input_dim"] = (source.vocab or 2) + draw(st.integers(0, 2))
         out_rank = len(kind.out_shape(shapes, params))
@@ -539,11 +556,16 @@ def model_specs(
         dts = ("float32",)
     # only dtypes some allowed kind computes in (AveragePooling3D alone: float32)
     dts = tuple(d for d in dts if any(d in k.dtypes for k in allowed)) or dts
+    if not any(set(k.dtypes) & {*FLOAT_DTYPES, "int32"} for k in allowed):
+        # string inputs only (the preprocessing heads): never nested (a sub-model takes floats)
+        tops = tuple(t for t in tops if t != "nested") or ("functional",)
     topology = draw(st.sampled_from(tops))
     dtype = draw(st.sampled_from(dts))
     float_kinds = [k for k in allowed if dtype in k.dtypes]
-    int_ok = any(k.name == "Embedding" for k in allowed)
-    if not float_kinds and not int_ok:
+    int_ok = any("int32" in k.dtypes for k in allowed)
+    string_ok = any("string" in k.dtypes for k in allowed) and topology != "nested"
+    text_ok = any("text" in k.dtypes for k in allowed) and topology != "nested"
+    if not float_kinds and not int_ok and not (string_ok or text_ok):
         raise ValueError("no allowed kind accepts the requested dtypes")
     g = _Graph(draw, allowed, dtype, topology, prefix="")
     if topology == "sequential":
@@ -567,12 +589,19 @@ def model_specs(
                 dtypes=(dtype,),
                 allow_int=int_ok and (only_int or topology != "nested"),
                 batch_size=batch_size,
+                allow_string=string_ok or text_ok,
+                allow_text=text_ok,
             )
         )
-        if only_int and spec.dtype != "int32":
-            spec = InputSpec(spec.name, spec.shape, "int32", batch_size, vocab=4)
+        if only_int and spec.dtype not in ("int32", "string"):
+            spec = (
+                InputSpec(spec.name, spec.shape, "int32", batch_size, vocab=4)
+                if int_ok
+                else InputSpec(spec.name, (1,), "string", batch_size, 4, words=2 * text_ok)
+            )
         inputs.append(spec)
-        g.tensors.append(_Tensor(spec.name, spec.shape, spec.dtype, False, "Input", spec.vocab))
+        label = "text" if spec.words else spec.dtype  # the kinds that take it: dtypes
+        g.tensors.append(_Tensor(spec.name, spec.shape, label, False, "Input", spec.vocab))
     dict_inputs = topology in ("functional", "nested") and draw(st.booleans())
 
     # like st.lists: a "go on" choice before each optional step, so the shrinker can delete
@@ -612,13 +641,13 @@ def model_specs(
         floats = [t for t in reversed(g.tensors) if t.dtype in FLOAT_DTYPES and not t.masked]
         if floats:
             g.submodel(floats[0])
-    if not g.nodes:
+    if not g.nodes and float_kinds:
         raise ValueError("no allowed kind accepts any input: widen `kinds`")
 
     # every input must reach an output
     for t in list(g.tensors):
         if t.kind == "Input" and t.ref not in g.consumed:
-            g.step(t, REGISTRY["Embedding"] if t.dtype == "int32" else REGISTRY["Activation"])
+            g.step(t, REGISTRY[_INPUT_CONSUMER.get(t.dtype, "Activation")])
 
     # outputs: every sink, from a layer called exactly once (names stay unambiguous)
     uses: dict[str, int] = {}
@@ -709,6 +738,10 @@ def _draw_mixed(draw, spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+# what reads an input no drawn step took
+_INPUT_CONSUMER = {"int32": "Embedding", "string": "StringLookup", "text": "TextVectorization"}
+
+
 def _vocab_of(spec: ModelSpec, name: str) -> int | None:
     for i in spec.inputs:
         if i.name == name:
@@ -733,10 +766,11 @@ def input_data(
     """Arrays for every input, keyed by input name, one shared batch size 1-4.
 
     Floats lie in [-2, 2] (safe for float16), sometimes with whole timesteps at 0 so that
-    Masking has something to mask; integer ids lie in ``[0, vocab)``. An open axis gets its
-    length from ``lengths`` (``(input name, axis) -> length``, see
-    :func:`strategies.opendims.open_lengths`), else one drawn from its probe length to
-    ``OPEN_EXTRA`` longer (shrinking to the probe).
+    Masking has something to mask; integer ids lie in ``[0, vocab)``; strings are tokens
+    ``w0 .. w{vocab-1}`` (or sentences of them), some in the vocabulary a layer holds (a
+    strict subset of them), some not. An open axis gets its length from ``lengths``
+    (``(input name, axis) -> length``, see :func:`strategies.opendims.open_lengths`), else
+    one drawn from its probe length to ``OPEN_EXTRA`` longer (shrinking to the probe).
     """
     import numpy as np
 
@@ -753,7 +787,9 @@ def input_data(
     out: dict[str, Any] = {}
     for i in spec.inputs:
         shape = (batch,) + tuple(sizes.get((i.name, a), d) for a, d in enumerate(i.shape))
-        if i.dtype.startswith("int"):
+        if i.dtype == "string":
+            arr = _strings(rng, i, shape)
+        elif i.dtype.startswith("int"):
             arr = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
         else:
             arr = (rng.uniform(-1.0, 1.0, size=shape) * scale).astype(i.dtype)
@@ -761,6 +797,19 @@ def input_data(
                 arr[:, 0] = 0
         out[i.name] = arr
     return out
+
+
+def _strings(rng, i: InputSpec, shape: tuple[int, ...]):
+    """Tokens ``w0 .. w{vocab-1}``, or sentences of 1 to ``words`` of them."""
+    import numpy as np
+
+    ids = rng.integers(0, i.vocab or 2, size=shape + (max(i.words, 1),))
+    lengths = rng.integers(1, max(i.words, 1) + 1, size=shape)
+    flat = [
+        " ".join(f"w{t}" for t in row[:n])
+        for row, n in zip(ids.reshape(-1, ids.shape[-1]), lengths.reshape(-1), strict=True)
+    ]
+    return np.array(flat, dtype=str).reshape(shape)
 
 
 def training_batch(spec: ModelSpec, seed: int) -> tuple[dict[str, Any], list[Any]]:
@@ -773,7 +822,9 @@ def training_batch(spec: ModelSpec, seed: int) -> tuple[dict[str, Any], list[Any
     data: dict[str, Any] = {}
     for i in spec.inputs:
         shape = (batch,) + tuple(i.shape)
-        if i.dtype.startswith("int"):
+        if i.dtype == "string":
+            data[i.name] = _strings(rng, i, shape)
+        elif i.dtype.startswith("int"):
             data[i.name] = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
         else:
             data[i.name] = rng.uniform(-1.0, 1.0, size=shape).astype(i.dtype)

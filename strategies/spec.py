@@ -64,7 +64,9 @@ def _open_shape(shape: tuple[int, ...], open_axes: tuple[int, ...]) -> tuple[int
 class InputSpec:
     """One model input: shape without the batch axis, dtype, optional fixed batch size.
 
-    ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding).
+    ``vocab`` is set for integer inputs (ids in ``[0, vocab)``, fed to an Embedding or a
+    preprocessing head) and for ``dtype="string"`` ones (tokens ``w0 .. w{vocab-1}``);
+    ``words`` > 0 makes each string a sentence of 1 to ``words`` tokens (TextVectorization).
     ``open_axes`` (indices into ``shape``) are ``None`` in the built model: ``shape`` then
     holds a probe length there (the catalog's shape rules compute on it; ``input_data``
     draws that length or longer).
@@ -76,6 +78,7 @@ class InputSpec:
     batch_size: int | None = None
     vocab: int | None = None
     open_axes: tuple[int, ...] = ()
+    words: int = 0
 
     @property
     def model_shape(self) -> tuple[int | None, ...]:
@@ -92,6 +95,8 @@ class InputSpec:
         }
         if self.open_axes:  # only when set: specs written before the field read the same
             d["open_axes"] = list(self.open_axes)
+        if self.words:  # only when set: specs written before the field read the same
+            d["words"] = self.words
         return d
 
     @classmethod
@@ -103,6 +108,7 @@ class InputSpec:
             batch_size=d.get("batch_size"),
             vocab=d.get("vocab"),
             open_axes=tuple(d.get("open_axes", ())),
+            words=d.get("words", 0),
         )
 
     def __repr__(self) -> str:
@@ -113,6 +119,8 @@ class InputSpec:
             extra += f",b={self.batch_size}"
         if self.vocab is not None:
             extra += f",vocab={self.vocab}"
+        if self.words:
+            extra += f",words={self.words}"
         dtype = _DTYPE_SHORT.get(self.dtype, self.dtype)
         return f"{self.name}:{_short_shape(self.shape)}{dtype}{extra}"
 

@@ -1,4 +1,5 @@
-"""SAVE-UNBUILT, SAVE-OVERWRITE, SAVE-OPTIMIZER, SAVE-SIGNATURES, SAVE-NO-MUTATION."""
+"""SAVE-UNBUILT, SAVE-OVERWRITE, SAVE-OPTIMIZER, SAVE-SIGNATURES, SAVE-NO-MUTATION,
+SAVE-ASSETS."""
 
 import os
 
@@ -206,3 +207,143 @@ def test_model_unchanged_by_save(implementation, clause, example):
         before = _snapshot(model, inputs)
         implementation.save(model, clause.new_path("no-mutation"))
         _assert_same(before, _snapshot(model, inputs))
+
+
+# --- SAVE-ASSETS ---------------------------------------------------------------------------
+
+
+def _asset_spec(string_vocab, int_vocab):
+    """Functional: StringLookup and IntegerLookup, each with a vocabulary file, into Dense."""
+    from strategies.spec import InputSpec, LayerSpec, ModelSpec, freeze_params
+
+    def lookup(node_id, kind, source, vocab, universe):
+        params = {"source": "file", "universe": universe, "vocabulary": vocab,
+                  "output_mode": "count"}
+        return LayerSpec(node_id, kind, (source,), freeze_params(params),
+                         out_shape=(len(vocab) + 1,), layer_name=f"{node_id}_{kind.lower()}")
+
+    dense = freeze_params({"units": 2, "activation": "linear", "use_bias": True})
+    width = len(string_vocab) + len(int_vocab) + 2
+    nodes = (
+        lookup("n0", "StringLookup", "in_0", string_vocab, 8),
+        lookup("n1", "IntegerLookup", "in_1", int_vocab, 8),
+        LayerSpec("n2", "Concatenate", ("n0", "n1"), out_shape=(width,),
+                  layer_name="n2_concatenate"),
+        LayerSpec("n3", "Dense", ("n2",), dense, out_shape=(2,), layer_name="n3_dense"),
+    )
+    inputs = (InputSpec("in_0", (3,), "string", vocab=8), InputSpec("in_1", (3,), "int32", vocab=8))
+    return ModelSpec(inputs=inputs, nodes=nodes, outputs=("n3",), seed=7)
+
+
+_ASSET_DATA = {
+    "in_0": np.array([["w0", "w1", "w7"], ["w3", "w3", "w5"]]),
+    "in_1": np.array([[0, 1, 7], [2, 6, 6]], dtype="int32"),
+}
+
+_SERVE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, data = sys.argv[1], json.loads(sys.argv[2])
+fn = tf.saved_model.load(path).signatures["serving_default"]
+names = sorted(fn.structured_input_signature[1])
+keys = names if set(names) == set(data) else sorted(data)
+args = {n: tf.constant(np.array(data[k], dtype=fn.structured_input_signature[1][n].dtype.name
+        if fn.structured_input_signature[1][n].dtype != tf.string else object))
+        for n, k in zip(names, keys)}
+out = fn(**args)
+print(json.dumps([np.asarray(out[k]).tolist() for k in sorted(out)]))
+"""
+
+
+def _serve_in_fresh_process(path):
+    import json
+    import subprocess
+    import sys
+
+    data = {k: v.tolist() for k, v in _ASSET_DATA.items()}
+    run = subprocess.run(
+        [sys.executable, "-c", _SERVE, os.fspath(path), json.dumps(data)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, (
+        f"serving_default failed in a fresh process: {run.stderr.strip().splitlines()[-3:]}"
+    )
+    return [np.array(o) for o in json.loads(run.stdout.strip().splitlines()[-1])]
+
+
+def _asset_files(path):
+    root = os.path.join(path, "assets")
+    if not os.path.isdir(root):
+        return {}
+    out = {}
+    for name in sorted(os.listdir(root)):
+        with open(os.path.join(root, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+def _build_with_assets(implementation, spec):
+    import strategies
+    from strategies.catalog.preprocessing import vocabulary_files
+
+    model = strategies.build_model(spec, framework=implementation.framework)
+    expected = np.asarray(model(strategies.call_inputs(spec, _ASSET_DATA)))
+    originals = vocabulary_files(spec)
+    contents = {}
+    for f in originals:
+        with open(f, "rb") as fh:
+            contents[f] = fh.read()
+    return model, expected, contents
+
+
+@pytest.mark.clause("SAVE-ASSETS")
+def test_assets_travel_with_the_saved_model(implementation, clause):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    spec = _asset_spec((0, 2, 3), (1, 2, 6))
+    with clause.example(spec):
+        model, expected, originals = _build_with_assets(implementation, spec)
+        path = clause.new_path("assets")
+        implementation.save(model, path)
+        assets = _asset_files(path)
+        missing = [f for f, text in originals.items() if text not in assets.values()]
+        assert not missing, f"no file under assets/ holds the vocabulary of {missing}"
+        proto = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+        named = [a.filename for a in proto.meta_graphs[0].asset_file_def]
+        assert named and all(not os.path.isabs(n) and n in assets for n in named), (
+            f"saved_model.pb names its assets {named}, not files under assets/ ({sorted(assets)})"
+        )
+        metadata_file = os.path.join(path, "keras_metadata.pb")  # a plain SavedModel has none
+        metadata = b""
+        if os.path.exists(metadata_file):
+            with open(metadata_file, "rb") as f:
+                metadata = f.read()
+        absolute = [o for o in originals if o.encode() in metadata]
+        assert not absolute, f"keras_metadata.pb holds the original vocabulary paths {absolute}"
+        for f in originals:
+            os.remove(f)
+        served = _serve_in_fresh_process(path)
+        assert_close(served[0], expected, "serving_default after the vocabulary files went")
+
+
+@pytest.mark.clause("SAVE-ASSETS")
+def test_saving_over_a_model_leaves_no_stale_asset(implementation, clause):
+    first = _asset_spec((0, 2, 3), (1, 2, 6))
+    second = _asset_spec((1, 4), (0, 3, 5, 7))
+    with clause.example({"first": repr(first), "second": repr(second)}):
+        model_a, _, originals_a = _build_with_assets(implementation, first)
+        model_b, expected_b, originals_b = _build_with_assets(implementation, second)
+        path = clause.new_path("assets-over")
+        implementation.save(model_a, path)
+        implementation.save(model_b, path)
+        assets = _asset_files(path)
+        stale = [name for name, text in assets.items() if text in originals_a.values()]
+        assert not stale, f"assets of the earlier save left behind: {stale}"
+        assert sorted(assets.values()) == sorted(originals_b.values()), (
+            f"assets/ holds {sorted(assets)}, not the second model's vocabularies only"
+        )
+        served = _serve_in_fresh_process(path)
+        assert_close(served[0], expected_b, "serving_default of the model saved over")

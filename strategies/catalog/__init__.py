@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (each module registers its kinds)
     noise,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     reshaping,
 )
@@ -28,6 +29,7 @@ FAMILIES = (
     "recurrent",
     "attention",
     "custom",
+    "preprocessing",
 )
 
 

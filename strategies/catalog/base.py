@@ -70,6 +70,9 @@ class Kind:
     weight: int = 0
     # Keyword arguments the layer is called with in the model's graph (besides training).
     call_kwargs: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
+    # Params that depend on the source input's vocabulary (ids in [0, vocab), or tokens):
+    # (draw, vocab, params) -> more params; the generator calls it (preprocessing heads).
+    vocab_params: Callable[[Draw, int, dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def draw_weight(self) -> int:

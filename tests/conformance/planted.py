@@ -642,6 +642,25 @@ class TakesLegacyActivationsByName(PlantedBug):
             return super().load(path)
 
 
+class KeepsStaleAssets(PlantedBug):
+    """Writes over an existing model in place, file by file, without clearing it first: the
+    earlier save's vocabulary files stay in ``assets/``."""
+
+    name = "keeps-stale-assets"
+    caught_by = "SAVE-ASSETS"
+
+    def save(self, model, path, **kwargs):
+        @contextlib.contextmanager
+        def in_place(target):
+            from pathlib import Path
+
+            Path(target).mkdir(parents=True, exist_ok=True)
+            yield Path(target)
+
+        with wrapped(_module("atomic"), "atomic_directory", lambda _: in_place):
+            super().save(model, path, **kwargs)
+
+
 PLANTED = (
     DropsNonTrainable,
     TracesOnlyInference,
@@ -676,4 +695,5 @@ PLANTED = (
     TracesSubLayerTrainingOnlyWhenOwn,
     SwallowsLoadErrors,
     TakesLegacyActivationsByName,
+    KeepsStaleAssets,
 )

@@ -55,7 +55,10 @@ def _adds_losses(spec) -> bool:
     for n in spec.nodes:
         if n.submodel is not None and _adds_losses(n.submodel):
             return True
-        if n.regularizers or n.kind in ("KscInputLoss", "KscWeightLoss", "ActivityRegularization"):
+        # a bias regularizer of a layer without bias regularizes nothing
+        regs = [s for s, _ in n.regularizers
+                if not (s == "bias_regularizer" and n.param_dict.get("use_bias") is False)]
+        if regs or n.kind in ("KscInputLoss", "KscWeightLoss", "ActivityRegularization"):
             return True
     return False
 

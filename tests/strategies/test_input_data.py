@@ -28,13 +28,21 @@ def test_input_data_ranges_and_vocab(data):
         for axis, (got, probe) in enumerate(zip(a.shape[1:], i.shape)):
             # an open axis: from its probe length up (tests/strategies/test_open_dims.py)
             assert got == probe or (axis in i.open_axes and probe <= got <= probe + 3)
+        if i.dtype == "string":  # tokens w0 .. w{vocab-1}, or sentences of them
+            assert a.dtype.kind == "U"
+            words = [w for s in a.ravel() for w in s.split(" ")]
+            assert words and all(w[0] == "w" and 0 <= int(w[1:]) < i.vocab for w in words)
+            assert all(len(s.split(" ")) <= max(i.words, 1) for s in a.ravel())
+            continue
         assert a.dtype == np.dtype(i.dtype)
         if i.dtype == "int32":
             assert i.vocab is not None
             assert a.min() >= 0 and a.max() < i.vocab
             for n in spec.nodes:
-                if i.name in n.inputs:  # only Embeddings read ids, and they cover them
-                    assert n.kind == "Embedding" and a.max() < n.param_dict["input_dim"]
+                if i.name in n.inputs and n.kind == "Embedding":  # Embeddings cover the ids
+                    assert a.max() < n.param_dict["input_dim"]
+                if i.name in n.inputs and n.kind == "CategoryEncoding":
+                    assert a.max() < n.param_dict["num_tokens"]
         else:
             assert np.all(np.isfinite(a))
             assert np.all(np.abs(a.astype(np.float64)) <= 2.0)

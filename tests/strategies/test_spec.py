@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from strategies import ModelSpec, from_json, model_specs, regularizer_specs
 from strategies.catalog import REGISTRY
 from strategies.catalog.base import MAX_ELEMENTS, prod
+from strategies.catalog.preprocessing import _vocab_size
 
 FAST = settings(max_examples=150, derandomize=True, deadline=None)
 
@@ -100,7 +101,22 @@ def test_graph_invariants(spec):
             assert i.vocab and i.vocab >= 2
             for n in spec.nodes:
                 if i.name in n.inputs:
-                    assert n.kind == "Embedding" and n.param_dict["input_dim"] >= i.vocab
+                    assert n.kind in INT_READERS, n.kind
+                    if n.kind in ("Embedding", "CategoryEncoding"):  # every id has a slot
+                        size = n.param_dict.get("input_dim") or n.param_dict["num_tokens"]
+                        assert size >= i.vocab
+                    if n.kind == "IntegerLookup":  # a strict subset: ids hit and miss it
+                        assert _vocab_size(n.param_dict) < i.vocab
+        if i.dtype == "string":
+            assert i.vocab and i.vocab >= 3 and i.shape[0] >= 1
+            readers = [n for n in spec.nodes if i.name in n.inputs]
+            assert readers and all(n.kind in ("StringLookup", "Hashing") for n in readers)
+            for n in readers:
+                if n.kind == "StringLookup":
+                    assert _vocab_size(n.param_dict) < i.vocab
+
+
+INT_READERS = ("Embedding", "CategoryEncoding", "Hashing", "IntegerLookup")
 
 
 def test_names_are_deterministic_and_explicit():
@@ -147,7 +163,7 @@ def test_dtypes_knob(dtype):
     @given(model_specs(dtypes=[dtype]))
     def check(spec):
         assert spec.dtype == dtype
-        assert {i.dtype for i in spec.inputs} <= {dtype, "int32"}
+        assert {i.dtype for i in spec.inputs} <= {dtype, "int32", "string"}
 
     check()
 
