@@ -115,6 +115,8 @@ def _walk(spec: ModelSpec, f: Features, outer: str | None = None) -> str | None:
         shape, dtype = shapes[n.inputs[0]]
         if n.submodel is not None:
             kinds[n.id] = _walk(n.submodel, f, kinds.get(n.inputs[0])) or "Submodel"
+        elif n.kind == "Submodel":  # a sub-model called again: walked where first called
+            kinds[n.id] = "Submodel"
         else:
             kinds[n.id] = n.kind
             f.kinds[n.kind] += 1

@@ -244,24 +244,24 @@ class _Graph:
     def _layer_name(self, node_id: str, kind: str) -> str:
         return f"{self.prefix}{node_id}_{kind.lower()}"
 
+    def _may_follow(self, k: Kind, t: _Tensor) -> bool:
+        if self.topology == "sequential" and not k.in_sequential:
+            return False
+        return t.kind not in INT64_HEADS or k.name in AFTER_INT64_HEADS
+
     def candidates(self, t: _Tensor) -> list[Kind]:
-        out = []
-        for k in self.allowed:
-            if self.topology == "sequential" and not k.in_sequential:
-                continue
-            if k.can_take(t.shape, t.dtype, t.masked):
-                out.append(k)
-        return out
+        return [
+            k for k in self.allowed if self._may_follow(k, t) and k.can_take(
+                t.shape, t.dtype, t.masked)
+        ]
 
     def base(self, t: _Tensor) -> list[Kind]:
         """Kinds fitting ``t``'s rank and shape, ignoring its dtype and mask."""
-        out = []
-        for k in self.allowed:
-            if self.topology == "sequential" and not k.in_sequential:
-                continue
-            if len(t.shape) in k.ranks and k.accepts(t.shape):
-                out.append(k)
-        return out
+        return [
+            k
+            for k in self.allowed
+            if self._may_follow(k, t) and len(t.shape) in k.ranks and k.accepts(t.shape)
+        ]
 
     def pick(self, t: _Tensor) -> Kind:
         if t.dtype not in FLOAT_DTYPES:
@@ -334,7 +334,11 @@ class _Graph:
 
     def _partner(self, source: _Tensor, target: tuple[int, ...], concat: bool) -> _Tensor:
         """Another tensor for a merge or attention, adapted to ``target`` when affordable."""
-        pool = [t for t in reversed(self.tensors) if not t.masked and t.dtype == source.dtype]
+        pool = [
+            t
+            for t in reversed(self.tensors)
+            if not t.masked and t.dtype == source.dtype and t.kind not in INT64_HEADS
+        ]
         others = [t for t in pool if t.ref != source.ref]
         if not others:
             return source
@@ -381,7 +385,11 @@ class _Graph:
     def try_share(self, source: _Tensor) -> _Tensor | None:
         """Call an earlier node's layer, or sub-model, again on ``source`` (same shape, dtype
         and mask)."""
-        if self.topology == "sequential" or source.dtype not in FLOAT_DTYPES:
+        if (
+            self.topology == "sequential"
+            or source.dtype not in FLOAT_DTYPES
+            or source.kind in INT64_HEADS
+        ):
             return None
         by_ref = {t.ref: t for t in self.tensors}
         options = []
@@ -628,6 +636,7 @@ def model_specs(
             and not has_sub
             and source.dtype in FLOAT_DTYPES
             and not source.masked
+            and source.kind not in INT64_HEADS
             and draw(st.integers(0, 2)) == 0
         ):
             g.submodel(source)
@@ -638,7 +647,11 @@ def model_specs(
         g.step(source, g.pick(source))
     if topology == "nested" and not any(n.submodel is not None for n in g.nodes):
         # the sub-model position fell on an unsuitable tensor: nest at the end instead
-        floats = [t for t in reversed(g.tensors) if t.dtype in FLOAT_DTYPES and not t.masked]
+        floats = [
+            t
+            for t in reversed(g.tensors)
+            if t.dtype in FLOAT_DTYPES and not t.masked and t.kind not in INT64_HEADS
+        ]
         if floats:
             g.submodel(floats[0])
     if not g.nodes and float_kinds:
@@ -660,7 +673,9 @@ def model_specs(
         if t.kind == "Input" or t.ref in g.consumed:
             continue
         node = g.nodes[int(t.ref[1:])]
-        if uses[node.layer_name] > 1:
+        if node.kind in INT64_HEADS:
+            t = g.add(REGISTRY["Dense"], [t], _linear_dense(t))
+        elif uses[node.layer_name] > 1:
             t = g.add(REGISTRY["Activation"], [t], {"activation": "linear"})
         outputs.append(t.ref)
     if topology == "sequential":
@@ -736,6 +751,18 @@ def _draw_mixed(draw, spec: ModelSpec) -> ModelSpec:
     if spec.mixed_layers():
         event(f"mixed precision {policy}")
     return spec
+
+
+# Keras 3.15's IntegerLookup and StringLookup give int64 multi_hot/count/one_hot tensors
+# when run, though they declare float32 (documented since keras-team/keras#19660; tf_keras
+# gives float32): only kinds whose ops take int64 beside a float kernel follow them, and an
+# output gets a Dense.
+INT64_HEADS = frozenset({"IntegerLookup", "StringLookup"})
+AFTER_INT64_HEADS = frozenset({"Dense", "EinsumDense", "LayerNormalization"})
+
+
+def _linear_dense(t) -> dict:
+    return {"units": t.shape[-1], "activation": "linear", "use_bias": True}
 
 
 # what reads an input no drawn step took

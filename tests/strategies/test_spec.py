@@ -38,7 +38,7 @@ def test_repr_is_short_and_readable(spec):
     assert len(r) < 400 * (spec.num_layers() + len(spec.inputs)) + 200
 
 
-def _check_graph(spec: ModelSpec) -> None:
+def _check_graph(spec: ModelSpec, outer: ModelSpec | None = None, outer_shapes=None) -> None:
     names = {i.name for i in spec.inputs}
     shapes = {i.name: i.shape for i in spec.inputs}
     consumed: set[str] = set()
@@ -53,15 +53,18 @@ def _check_graph(spec: ModelSpec) -> None:
             assert len(sub.inputs) == 1 and len(sub.outputs) == 1
             assert sub.inputs[0].shape == shapes[n.inputs[0]]
             assert sub.node(sub.outputs[0]).out_shape == n.out_shape
-            _check_graph(sub)
+            _check_graph(sub, spec, shapes)
         elif n.shares is not None:
-            orig = spec.node(n.shares)
+            # "outer:nK": a layer of the model holding this sub-model
+            holder, held = (outer, outer_shapes) if n.shares.startswith("outer:") else (
+                spec, shapes)
+            orig = holder.node(n.shares.removeprefix("outer:"))
             assert (orig.kind, orig.params, orig.regularizers) == (
                 n.kind,
                 n.params,
                 n.regularizers,
             )
-            assert shapes[orig.inputs[0]] == shapes[n.inputs[0]]
+            assert held[orig.inputs[0]] == shapes[n.inputs[0]]
             assert n.layer_name == orig.layer_name
         else:
             kind = REGISTRY[n.kind]
