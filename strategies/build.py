@@ -35,8 +35,16 @@ def framework_module(framework: str):
 
         return keras
     if framework == "tf_keras":
-        import tf_keras
+        try:
+            import tf_keras
+        except ImportError:
+            # TensorFlow 2.12-2.15 has no tf_keras package: its tf.keras is the same Keras 2
+            # (the legacy corpus builds specs there), from 2.16 on tf.keras is Keras 3.
+            import tensorflow as tf
 
+            if tuple(int(x) for x in tf.__version__.split(".")[:2]) >= (2, 16):
+                raise
+            return tf.keras
         return tf_keras
     raise ValueError(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
 
