@@ -537,7 +537,9 @@ def _reason(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {os.path.basename(last[0].filename)}:{last[0].lineno})" if last else ""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:400]}{where}"
+    if len(text) > 600:  # TensorFlow's "in user code" traces end with the error itself
+        text = f"{text[:200]} ... {text[-400:]}"
+    return f"{type(exc).__name__}: {text}{where}"
 
 
 def main(argv=None) -> int:
