@@ -175,7 +175,10 @@ def _build_subclassed(K, spec: ModelSpec):
             if isinstance(inputs, dict):
                 env = {k: inputs[k] for k in names}
             elif isinstance(inputs, list | tuple):
-                env = dict(zip(names, inputs, strict=True))
+                # No zip(strict=True): TensorFlow 2.12's autograph swaps in a zip without it.
+                if len(inputs) != len(names):
+                    raise ValueError(f"{len(inputs)} inputs for the {len(names)} of {names}")
+                env = dict(zip(names, inputs))  # noqa: B905
             else:
                 env = {names[0]: inputs}
             for n in spec.nodes:
