@@ -4,6 +4,7 @@ python -m conformance fingerprint-corpus --impl reference
 python -m conformance corpus --write-specs        # draw the fixed corpus (once)
 python -m conformance corpus --write-golden       # rewrite the golden fingerprints
 python -m conformance matrix --profile ci         # docs/conformance-matrix.md
+python -m conformance legacy-corpus --versions 2.12,2.21   # conformance/corpus/legacy/
 """
 
 import argparse
@@ -70,6 +71,12 @@ def matrix(args):
     return matrix_module.main(args)
 
 
+def legacy_corpus(args):
+    from conformance.tools import legacy_corpus as legacy_module
+
+    return legacy_module.main(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +119,18 @@ def main(argv=None):
 
     matrix_module.add_arguments(mx)
     mx.set_defaults(run=matrix)
+    lc = commands.add_parser(
+        "legacy-corpus",
+        help="write the legacy corpus: SavedModels written by TensorFlow 2.12-2.21 themselves",
+        description="In one cached virtual environment per TensorFlow version, save the "
+        "corpus specs and real-world models with that version's Keras 2 (tf.keras up to "
+        "2.15, tf_keras from 2.16) and record what the writer saw, into "
+        "conformance/corpus/legacy/ (or --out).",
+    )
+    from conformance.tools import legacy_corpus as legacy_module
+
+    legacy_module.add_arguments(lc)
+    lc.set_defaults(run=legacy_corpus)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

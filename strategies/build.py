@@ -35,8 +35,16 @@ def framework_module(framework: str):
 
         return keras
     if framework == "tf_keras":
-        import tf_keras
+        try:
+            import tf_keras
+        except ImportError:
+            # TensorFlow 2.12-2.15 has no tf_keras package: its tf.keras is the same Keras 2
+            # (the legacy corpus builds specs there), from 2.16 on tf.keras is Keras 3.
+            import tensorflow as tf
 
+            if tuple(int(x) for x in tf.__version__.split(".")[:2]) >= (2, 16):
+                raise
+            return tf.keras
         return tf_keras
     raise ValueError(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
 
@@ -188,7 +196,10 @@ def _build_subclassed(K, spec: ModelSpec):
             if isinstance(inputs, dict):
                 env = {k: inputs[k] for k in names}
             elif isinstance(inputs, list | tuple):
-                env = dict(zip(names, inputs, strict=True))
+                # No zip(strict=True): TensorFlow 2.12's autograph swaps in a zip without it.
+                if len(inputs) != len(names):
+                    raise ValueError(f"{len(inputs)} inputs for the {len(names)} of {names}")
+                env = dict(zip(names, inputs))  # noqa: B905
             else:
                 env = {names[0]: inputs}
             for n in spec.nodes:

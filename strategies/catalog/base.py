@@ -116,7 +116,10 @@ def lookup(name: str) -> Kind:
 
 
 def framework_name(K: Any) -> str:
-    return "tf_keras" if K.__name__.startswith("tf_keras") else "keras"
+    """"tf_keras" for Keras 2 (tf_keras, or TensorFlow 2.12-2.15's tf.keras), else "keras"."""
+    if K.__name__.startswith(("tf_keras", "keras.api._v2")):  # _v2: tf.keras before 2.16
+        return "tf_keras"
+    return "tf_keras" if str(getattr(K, "__version__", "3")).startswith("2.") else "keras"
 
 
 # --- parameter helpers ---------------------------------------------------------------------
