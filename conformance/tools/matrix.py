@@ -258,6 +258,7 @@ def render(reports, differential=None, *, profile, command, notes=()):
                 f"   - spec: `{failure.get('spec', '')}`",
                 f"   - reproduce: `{failure.get('command', '')}`",
             ]
+    lines += _legacy_section(reports)
     if differential is not None:
         summary = diff.summarize(differential)
         specs = len(differential.get("specs", {}))
@@ -325,6 +326,48 @@ def render(reports, differential=None, *, profile, command, notes=()):
                     + " |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _legacy_section(reports):
+    """Writer version x loader: how each implementation's loader read the legacy corpus
+    (LOAD-LEGACY's counts in its report), as loaded by config / revived / failed."""
+    counts = {
+        impl: result["legacy"]
+        for impl, document in reports.items()
+        for result in document.get("clauses", {}).values()
+        if result.get("legacy")
+    }
+    if not counts:
+        return []
+    impls = list(counts)
+    writers = sorted({w for c in counts.values() for w in c}, key=_writer_order)
+    lines = [
+        "",
+        "## Legacy corpus",
+        "",
+        "LOAD-LEGACY's files (`conformance/corpus/legacy`), as each implementation's loader "
+        "read the ones this profile loads: by config / revived / failed.",
+        "",
+        "| writer | " + " | ".join(f"`{impl}`" for impl in impls) + " |",
+        "|---|" + "---|" * len(impls),
+    ]
+    for writer in writers:
+        cells = []
+        for impl in impls:
+            entry = counts[impl].get(writer)
+            if entry is None:
+                cells.append("—")
+                continue
+            cell = f"{entry['config']} / {entry['revived']} / {entry['failed']}"
+            if entry["failed_cases"]:
+                cell += f" (failed: {', '.join(entry['failed_cases'])})"
+            cells.append(_esc(cell))
+        lines.append(f"| {writer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _writer_order(name):
+    return tuple(int(p) if p.isdigit() else 0 for p in name.split("-")[-1].split("."))
 
 
 # --- the command ---------------------------------------------------------------------------

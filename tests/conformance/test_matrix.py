@@ -201,3 +201,28 @@ def test_skip_suites_marks_missing_reports(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "`reference`: suite did not run (not run (--skip-suites))" in output.read_text()
+
+
+def test_render_legacy_corpus_writers_by_loader():
+    reports = _fake_reports()
+    reports["reference"]["clauses"]["LOAD-LEGACY"]["legacy"] = {
+        "tf-2.12": {"config": 30, "revived": 6, "failed": 0, "failed_cases": []},
+        "tf-2.9": {"config": 1, "revived": 0, "failed": 1, "failed_cases": ["spec-01"]},
+    }
+    reports["keras_export"]["clauses"]["LOAD-LEGACY"]["legacy"] = {
+        "tf-2.12": {"config": 0, "revived": 10, "failed": 26, "failed_cases": ["multi-io"]},
+    }
+    text = matrix.render(reports, None, profile="ci", command="python -m conformance matrix")
+    lines = text.splitlines()
+    at = lines.index("## Legacy corpus")
+    table = lines[at:]
+    assert "| writer | `reference` | `keras_export` |" in table
+    # writers in version order (2.9 before 2.12), a writer one loader never read shows "—"
+    rows = [line for line in table if line.startswith("| tf-")]
+    assert rows[0] == "| tf-2.9 | 1 / 0 / 1 (failed: spec-01) | — |"
+    assert rows[1] == "| tf-2.12 | 30 / 6 / 0 | 0 / 10 / 26 (failed: multi-io) |"
+
+
+def test_render_has_no_legacy_section_without_legacy_counts():
+    text = matrix.render(_fake_reports(), None, profile="ci", command="m")
+    assert "## Legacy corpus" not in text
