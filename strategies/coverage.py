@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import ModelSpec
+from .spec import OUTER_SHARE, ModelSpec
 
 
 def _bin(value: Any) -> str:
@@ -64,6 +64,9 @@ def _model_features(spec: ModelSpec, f: Features) -> None:
     for node in spec.nodes:
         if node.shares:
             f.model["shared sub-model" if node.kind == "Submodel" else "shared layer"] += 1
+        for inner in node.submodel.nodes if node.submodel is not None else ():
+            if (inner.shares or "").startswith(OUTER_SHARE):
+                f.model["layer shared with a sub-model"] += 1
     for node in spec.frozen_nodes():
         what = "sub-model" if node.submodel is not None else "layer"
         f.model[f"frozen {what} ({node.frozen} build)"] += 1

@@ -175,6 +175,7 @@ def test_a_layer_is_drawn_shared_by_a_sub_model_and_its_holder():
 
     specs = [s for s in sample_specs(800, seed=2, max_layers=6) if outer_shares(s)]
     assert specs, "no layer shared across a sub-model's boundary in 800 draws"
+    assert coverage.features_of(specs).model["layer shared with a sub-model"] >= len(specs)
     spec = specs[0]
     (inner,) = outer_shares(spec)[:1]
     for framework in FRAMEWORKS:
