@@ -151,8 +151,10 @@ def reachable_combos(dtypes: tuple[str, ...] | None = None) -> set[tuple[str, in
 
 def reachable_pairs() -> set[tuple[str, str]]:
     """(a, b) where some output rank of ``a`` is an input rank of ``b`` (float tensors; a
-    masked output of Masking only feeds kinds that support masks)."""
+    masked output of Masking only feeds kinds that support masks; a lookup head only the
+    kinds the generator lets follow it)."""
     from .catalog import FLOAT_DTYPES, REGISTRY
+    from .generate import AFTER_INT64_HEADS, INT64_HEADS
 
     out = set()
     for a in REGISTRY.values():
@@ -161,6 +163,8 @@ def reachable_pairs() -> set[tuple[str, str]]:
             if not set(b.dtypes) & set(FLOAT_DTYPES):  # takes model inputs only
                 continue
             if a.name == "Masking" and not b.supports_mask:
+                continue
+            if a.name in INT64_HEADS and b.name not in AFTER_INT64_HEADS:
                 continue
             if out_ranks & set(b.ranks):
                 out.add((a.name, b.name))
