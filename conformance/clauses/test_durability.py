@@ -240,11 +240,19 @@ def _path_of(args):
     return "?"
 
 
+def _relative_files(path):
+    return {
+        os.path.relpath(os.path.join(directory, name), path)
+        for directory, _dirs, names in os.walk(path)
+        for name in names
+    }
+
+
 def _beside(root):
     return sorted(os.listdir(root))
 
 
-def _check_old_or_new(path, old_digest, new_values, what):
+def _check_old_or_new(path, old_digest, new_values, new_files, what):
     """The path holds the previous model byte for byte, or a loadable copy of the new one;
     returns which ("old" or "new")."""
     assert os.path.exists(path), f"{what}: the path is gone (neither old nor new model)"
@@ -257,6 +265,10 @@ def _check_old_or_new(path, old_digest, new_values, what):
             f"{what}: the path holds neither the previous model (its files changed) nor a "
             f"new one that loads: {type(exc).__name__}: {exc}"
         ) from exc
+    assert _relative_files(path) == new_files, (
+        f"{what}: the path holds a model whose files are not the complete new model's: "
+        f"{sorted(_relative_files(path) ^ new_files)} differ"
+    )
     assert [v.shape for v in values] == [v.shape for v in new_values], (
         f"{what}: the path holds neither the previous model nor the new one"
     )
@@ -290,6 +302,7 @@ def test_fault_at_every_operation_leaves_old_or_new(implementation, clause):
         with FaultInjector() as counter:
             implementation.save(new_model, path, overwrite=True)
         new_values = _variables_of(path)
+        new_files = _relative_files(path)
         operations = counter.operations
         assert operations, "no file-system operation of the save was visible"
     injected = {"raise": 0, "kill": 0}
@@ -309,7 +322,7 @@ def test_fault_at_every_operation_leaves_old_or_new(implementation, clause):
             if injector.injected is None:
                 continue  # this save had fewer operations than the counted one
             injected["raise"] += 1
-            state = _check_old_or_new(path_k, old_digest, new_values, what)
+            state = _check_old_or_new(path_k, old_digest, new_values, new_files, what)
             outcomes[what] = state
             if raised is None:
                 assert state == "new", f"{what}: the save returned but the model is the old one"
@@ -339,7 +352,7 @@ def test_fault_at_every_operation_leaves_old_or_new(implementation, clause):
                     implementation.load(path_k)
                 except NotImplementedError:
                     pass
-            _check_old_or_new(path_k, old_digest, new_values, what)
+            _check_old_or_new(path_k, old_digest, new_values, new_files, what)
             if _beside(disk) != ["model"]:
                 implementation.save(new_model, path_k, overwrite=True)
             assert _beside(disk) == ["model"], (
