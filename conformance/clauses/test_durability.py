@@ -122,13 +122,17 @@ class _Kill(BaseException):
 
 
 class FaultInjector:
-    """Count the save's operations (``fault_at=None``), or make the ``fault_at``-th one (from
-    1) raise ``OSError(error)``, or, with ``kill=True``, copy the parent directory as it is
-    at that moment to ``snapshot`` (what a SIGKILL there would leave on disk) and abort."""
+    """Count the save's operations (``fault_at=None``), or make the ``fault_at``-th one
+    (from 1), or the first one ``match`` accepts, raise ``OSError(error)``, or, with
+    ``kill=True``, copy the parent directory as it is at that moment to ``snapshot`` (what
+    a SIGKILL there would leave on disk) and abort."""
 
-    def __init__(self, fault_at=None, error=errno.EIO, kill=False, snapshot=None, root=None):
+    def __init__(
+        self, fault_at=None, error=errno.EIO, kill=False, snapshot=None, root=None, match=None
+    ):
         self.fault_at, self.error, self.kill = fault_at, error, kill
         self.snapshot, self.root = snapshot, root
+        self.match = match  # or fault at the first operation with match(kind, path) true
         self.operations = []  # (kind, path) of each visible operation, in order
         self.injected = None
         self._thread = threading.get_ident()
@@ -143,7 +147,10 @@ class FaultInjector:
                 return original(*args, **kwargs)
             path = _path_of(args)
             self.operations.append((kind, path))
-            if len(self.operations) == self.fault_at:
+            if self.injected is None and (
+                len(self.operations) == self.fault_at
+                or (self.match is not None and self.match(kind, path))
+            ):
                 self.injected = (kind, path)
                 if self.kill:
                     self._copy_disk()
