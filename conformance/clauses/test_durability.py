@@ -374,6 +374,88 @@ def test_fault_at_every_operation_leaves_old_or_new(implementation, clause):
     print(f"SAVE-ATOMIC faults: {json.dumps(figures)}")
 
 
+# Two processes overwrite one path at once, each with its own model, a few times; then each
+# saves its model alone to a path of its own, to compare with.
+_RACER = r"""
+import sys
+from conformance.environment import quiet_tensorflow
+quiet_tensorflow()
+from conformance.api import resolve_implementation
+from conformance.expected import fixtures
+impl = resolve_implementation(sys.argv[1])
+shared, own, units, rounds = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+K = fixtures.keras_module(impl.framework)
+model = fixtures.small_functional(K, name=f"racer{units}", units=units)
+print("ready", flush=True)
+sys.stdin.readline()
+failures = 0
+for _ in range(rounds):
+    try:
+        impl.save(model, shared, overwrite=True)
+    except Exception as exc:
+        failures += 1
+        print(f"lost: {type(exc).__name__}: {exc}", flush=True)
+impl.save(model, own)
+print(f"done {failures}", flush=True)
+"""
+
+RACE_ROUNDS = 3
+RACE_TIMEOUT = 240
+
+
+@pytest.mark.clause("SAVE-ATOMIC")
+def test_two_processes_saving_to_one_path_leave_one_whole(implementation, impl_spec, clause):
+    shared = clause.new_path("race-shared")
+    own = [clause.new_path(f"race-own-{units}") for units in (3, 4)]
+    with clause.example({"models": "two small functional models (3, 4 units), 2 processes"}):
+        racers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _RACER, impl_spec, shared, path, str(units)]
+                + [str(RACE_ROUNDS)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path, units in zip(own, (3, 4))
+        ]
+        try:
+            for racer in racers:
+                line = racer.stdout.readline()
+                assert line.strip() == "ready", f"a racer did not start: {racer.stderr.read()}"
+            for racer in racers:  # both start saving together
+                racer.stdin.write("go\n")
+                racer.stdin.flush()
+            outputs = [racer.communicate(timeout=RACE_TIMEOUT) for racer in racers]
+        finally:
+            for racer in racers:
+                if racer.poll() is None:
+                    racer.kill()
+                    racer.wait()
+        for racer, (stdout, stderr) in zip(racers, outputs):
+            assert racer.returncode == 0 and "done" in stdout, (
+                f"a racing save crashed (rc {racer.returncode}): {stderr[-2000:]}"
+            )
+            for line in stdout.splitlines():  # a loser's error must say where it failed
+                assert not line.startswith("lost:") or shared in line, (
+                    f"a racing save failed without naming the path: {line}"
+                )
+        values = _variables_of(shared)
+        shapes = [v.shape for v in values]
+        candidates = [_variables_of(path) for path in own]
+        matching = [i for i, c in enumerate(candidates) if [v.shape for v in c] == shapes]
+        assert matching, "the shared path holds neither racer's model"
+        for got, want in zip(values, candidates[matching[0]]):
+            np.testing.assert_array_equal(got, want, err_msg="the two racers' files mixed")
+        winner = own[matching[0]]
+        assert _relative_files(shared) == _relative_files(winner), (
+            "the shared path's files are not one racer's whole model"
+        )
+        implementation.load(shared)
+        leftovers = [n for n in os.listdir(os.path.dirname(shared)) if n.startswith(".")]
+        assert not leftovers, f"the racers left temporary files: {leftovers}"
+
+
 THREADED_SAVE_TIMEOUT = 120  # seconds for three small saves (about 1 s each alone)
 
 

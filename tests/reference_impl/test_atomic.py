@@ -554,3 +554,63 @@ def test_a_directory_without_write_permission_is_a_clear_error(tmp_path):
         _assert_failed_cleanly(excinfo, target, before, errno.EACCES)
     finally:
         parent.chmod(0o700)
+
+
+# -- two processes saving different models to one path at once -------------------------------
+
+# Each racer overwrites the shared path ``rounds`` times with its own model (the output
+# kernel filled with its number), starting when the test says go on stdin.
+_RACER = """
+import sys
+import numpy as np
+from tests.reference_impl import _infra_models as infra
+import reference_impl
+
+target, fill, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+model = infra.functional_model()
+model.get_layer("out").kernel.assign(np.full((3, 2), fill, "float32"))
+print("ready", flush=True)
+sys.stdin.readline()
+import time
+started = time.time()
+for _ in range(rounds):
+    reference_impl.save(model, target, overwrite=True)
+print("done", started, time.time(), flush=True)
+"""
+
+
+def test_two_processes_saving_different_models_leave_one_whole(tmp_path):
+    target = tmp_path / "model"
+    racers = [
+        subprocess.Popen(
+            [*infra.python_script(_RACER), str(target), fill, "4"],
+            cwd=infra.REPO_ROOT,
+            env=infra.subprocess_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for fill in ("1", "2")
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()[-3000:]
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=240) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    for racer, (stdout, stderr) in zip(racers, outputs):
+        # The reference's loser does not fail: it replaces the winner's model whole.
+        assert racer.returncode == 0 and "done" in stdout, stderr[-3000:]
+    windows = [[float(x) for x in out.split("done", 1)[1].split()] for out, _ in outputs]
+    assert max(w[0] for w in windows) < min(w[1] for w in windows), "the saves did not overlap"
+    kernel = _output_kernel(target)
+    assert (kernel == 1.0).all() or (kernel == 2.0).all(), f"a mix of two models: {kernel}"
+    assert "keras_metadata.pb" in integrity.verify_manifest(target)
+    assert sorted(os.listdir(tmp_path)) == ["model"], "the racers left temporary files"
