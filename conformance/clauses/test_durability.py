@@ -452,7 +452,10 @@ def test_two_processes_saving_to_one_path_leave_one_whole(implementation, impl_s
             "the shared path's files are not one racer's whole model"
         )
         implementation.load(shared)
-        leftovers = [n for n in os.listdir(os.path.dirname(shared)) if n.startswith(".")]
+        name = os.path.basename(shared)  # the directory also holds other tests' paths
+        leftovers = [
+            n for n in os.listdir(os.path.dirname(shared)) if n.startswith(".") and name in n
+        ]
         assert not leftovers, f"the racers left temporary files: {leftovers}"
 
 
