@@ -125,7 +125,7 @@ class FaultInjector:
     """Count the save's operations (``fault_at=None``), or make the ``fault_at``-th one
     (from 1), or the first one ``match`` accepts, raise ``OSError(error)``, or, with
     ``kill=True``, copy the parent directory as it is at that moment to ``snapshot`` (what
-    a SIGKILL there would leave on disk) and abort."""
+    a SIGKILL there would leave on disk) and abort; ``kill="exit"`` dies there for real."""
 
     def __init__(
         self, fault_at=None, error=errno.EIO, kill=False, snapshot=None, root=None, match=None
@@ -152,6 +152,8 @@ class FaultInjector:
                 or (self.match is not None and self.match(kind, path))
             ):
                 self.injected = (kind, path)
+                if self.kill == "exit":
+                    os._exit(137)  # a real death, in a child process
                 if self.kill:
                     self._copy_disk()
                     raise _Kill(f"killed at {kind} {path}")

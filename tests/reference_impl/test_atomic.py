@@ -614,3 +614,77 @@ def test_two_processes_saving_different_models_leave_one_whole(tmp_path):
     assert (kernel == 1.0).all() or (kernel == 2.0).all(), f"a mix of two models: {kernel}"
     assert "keras_metadata.pb" in integrity.verify_manifest(target)
     assert sorted(os.listdir(tmp_path)) == ["model"], "the racers left temporary files"
+
+
+# -- the clause's simulated kill (the disk copied at the k-th operation) against a real one --
+
+_DIE_AT = """
+import sys
+from conformance.clauses.test_durability import FaultInjector
+from tests.reference_impl import test_atomic
+import reference_impl
+
+target, kind, name = sys.argv[1:4]
+match = lambda k, p: k == kind and __import__("os").path.basename(p).startswith(name)
+with FaultInjector(kill="exit", match=match):
+    reference_impl.save(test_atomic._new_model(), target, overwrite=True)
+print("survived", flush=True)
+"""
+
+# Where to die: inside TensorFlow's writes, between the two renames, in the cleanup after.
+_DEATHS = {
+    "writing": ("gfile-write", "saved_model.pb"),
+    "between_renames": ("rename", ".model.tmp"),
+    "cleaning_up": ("rmdir", ".model.old"),
+}
+
+
+def _listing(root: Path) -> list[str]:
+    """Every path under ``root``, with the pid and random token of temporary names erased."""
+    import re
+
+    return sorted(
+        re.sub(r"-[0-9]+-[0-9a-f]{8}", "-PID-TOKEN", p.relative_to(root).as_posix())
+        for p in root.rglob("*")
+    )
+
+
+def test_a_real_death_leaves_what_the_simulated_kill_copies(tmp_path):
+    """What the clause checks after a "kill" (the disk copied at that operation) is what a
+    process dying there (os._exit) leaves, and the next load and save recover from it."""
+    from conformance.clauses.test_durability import FaultInjector, _Kill
+
+    previous, _ = _previous_saved(tmp_path / "previous")
+    runs = {}
+    for moment, (kind, name) in _DEATHS.items():
+        (tmp_path / moment / "real").mkdir(parents=True)
+        shutil.copytree(previous, tmp_path / moment / "real" / "model")
+        runs[moment] = subprocess.Popen(
+            [*infra.python_script(_DIE_AT), str(tmp_path / moment / "real" / "model"), kind]
+            + [name],
+            cwd=infra.REPO_ROOT,
+            env=infra.subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for moment, (kind, name) in _DEATHS.items():
+        stdout, stderr = runs[moment].communicate(timeout=240)
+        assert runs[moment].returncode == 137 and "survived" not in stdout, stderr[-3000:]
+        real, copied = tmp_path / moment / "real", tmp_path / moment / "copied"
+        (tmp_path / moment / "live").mkdir()
+        shutil.copytree(previous, tmp_path / moment / "live" / "model")
+
+        def match(op_kind, path, kind=kind, name=name):
+            return op_kind == kind and os.path.basename(path).startswith(name)
+
+        live = tmp_path / moment / "live"
+        with FaultInjector(kill=True, snapshot=copied, root=live, match=match):
+            with pytest.raises(_Kill):
+                reference_impl.save(_new_model(), live / "model", overwrite=True)
+        assert _listing(real) == _listing(copied), moment
+        assert (moment == "between_renames") != (real / "model").exists()
+        kernel = _output_kernel(real / "model")  # the load recovers first
+        assert (kernel == 1.0).all() == (moment == "cleaning_up"), moment
+        reference_impl.save(_new_model(), real / "model", overwrite=True)
+        assert sorted(os.listdir(real)) == ["model"], moment
