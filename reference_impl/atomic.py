@@ -22,6 +22,12 @@ leftover of another host's process may be taken for live (and kept) or for dead.
 The target is replaced as a path: if it is a symbolic link, the link itself is replaced by
 the new directory (the directory it pointed to is left as it was).
 
+A save that fails (an I/O error, a full disk, a read-only or forbidden directory, at any
+step, the swap included) raises :class:`~reference_impl.errors.SaveFailedError` naming the
+target, leaves the previous model in place and removes its temporary directory. Once the
+new model is in place, failing to remove the aside copy only logs a warning: the next
+:func:`recover` removes it.
+
 Before the swap, :func:`atomic_directory` writes a checksum manifest of the new files
 (:mod:`reference_impl.integrity`), so a later load can tell a damaged file from a good one.
 """
@@ -200,7 +206,10 @@ def should_write(path: str | os.PathLike[str], overwrite: bool) -> bool:
     terminal it raises ``FileExistsError`` naming the path. This function never modifies
     the existing files.
     """
-    recover(path)
+    try:
+        recover(path)
+    except OSError as exc:
+        raise SaveFailedError(path, exc) from exc
     path_str = os.fspath(path)
     if not os.path.lexists(path_str) or overwrite:
         return True

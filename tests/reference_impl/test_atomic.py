@@ -688,3 +688,18 @@ def test_a_real_death_leaves_what_the_simulated_kill_copies(tmp_path):
         assert (kernel == 1.0).all() == (moment == "cleaning_up"), moment
         reference_impl.save(_new_model(), real / "model", overwrite=True)
         assert sorted(os.listdir(real)) == ["model"], moment
+
+
+def test_a_failing_recovery_before_a_save_is_a_save_error(tmp_path, monkeypatch):
+    from reference_impl.errors import SaveFailedError
+
+    _write_model_dir(tmp_path / "model", "previous")
+    _leftover(tmp_path, "model", "tmp", DEAD_PID)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error (injected)", str(path))
+
+    monkeypatch.setattr(atomic, "_remove", broken)
+    with pytest.raises(SaveFailedError) as excinfo:
+        atomic.should_write(tmp_path / "model", overwrite=True)
+    assert excinfo.value.errno == errno.EIO and str(tmp_path / "model") in str(excinfo.value)
