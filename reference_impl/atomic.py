@@ -22,6 +22,12 @@ leftover of another host's process may be taken for live (and kept) or for dead.
 The target is replaced as a path: if it is a symbolic link, the link itself is replaced by
 the new directory (the directory it pointed to is left as it was).
 
+A save that fails (an I/O error, a full disk, a read-only or forbidden directory, at any
+step, the swap included) raises :class:`~reference_impl.errors.SaveFailedError` naming the
+target, leaves the previous model in place and removes its temporary directory. Once the
+new model is in place, failing to remove the aside copy only logs a warning: the next
+:func:`recover` removes it.
+
 Before the swap, :func:`atomic_directory` writes a checksum manifest of the new files
 (:mod:`reference_impl.integrity`), so a later load can tell a damaged file from a good one.
 """
@@ -42,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reference_impl import integrity
+from reference_impl.errors import SaveFailedError
 
 __all__ = ["should_write", "atomic_directory", "recover"]
 
@@ -199,7 +206,10 @@ def should_write(path: str | os.PathLike[str], overwrite: bool) -> bool:
     terminal it raises ``FileExistsError`` naming the path. This function never modifies
     the existing files.
     """
-    recover(path)
+    try:
+        recover(path)
+    except OSError as exc:
+        raise SaveFailedError(path, exc) from exc
     path_str = os.fspath(path)
     if not os.path.lexists(path_str) or overwrite:
         return True
@@ -226,11 +236,18 @@ def _swap_into_place(temp: Path, target: Path) -> None:
                 os.rename(target, aside)
             except FileNotFoundError:
                 aside = None  # A concurrent save moved it first.
+            except BaseException:
+                with _active_lock:
+                    _active.discard(os.fspath(aside))
+                raise
         try:
             # A crash here leaves the target missing and ``aside`` present: recover().
             os.rename(temp, target)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                # The move failed (an I/O error, say): put the previous model back.
+                if aside is not None:
+                    _put_back(aside, target)
                 raise
             # A concurrent save to the same target won the race: its model now sits at
             # the target, so the one we moved aside is obsolete. Replace the winner's.
@@ -241,13 +258,48 @@ def _swap_into_place(temp: Path, target: Path) -> None:
             if aside is not None:
                 with _active_lock:
                     _active.discard(os.fspath(aside))
-        _fsync_path(target.parent, directory=True)
-        if aside is not None:
-            _remove(aside)
+        try:
+            _fsync_path(target.parent, directory=True)
+        finally:
+            # The new model is in place: the previous one goes even if the sync failed.
+            if aside is not None:
+                _remove_leftover(aside)
         return
     raise FileExistsError(
         errno.EEXIST, f"'{target}' kept being replaced by concurrent saves", os.fspath(target)
     )
+
+
+def _put_back(aside: Path, target: Path) -> None:
+    """Undo ``rename(target, aside)``; if that fails too, recover() will do it later."""
+    try:
+        os.rename(aside, target)
+    except OSError as exc:
+        _log.warning(
+            "Could not put the previous model back at %s (%s): the next save "
+            "or load restores it from %s",
+            target,
+            exc,
+            aside,
+        )
+
+
+def _remove_leftover(path: Path) -> None:
+    """Remove the previous model moved aside; on failure leave it to the next recover()."""
+    try:
+        _remove(path)
+    except OSError as exc:
+        _log.warning("Could not remove %s (%s): the next save or load removes it", path, exc)
+
+
+def _save_error(target: Path, exc: BaseException) -> BaseException:
+    """The project's error for a failed write, or ``exc`` itself if it is not one."""
+    if isinstance(exc, OSError) and not isinstance(exc, SaveFailedError):
+        return SaveFailedError(target, exc)
+    errors_impl = sys.modules.get("tensorflow.python.framework.errors_impl")
+    if errors_impl is not None and isinstance(exc, errors_impl.OpError):
+        return SaveFailedError(target, exc)  # TensorFlow's C++ writes (checkpoint shards)
+    return exc
 
 
 @contextlib.contextmanager
@@ -261,12 +313,12 @@ def atomic_directory(path: str | os.PathLike[str], *, manifest: bool = True) -> 
     removed and ``path`` is left untouched.
     """
     target = Path(os.path.abspath(os.fspath(path)))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover(target)
     temp = _temp_name(target, _TEMP_KIND)
     with _active_lock:
         _active.add(os.fspath(temp))
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target)
         temp.mkdir()
         try:
             yield temp
@@ -275,8 +327,13 @@ def atomic_directory(path: str | os.PathLike[str], *, manifest: bool = True) -> 
             _fsync_tree(temp)
             _swap_into_place(temp, target)
         except BaseException:
-            _remove(temp)
+            _remove_leftover(temp)
             raise
+    except Exception as exc:
+        error = _save_error(target, exc)
+        if error is exc:
+            raise
+        raise error from exc
     finally:
         with _active_lock:
             _active.discard(os.fspath(temp))

@@ -28,6 +28,7 @@ __all__ = [
     "UnsafeDeserializationError",
     "ModelInputsUnknownError",
     "UnsupportedSavedModelError",
+    "SaveFailedError",
 ]
 
 
@@ -135,3 +136,21 @@ class UnsupportedSavedModelError(ReferenceImplError, ValueError):
     in Keras 3 and its saved functions do not revive it."""
 
     summary = "Unsupported SavedModel"
+
+
+class SaveFailedError(ReferenceImplError, OSError):
+    """Writing a SavedModel failed (a full disk, a read-only or forbidden directory, an I/O
+    error). ``path`` is the target that was not replaced: it still holds what it held
+    before (the previous model, or nothing); the temporary files are removed. ``errno`` is
+    the underlying OS error's, when there is one."""
+
+    summary = "Could not save the SavedModel"
+
+    def __init__(self, path: str | os.PathLike[str], cause: object) -> None:
+        super().__init__(path, cause)
+        self.errno = getattr(cause, "errno", None)
+        self.strerror = _describe_cause(cause)
+        self.filename = self.path
+
+    def __str__(self) -> str:
+        return ReferenceImplError.__str__(self)

@@ -374,6 +374,33 @@ class DeletesBeforeWriting(PlantedBug):
             super().save(model, path, **kwargs)
 
 
+class WritesMetadataAfterSwap(PlantedBug):
+    """Moves the new directory into place, then writes its last file (keras_metadata.pb,
+    and the manifest again) there: a kill or fault in between leaves an incomplete model."""
+
+    name = "writes-metadata-after-swap"
+    caught_by = "SAVE-ATOMIC"
+    pytest_args = ("-k", "fault_at_every")
+
+    def save(self, model, path, **kwargs):
+        from pathlib import Path
+
+        save_module = _module("save")
+        pending = []
+
+        def later(original):
+            def write_later(directory, *args):
+                pending.append((original, args))
+
+            return write_later
+
+        with wrapped(save_module, "_write_metadata", later):
+            super().save(model, path, **kwargs)
+        for original, args in pending:
+            original(Path(path), *args)
+            _module("integrity").write_manifest(Path(path))
+
+
 def _through_float16(structure):
     import tensorflow as tf
 
@@ -662,6 +689,7 @@ class KeepsStaleAssets(PlantedBug):
 
 
 PLANTED = (
+    WritesMetadataAfterSwap,
     DropsNonTrainable,
     TracesOnlyInference,
     ForgetsActivityRegularizer,

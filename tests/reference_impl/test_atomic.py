@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -406,3 +408,298 @@ def test_concurrent_processes_do_not_disturb_each_other(tmp_path):
         assert integrity.verify_manifest(tmp_path / tag)
     assert len({(shared / f"part_{p}").read_text() for p in range(4)}) == 1
     assert integrity.verify_manifest(shared)
+
+
+# -- failed saves: a full disk, a read-only directory, a forbidden one, an I/O error ---------
+
+
+def _previous_saved(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    target = tmp_path / "model"
+    reference_impl.save(infra.functional_model(), target)
+    return target, _tree(target)
+
+
+def _new_model():
+    import numpy as np
+
+    model = infra.functional_model()
+    model.get_layer("out").kernel.assign(np.ones((3, 2), "float32"))
+    return model
+
+
+def _assert_failed_cleanly(excinfo, target: Path, before: dict[str, bytes], code: int) -> None:
+    from reference_impl.errors import ReferenceImplError, SaveFailedError
+
+    error = excinfo.value
+    assert isinstance(error, SaveFailedError) and isinstance(error, ReferenceImplError)
+    assert isinstance(error, OSError) and error.errno == code, repr(error)
+    assert str(target) in str(error) and error.path == str(target)
+    assert _tree(target) == before, "the previous model changed"
+    assert sorted(os.listdir(target.parent)) == ["model"], "temporary files were left"
+    assert not (_output_kernel(target) == 1.0).all(), "the path does not hold the old model"
+
+
+# Root (this machine's user) ignores permission bits, so chmod 0o500 cannot make a directory
+# read-only for it: the errors are injected at the operation that would meet them.
+_INJECTED = {
+    "full disk at saved_model.pb (gfile)": (errno.ENOSPC, "gfile-write", "saved_model.pb"),
+    "full disk at keras_metadata.pb": (errno.ENOSPC, "open-write", "keras_metadata.pb"),
+    "full disk at the manifest": (errno.ENOSPC, "open-write", "checksums.sha256"),
+    "read-only file system at the temporary directory": (errno.EROFS, "mkdir", ".model.tmp"),
+    "permission denied moving the old model aside": (errno.EACCES, "rename", "model"),
+    "I/O error moving the new model into place": (errno.EIO, "rename", ".model.tmp"),
+    "I/O error syncing a file": (errno.EIO, "fsync", "variables"),
+}
+
+
+@pytest.mark.parametrize("case", list(_INJECTED))
+def test_injected_write_error_is_clear_and_leaves_the_previous_model(tmp_path, case):
+    from conformance.clauses.test_durability import FaultInjector
+
+    code, kind, name = _INJECTED[case]
+    target, before = _previous_saved(tmp_path)
+
+    def match(op_kind, path):
+        return op_kind == kind and os.path.basename(path).startswith(name)
+
+    with FaultInjector(error=code, match=match) as injector:
+        with pytest.raises(OSError) as excinfo:
+            reference_impl.save(_new_model(), target)
+    assert injector.injected is not None, f"no {kind} of {name} happened"
+    _assert_failed_cleanly(excinfo, target, before, code)
+
+
+def test_failed_sync_after_the_swap_still_removes_the_aside_copy(tmp_path):
+    """The new model is in place when the parent directory's sync fails: the save reports
+    it, and the previous model moved aside is removed all the same."""
+    from conformance.clauses.test_durability import FaultInjector
+
+    target, _ = _previous_saved(tmp_path)
+
+    def parent_sync(kind, path):
+        return kind == "fsync" and path == str(tmp_path)
+
+    with FaultInjector(match=parent_sync) as injector:
+        with pytest.raises(OSError):
+            reference_impl.save(_new_model(), target)
+    assert injector.injected is not None
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+    assert (_output_kernel(target) == 1.0).all()
+
+
+@contextlib.contextmanager
+def _small_tmpfs(where: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``where`` (root only), unmounted afterwards."""
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _big_model():
+    import keras
+
+    inputs = keras.Input((4,), name="x")
+    hidden = keras.layers.Dense(3, name="hidden")(inputs)
+    wide = keras.layers.Dense(300_000, name="wide")(hidden)  # about 4.8 MB of variables
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(wide))
+
+
+def test_a_real_full_disk_is_a_clear_error(tmp_path):
+    """A 2 MB file system holds the small previous model but not the 4.8 MB new one: the
+    checkpoint shards (TensorFlow's C++ writes) meet ENOSPC for real."""
+    with _small_tmpfs(tmp_path / "disk", "2m") as disk:
+        target, before = _previous_saved(disk)
+        with pytest.raises(OSError) as excinfo:
+            reference_impl.save(_big_model(), target)
+        from reference_impl.errors import SaveFailedError
+
+        assert isinstance(excinfo.value, SaveFailedError), repr(excinfo.value)
+        assert str(target) in str(excinfo.value)
+        assert _tree(target) == before
+        assert sorted(os.listdir(disk)) == ["model"], "temporary files were left"
+
+
+def test_a_really_read_only_directory_is_a_clear_error(tmp_path):
+    """A file system remounted read-only refuses root too (unlike chmod 0o500)."""
+    with _small_tmpfs(tmp_path / "disk", "4m") as disk:
+        target, before = _previous_saved(disk)
+        remounted = subprocess.run(
+            ["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True
+        )
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remounted.stderr.strip()}")
+        with pytest.raises(OSError) as excinfo:
+            reference_impl.save(_new_model(), target, overwrite=True)
+        _assert_failed_cleanly(excinfo, target, before, errno.EROFS)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits (see _INJECTED)")
+def test_a_directory_without_write_permission_is_a_clear_error(tmp_path):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    target, before = _previous_saved(parent)
+    parent.chmod(0o500)
+    try:
+        with pytest.raises(OSError) as excinfo:
+            reference_impl.save(_new_model(), target)
+        _assert_failed_cleanly(excinfo, target, before, errno.EACCES)
+    finally:
+        parent.chmod(0o700)
+
+
+# -- two processes saving different models to one path at once -------------------------------
+
+# Each racer overwrites the shared path ``rounds`` times with its own model (the output
+# kernel filled with its number), starting when the test says go on stdin.
+_RACER = """
+import sys
+import numpy as np
+from tests.reference_impl import _infra_models as infra
+import reference_impl
+
+target, fill, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+model = infra.functional_model()
+model.get_layer("out").kernel.assign(np.full((3, 2), fill, "float32"))
+print("ready", flush=True)
+sys.stdin.readline()
+import time
+started = time.time()
+for _ in range(rounds):
+    reference_impl.save(model, target, overwrite=True)
+print("done", started, time.time(), flush=True)
+"""
+
+
+def test_two_processes_saving_different_models_leave_one_whole(tmp_path):
+    target = tmp_path / "model"
+    racers = [
+        subprocess.Popen(
+            [*infra.python_script(_RACER), str(target), fill, "4"],
+            cwd=infra.REPO_ROOT,
+            env=infra.subprocess_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for fill in ("1", "2")
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout.readline().strip() == "ready", racer.stderr.read()[-3000:]
+        for racer in racers:
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=240) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    for racer, (stdout, stderr) in zip(racers, outputs):
+        # The reference's loser does not fail: it replaces the winner's model whole.
+        assert racer.returncode == 0 and "done" in stdout, stderr[-3000:]
+    windows = [[float(x) for x in out.split("done", 1)[1].split()] for out, _ in outputs]
+    assert max(w[0] for w in windows) < min(w[1] for w in windows), "the saves did not overlap"
+    kernel = _output_kernel(target)
+    assert (kernel == 1.0).all() or (kernel == 2.0).all(), f"a mix of two models: {kernel}"
+    assert "keras_metadata.pb" in integrity.verify_manifest(target)
+    assert sorted(os.listdir(tmp_path)) == ["model"], "the racers left temporary files"
+
+
+# -- the clause's simulated kill (the disk copied at the k-th operation) against a real one --
+
+_DIE_AT = """
+import sys
+from conformance.clauses.test_durability import FaultInjector
+from tests.reference_impl import test_atomic
+import reference_impl
+
+target, kind, name = sys.argv[1:4]
+match = lambda k, p: k == kind and __import__("os").path.basename(p).startswith(name)
+with FaultInjector(kill="exit", match=match):
+    reference_impl.save(test_atomic._new_model(), target, overwrite=True)
+print("survived", flush=True)
+"""
+
+# Where to die: inside TensorFlow's writes, between the two renames, in the cleanup after.
+_DEATHS = {
+    "writing": ("gfile-write", "saved_model.pb"),
+    "between_renames": ("rename", ".model.tmp"),
+    "cleaning_up": ("rmdir", ".model.old"),
+}
+
+
+def _listing(root: Path) -> list[str]:
+    """Every path under ``root``, with the pid and random token of temporary names erased."""
+    import re
+
+    return sorted(
+        re.sub(r"-[0-9]+-[0-9a-f]{8}", "-PID-TOKEN", p.relative_to(root).as_posix())
+        for p in root.rglob("*")
+    )
+
+
+def test_a_real_death_leaves_what_the_simulated_kill_copies(tmp_path):
+    """What the clause checks after a "kill" (the disk copied at that operation) is what a
+    process dying there (os._exit) leaves, and the next load and save recover from it."""
+    from conformance.clauses.test_durability import FaultInjector, _Kill
+
+    previous, _ = _previous_saved(tmp_path / "previous")
+    runs = {}
+    for moment, (kind, name) in _DEATHS.items():
+        (tmp_path / moment / "real").mkdir(parents=True)
+        shutil.copytree(previous, tmp_path / moment / "real" / "model")
+        runs[moment] = subprocess.Popen(
+            [*infra.python_script(_DIE_AT), str(tmp_path / moment / "real" / "model"), kind]
+            + [name],
+            cwd=infra.REPO_ROOT,
+            env=infra.subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for moment, (kind, name) in _DEATHS.items():
+        stdout, stderr = runs[moment].communicate(timeout=240)
+        assert runs[moment].returncode == 137 and "survived" not in stdout, stderr[-3000:]
+        real, copied = tmp_path / moment / "real", tmp_path / moment / "copied"
+        (tmp_path / moment / "live").mkdir()
+        shutil.copytree(previous, tmp_path / moment / "live" / "model")
+
+        def match(op_kind, path, kind=kind, name=name):
+            return op_kind == kind and os.path.basename(path).startswith(name)
+
+        live = tmp_path / moment / "live"
+        with FaultInjector(kill=True, snapshot=copied, root=live, match=match):
+            with pytest.raises(_Kill):
+                reference_impl.save(_new_model(), live / "model", overwrite=True)
+        assert _listing(real) == _listing(copied), moment
+        assert (moment == "between_renames") != (real / "model").exists()
+        kernel = _output_kernel(real / "model")  # the load recovers first
+        assert (kernel == 1.0).all() == (moment == "cleaning_up"), moment
+        reference_impl.save(_new_model(), real / "model", overwrite=True)
+        assert sorted(os.listdir(real)) == ["model"], moment
+
+
+def test_a_failing_recovery_before_a_save_is_a_save_error(tmp_path, monkeypatch):
+    from reference_impl.errors import SaveFailedError
+
+    _write_model_dir(tmp_path / "model", "previous")
+    _leftover(tmp_path, "model", "tmp", DEAD_PID)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error (injected)", str(path))
+
+    monkeypatch.setattr(atomic, "_remove", broken)
+    with pytest.raises(SaveFailedError) as excinfo:
+        atomic.should_write(tmp_path / "model", overwrite=True)
+    assert excinfo.value.errno == errno.EIO and str(tmp_path / "model") in str(excinfo.value)
