@@ -217,12 +217,19 @@ CLAUSES = (
     Clause(
         "SAVE-ATOMIC",
         "durability",
-        "A save killed at a random moment leaves at the path either the previous model, "
-        "intact and loadable, or the complete new one.",
-        "Preemptible training jobs are killed mid-checkpoint.",
+        "A save that fails or is killed at any moment leaves at the path either the previous "
+        "model, intact and loadable, or the complete new one; a failed save leaves no "
+        "temporary files; two processes saving to one path leave one whole model.",
+        "Preemptible training jobs are killed mid-checkpoint; disks fill up and file systems "
+        "turn read-only under a save (SQLite's I/O-error and crash tests fail each file "
+        "operation in turn for the same reason).",
         "A subprocess saving over an existing model is SIGKILLed at 0, 25, 50 and 80 % of a "
-        "measured save; the path must hold the old model byte-identical or a loadable model equal "
-        "to one of the two (a missing path may be recovered by the next load).",
+        "measured save; then, for one fixed model, each visible file-system operation of the "
+        "save in turn (mkdir, write, fsync, rename, unlink, rmdir, through Python and "
+        "`tf.io.gfile`) raises EIO, or the process dies right there: the path must hold the "
+        "old model byte-identical or the complete new one (the next load or save recovers "
+        "from a death), and a failed save leaves no temporary files; two processes save "
+        "different models to one path at once: one of them, whole.",
     ),
     Clause(
         "SAVE-CONCURRENT",
