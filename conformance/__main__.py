@@ -4,6 +4,7 @@ python -m conformance fingerprint-corpus --impl reference
 python -m conformance corpus --write-specs        # draw the fixed corpus (once)
 python -m conformance corpus --write-golden       # rewrite the golden fingerprints
 python -m conformance matrix --profile ci         # docs/conformance-matrix.md
+python -m conformance reproduce REPORT.json       # one standalone script per failure
 """
 
 import argparse
@@ -70,6 +71,17 @@ def matrix(args):
     return matrix_module.main(args)
 
 
+def reproduce(args):
+    _quiet()
+    from conformance.tools import reproduce as reproduce_module
+
+    try:
+        return reproduce_module.main(args)
+    except reproduce_module.ReproduceError as exc:
+        print(f"reproduce: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +124,14 @@ def main(argv=None):
 
     matrix_module.add_arguments(mx)
     mx.set_defaults(run=matrix)
+    rp = commands.add_parser(
+        "reproduce",
+        help="write one standalone Python script per failure of a report (or for a spec)",
+    )
+    from conformance.tools import reproduce as reproduce_module
+
+    reproduce_module.add_arguments(rp)
+    rp.set_defaults(run=reproduce)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

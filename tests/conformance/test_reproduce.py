@@ -1,0 +1,195 @@
+"""``python -m conformance reproduce``: standalone scripts that rebuild a failing example.
+
+The scripts run in fresh interpreters where ``conformance`` and ``strategies`` cannot be
+imported (``sys.modules`` entries set to None); the planted bugs' scripts import their adapter
+module (``tests.conformance.planted``, which itself needs the project), as a user's adapter
+would be imported. Scripts run in parallel subprocesses. A few corpus specs by default; every
+non-subclassed corpus spec under the ``nightly`` profile.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Custom layers and a custom regularizer, merges, a nested model, float16 and float64.
+DEFAULT_SPECS = ("spec-02", "spec-06", "spec-09", "spec-17")
+# A Dense with a regularizer then a BatchNormalization (non-trainable statistics).
+SMALL_SPEC = {
+    "dict_inputs": False, "dtype": "float32", "extra": {}, "name": "model", "seed": 7,
+    "inputs": [{"batch_size": None, "dtype": "float32", "name": "in_0", "shape": [3],
+                "vocab": None}],
+    "nodes": [
+        {"id": "n0", "inputs": ["in_0"], "kind": "Dense", "layer_name": "n0_dense",
+         "out_shape": [2], "params": {"activation": "relu", "units": 2, "use_bias": True},
+         "regularizers": [["kernel_regularizer", {"kind": "l2", "params": {"l2": 0.01}}]],
+         "shares": None, "submodel": None},
+        {"id": "n1", "inputs": ["n0"], "kind": "BatchNormalization",
+         "layer_name": "n1_batchnormalization", "out_shape": [2], "params": {},
+         "regularizers": [], "shares": None, "submodel": None},
+    ],
+    "outputs": ["n1"], "topology": "sequential",
+}
+# (clause, planted bug of tests/conformance/planted.py that the clause must catch)
+PLANTED = (
+    ("VARS-EXACT", "DropsNonTrainable"),
+    ("CALL-INFERENCE", "ServesInHalfPrecision"),
+    ("LOAD-REVIVE", "FreezesOnLoad"),
+)
+GUARD = "import sys; sys.modules['conformance'] = None; sys.modules['strategies'] = None; "
+
+
+def _spec_names():
+    from conformance import corpus
+    from conformance.plugin.drawing import current_profile_name
+
+    if current_profile_name() == "nightly":
+        return [n for n, s in corpus.corpus_specs() if s.topology != "subclassed"]
+    return list(DEFAULT_SPECS)
+
+
+def _env(project):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if project:  # the planted adapters are modules of this project
+        env["PYTHONPATH"] = str(ROOT)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return env
+
+
+def _run(argv, cwd, project=False):
+    import time
+
+    start = time.monotonic()
+    done = subprocess.run(
+        argv, cwd=cwd, env=_env(project), capture_output=True, text=True, timeout=300
+    )
+    return done, time.monotonic() - start
+
+
+def _guarded(script):
+    """A fresh interpreter that cannot import conformance or strategies runs ``script``."""
+    code = GUARD + f"sys.argv = [{str(script)!r}]; import runpy; "
+    code += f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    return [sys.executable, "-c", code]
+
+
+def _script(spec, clause, impl, tmp_path):
+    from conformance.tools.reproduce import script_source
+    from strategies.spec import ModelSpec
+
+    path = tmp_path / f"{clause}-{impl.rsplit(':', 1)[-1]}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script_source(ModelSpec.from_dict(spec), clause, impl))
+    return path
+
+
+def test_scripts_catch_planted_bugs_and_pass_on_reference(tmp_path):
+    jobs = []
+    for clause, bug in PLANTED:
+        buggy = _script(SMALL_SPEC, clause, f"tests.conformance.planted:{bug}", tmp_path)
+        fine = _script(SMALL_SPEC, clause, "reference", tmp_path)
+        for text in (buggy.read_text(), fine.read_text()):
+            assert "import conformance" not in text and "strategies" not in text
+        jobs.append((clause, bug, [sys.executable, str(buggy)], True, 1))
+        jobs.append((clause, "reference", _guarded(fine), False, 0))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda j: _run(j[2], tmp_path, project=j[3]), jobs))
+    for (clause, impl, _, _, want), (done, seconds) in zip(jobs, results):
+        out = done.stdout + done.stderr[-2000:]
+        assert done.returncode == want, f"{clause} on {impl}: exit {done.returncode}\n{out}"
+        assert f"[{clause}]" in done.stdout, out
+        if want:
+            assert "DIVERGENCE" in done.stdout, out
+        assert seconds < 120, f"{clause} on {impl}: {seconds:.0f} s"
+
+
+def test_rebuilt_models_equal_the_suites_bitwise(tmp_path):
+    """Each script's model, built with no project module importable, has the weights of the
+    suite's model bitwise and gives its outputs."""
+    import strategies
+    from conformance import corpus
+
+    specs = dict(corpus.corpus_specs())
+    names = _spec_names()
+    pairs = []
+    for name in names:
+        script = _script(specs[name].to_dict(), "CALL-INFERENCE", "reference", tmp_path / name)
+        pairs.append((script, tmp_path / f"{name}.npz"))
+    code = GUARD + (
+        "import runpy, numpy as np, tensorflow as tf\n"
+        f"for script, out in {[(str(s), str(o)) for s, o in pairs]!r}:\n"
+        "    g = runpy.run_path(script, run_name='rebuild')\n"
+        "    m = g['build_model']()\n"
+        "    outs = tf.nest.flatten(m(g['model_inputs'](), training=False))\n"
+        "    data = {'in:' + k: v for k, v in g['DATA'].items()}\n"
+        "    np.savez(out, *m.get_weights(), *[np.asarray(t) for t in outs], n=len(m.weights),"
+        " **data)\n"
+        "    assert 'conformance' not in sys.modules or sys.modules['conformance'] is None\n"
+    )
+    done, _ = _run([sys.executable, "-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import tensorflow as tf
+
+    for name, (_script_path, out) in zip(names, pairs):
+        model = strategies.build_model(specs[name], "keras")
+        saved = np.load(out)
+        weights = model.get_weights()
+        assert int(saved["n"]) == len(model.weights), name
+        for i, want in enumerate(weights):
+            got = saved[f"arr_{i}"]
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (name, i)
+        data = {k[3:]: saved[k] for k in saved.files if k.startswith("in:")}
+        inputs = strategies.call_inputs(specs[name], data)
+        wants = [np.asarray(t) for t in tf.nest.flatten(model(inputs, training=False))]
+        for j, want in enumerate(wants):
+            got = saved[f"arr_{len(weights) + j}"]
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=f"{name}[{j}]")
+
+
+def test_command_writes_scripts_from_a_report(tmp_path, capsys):
+    from conformance.__main__ import main
+
+    report = {
+        "implementation": "reference",
+        "clauses": {
+            "VARS-EXACT": {"failures": [{
+                "test": "conformance/clauses/test_variables.py::test_variables_saved_once_bitwise",
+                "spec": json.dumps(SMALL_SPEC), "message": "[VARS-EXACT] keras_api ...",
+            }]},
+            "SAVE-ATOMIC": {"failures": [{"test": "t", "spec": json.dumps(SMALL_SPEC)}]},
+        },
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert main(["reproduce", str(path), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    written = [Path(line) for line in captured.out.split()]
+    assert len(written) == 1 and written[0].exists()
+    assert "test_variables_saved_once_bitwise" in written[0].name
+    assert "SAVE-ATOMIC" in captured.err and "VARS-EXACT" in captured.err  # not covered
+
+
+def test_uncovered_clause_is_a_usage_error(tmp_path, capsys):
+    from conformance.__main__ import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SMALL_SPEC))
+    argv = ["reproduce", "--spec", str(spec), "--clause", "SAVE-ATOMIC", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "SAVE-ATOMIC" in err and "CALL-INFERENCE" in err
+    assert not list(tmp_path.glob("*.py"))
+
+
+@pytest.mark.parametrize("argv", [["reproduce"], ["reproduce", "--spec", "{}"]])
+def test_bad_arguments_say_what_is_missing(argv, capsys):
+    from conformance.__main__ import main
+
+    assert main(argv) == 2
+    assert "reproduce:" in capsys.readouterr().err
