@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 # Clauses whose check a script reproduces (output, variable and structural reads).
-COVERED = ("CALL-INFERENCE", "VARS-EXACT", "LOAD-REVIVE")
+COVERED = (
+    "CALL-INFERENCE", "VARS-EXACT", "LOAD-REVIVE", "SIG-SERVING", "LOSSES-REGULARIZATION"
+)
 FRAMEWORK_OF = {"reference": "keras", "keras_export": "keras", "tf_keras": "tf_keras"}
 # Constructor arguments left out: weights are set from the script's values; input shapes
 # come from the Input.
@@ -255,12 +257,12 @@ def flat(structure):
     return [np.asarray(t) for t in tf.nest.flatten(structure)]
 
 
-def close(got, want, what):
+def close(got, want, what, dtype=None):
     """None when equal within the coarser dtype's tolerance, else the divergence."""
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         return f"{what}: shape {got.shape}, expected {want.shape}"
-    tol = max(TOLERANCES.get(str(d), 0.0) for d in (got.dtype, want.dtype))
+    tol = max(TOLERANCES.get(str(d), 0.0) for d in (got.dtype, want.dtype, dtype))
     g, w = got.astype(np.float64), want.astype(np.float64)
     if not np.allclose(g, w, rtol=tol, atol=tol, equal_nan=True):
         return f"{what}: expected {w.ravel()[:8].tolist()}, actual {g.ravel()[:8].tolist()}"
@@ -357,6 +359,57 @@ def check(model, path, inputs, data):
 ''',
 }
 
+_CHECKS["SIG-SERVING"] = '''
+def check(model, path, inputs, data):
+    """serving_default: the model's input names, dtypes and shapes (batch None), its outputs."""
+    serving = tf.saved_model.load(path).signatures["serving_default"]
+    got = {name: (s.dtype.name, s.shape.as_list())
+           for name, s in serving.structured_input_signature[1].items()}
+    problems = []
+    if SUBCLASSED:  # the saver names a subclassed model's inputs
+        if len(got) != len(SERVING_INPUTS):
+            problems.append(f"serving_default: expected {len(SERVING_INPUTS)} inputs, "
+                            f"actual {len(got)}")
+    elif sorted(got) != sorted(SERVING_INPUTS):
+        problems.append(f"serving_default inputs: expected {sorted(SERVING_INPUTS)}, "
+                        f"actual {sorted(got)}")
+    for name, (dtype, shape) in got.items():
+        want = SERVING_INPUTS.get(name)
+        if want is not None and (dtype, shape) != tuple(want):
+            problems.append(f"serving input {name!r}: expected {want[0]} {want[1]} (batch "
+                            f"dimension None), actual {dtype} {shape}")
+    outputs = sorted(serving.structured_outputs)
+    if outputs != sorted(OUTPUT_NAMES):
+        problems.append(f"serving_default outputs: expected {sorted(OUTPUT_NAMES)}, "
+                        f"actual {outputs}")
+    return problems
+'''
+
+_CHECKS["LOSSES-REGULARIZATION"] = '''
+def weight_regularization_losses(model):
+    if K.__name__ == "keras":
+        return [float(loss) for loss in model._get_regularization_losses()]
+    return [float(loss()) for layer in model._flatten_layers(include_self=True)
+            for loss in layer._callable_losses]
+
+
+def check(model, path, inputs, data):
+    """keras_api.regularization_losses: one function per weight-regularization loss, same sum."""
+    api = getattr(tf.saved_model.load(path), "keras_api", None)
+    if api is None:
+        return ["the saved root has no keras_api"]
+    saved = [float(np.asarray(f(), dtype=np.float64))
+             for f in list(getattr(api, "regularization_losses", None) or [])]
+    want = weight_regularization_losses(model)
+    problems = []
+    if len(saved) != len(want):
+        problems.append(f"keras_api.regularization_losses: expected {len(want)} functions "
+                        f"({want}), actual {len(saved)} ({saved})")
+    problems.append(close(np.float64(sum(saved)), np.float64(sum(want)),
+                          "sum of keras_api.regularization_losses()", DTYPE))
+    return problems
+'''
+
 _MAIN = '''
 
 def main():
@@ -426,6 +479,7 @@ def script_source(spec, clause, impl, *, message="", test=""):
         call = f"DATA[{spec.inputs[0].name!r}]"
     else:
         call = "[" + ", ".join(f"DATA[{i.name!r}]" for i in spec.inputs) + "]"
+    serving_inputs = {i.name: (i.dtype, [None, *i.model_shape]) for i in spec.inputs}
     needs = "" if impl in ("tf_keras", "keras_export") else " and the implementation"
     head = f'''"""Reproducer: clause {clause} on implementation {impl!r}.
 
@@ -450,15 +504,18 @@ import {framework} as K
 CLAUSE = {clause!r}
 INPUT_NAMES = {list(spec.input_names())!r}
 OUTPUT_NAMES = {list(expected_output_names(spec))!r}
+DTYPE = {spec.dtype!r}
+SUBCLASSED = {spec.topology == "subclassed"!r}
+SERVING_INPUTS = {serving_inputs!r}
 '''
     parts = [head]
     if uses_custom:
         parts.append(_custom_code(framework))
     parts.append(_graph_code(spec, layers, "build_layers"))
-    weight_lines = ",\n".join(f"    {_array_code(w)}" for w in weights)
+    weight_lines = "".join(f"    {_array_code(w)},\n" for w in weights)
     parts.append(
         "# The model's weights (what the suite set from the spec's seed), exactly.\n"
-        f"WEIGHTS = [\n{weight_lines},\n]\n"
+        f"WEIGHTS = [\n{weight_lines}]\n"
         "DATA = {\n"
         + "".join(f"    {k!r}: {_array_code(v)},\n" for k, v in data.items())
         + "}"

@@ -197,6 +197,9 @@ def test_failure_names_clause_spec_and_command(pytester, tmp_path):
     failure = json.loads(report.read_text())["clauses"][CHEAP_CLAUSE]["failures"][-1]
     assert failure["command"].startswith("pytest --pyargs conformance")
     assert "signatures" in failure["spec"]
+    # and the standalone script's command, for the run's report
+    assert failure["script"].startswith(f"python -m conformance reproduce {report}")
+    assert "  script: python -m conformance reproduce " in proc.stdout
 
 
 _OTHER_PROJECT_CONFTEST = """

@@ -193,3 +193,22 @@ def test_bad_arguments_say_what_is_missing(argv, capsys):
 
     assert main(argv) == 2
     assert "reproduce:" in capsys.readouterr().err
+
+
+def test_a_failure_names_its_script_command():
+    from types import SimpleNamespace
+
+    from conformance.command import reproduce_script_command
+    from conformance.plugin.report import FAILURE_PROPERTY, compact_failure
+
+    script = reproduce_script_command("VARS-EXACT", "test_variables_saved_once_bitwise", "r.json")
+    assert script == (
+        "python -m conformance reproduce r.json --clause VARS-EXACT "
+        "--test test_variables_saved_once_bitwise"
+    )
+    assert "--conformance-report" in reproduce_script_command("VARS-EXACT", "t")
+    failure = {"message": "m", "spec": "{}", "command": "c", "script": script}
+    report = SimpleNamespace(
+        user_properties=[("conformance_clause", "VARS-EXACT"), (FAILURE_PROPERTY, failure)]
+    )
+    assert f"  script: {script}" in compact_failure(report).splitlines()
