@@ -178,6 +178,66 @@ def _graph_code(spec, layers, fn_name, trainable=True):
     return "\n\n\n".join(subs + ["\n".join(lines)])
 
 
+def _subclassed_code(spec, layers):
+    """Source of a small ``K.Model`` subclass wired as ``spec`` and ``def build_layers():``."""
+    subs, init, call = [], [], []
+    attr = {}
+    for node in spec.nodes:
+        if node.shares:
+            attr[node.id] = attr[node.shares]
+            continue
+        var = re.sub(r"\W", "_", node.layer_name)
+        attr[node.id] = f"self.{var}"
+        if node.submodel is not None:
+            subs.append(_graph_code(node.submodel, layers, f"build_{var}",
+                                    node.frozen != "before"))
+            init.append(f"        self.{var} = build_{var}()")
+        else:
+            init.append(f"        self.{var} = {layer_code(layers[node.layer_name])}")
+    specs = [
+        f"K.layers.InputSpec(shape={(None, *i.model_shape)!r}, dtype={i.dtype!r}, "
+        f"name={i.name!r})"
+        for i in spec.inputs
+    ]
+    one = len(specs) == 1 and not spec.dict_inputs
+    init.append("        # the shapes and dtypes the model is called with, for the savers")
+    init.append(f"        self.input_spec = {specs[0] if one else '[' + ', '.join(specs) + ']'}")
+    names = [i.name for i in spec.inputs]
+    if spec.dict_inputs:
+        call += [f"        {n} = inputs[{n!r}]" for n in names]
+    elif len(names) > 1:
+        call.append(f"        {', '.join(names)} = inputs")
+    else:
+        call.append(f"        {names[0]} = inputs")
+    for node in spec.nodes:
+        args = [r if r in names else f"x_{r}" for r in node.inputs]
+        call.append(f"        x_{node.id} = {_call_code(node, attr[node.id], args)}")
+    outs = [f"x_{o}" for o in spec.outputs]
+    call.append(f"        return {outs[0] if len(outs) == 1 else '[' + ', '.join(outs) + ']'}")
+    probes = {
+        i.name: f"np.zeros({((i.batch_size or 1), *i.shape)!r}, dtype={i.dtype!r})"
+        for i in spec.inputs
+    }
+    if spec.dict_inputs:
+        probe = "{" + ", ".join(f"{k!r}: {v}" for k, v in probes.items()) + "}"
+    else:
+        values = list(probes.values())
+        probe = values[0] if len(values) == 1 else "[" + ", ".join(values) + "]"
+    source = (
+        "class SpecModel(K.Model):\n"
+        "    def __init__(self):\n"
+        f"        super().__init__(name={spec.name!r}, dtype={spec.dtype!r})\n"
+        + "\n".join(init)
+        + "\n\n    def call(self, inputs, training=None):\n"
+        + "\n".join(call)
+        + "\n\n\ndef build_layers():\n"
+        "    model = SpecModel()\n"
+        f"    model({probe})  # built by a first call, as the suite builds it\n"
+        "    return model\n"
+    )
+    return "\n\n\n".join(subs + [source])
+
+
 def _custom_code(framework):
     """The ``Ksc*`` classes' source, defined for ``K`` (from strategies/catalog/custom.py)."""
     from strategies.catalog import custom
@@ -458,8 +518,6 @@ def script_source(spec, clause, impl, *, message="", test=""):
         raise ReproduceError(
             f"no reproducer for clause {clause} yet: covered are {', '.join(COVERED)}"
         )
-    if spec.topology == "subclassed":
-        raise ReproduceError("subclassed specs are not reproduced as scripts yet")
     framework = FRAMEWORK_OF.get(impl)
     if framework is None:
         from conformance.api import resolve_implementation
@@ -511,7 +569,10 @@ SERVING_INPUTS = {serving_inputs!r}
     parts = [head]
     if uses_custom:
         parts.append(_custom_code(framework))
-    parts.append(_graph_code(spec, layers, "build_layers"))
+    if spec.topology == "subclassed":
+        parts.append(_subclassed_code(spec, layers))
+    else:
+        parts.append(_graph_code(spec, layers, "build_layers"))
     weight_lines = "".join(f"    {_array_code(w)},\n" for w in weights)
     parts.append(
         "# The model's weights (what the suite set from the spec's seed), exactly.\n"

@@ -4,11 +4,12 @@ The scripts run in fresh interpreters where ``conformance`` and ``strategies`` c
 imported (``sys.modules`` entries set to None); the planted bugs' scripts import their adapter
 module (``tests.conformance.planted``, which itself needs the project), as a user's adapter
 would be imported. Scripts run in parallel subprocesses. A few corpus specs by default; every
-non-subclassed corpus spec under the ``nightly`` profile.
+corpus spec under the ``nightly`` profile.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Custom layers and a custom regularizer, merges, a nested model, float16 and float64.
-DEFAULT_SPECS = ("spec-02", "spec-06", "spec-09", "spec-17")
+# Custom layers and a custom regularizer, merges, a subclassed and a nested model, float16.
+DEFAULT_SPECS = ("spec-02", "spec-03", "spec-06", "spec-09", "spec-17")
 # A Dense with a regularizer then a BatchNormalization (non-trainable statistics).
 SMALL_SPEC = {
     "dict_inputs": False, "dtype": "float32", "extra": {}, "name": "model", "seed": 7,
@@ -41,7 +42,18 @@ PLANTED = (
     ("VARS-EXACT", "DropsNonTrainable"),
     ("CALL-INFERENCE", "ServesInHalfPrecision"),
     ("LOAD-REVIVE", "FreezesOnLoad"),
+    ("SIG-SERVING", "FixesBatchDimension"),
+    ("LOSSES-REGULARIZATION", "LosesARegularizer"),
 )
+# The clause tests whose expectation entries have a reproducer.
+COVERED_TESTS = {
+    "test_call_and_serving_equal_model": "CALL-INFERENCE",
+    "test_variables_saved_once_bitwise": "VARS-EXACT",
+    "test_revived_model_behaves": "LOAD-REVIVE",
+    "test_serving_signature_names": "SIG-SERVING",
+    "test_regularization_losses": "LOSSES-REGULARIZATION",
+}
+PROJECT_IMPORT = re.compile(r"^\s*(import|from)\s+(conformance|strategies)\b", re.M)
 GUARD = "import sys; sys.modules['conformance'] = None; sys.modules['strategies'] = None; "
 
 
@@ -50,7 +62,7 @@ def _spec_names():
     from conformance.plugin.drawing import current_profile_name
 
     if current_profile_name() == "nightly":
-        return [n for n, s in corpus.corpus_specs() if s.topology != "subclassed"]
+        return corpus.corpus_names()
     return list(DEFAULT_SPECS)
 
 
@@ -89,24 +101,84 @@ def _script(spec, clause, impl, tmp_path):
     return path
 
 
-def test_scripts_catch_planted_bugs_and_pass_on_reference(tmp_path):
-    jobs = []
+def _expectation_cases(impl):
+    """``(clause, test, shrunk spec)`` of ``impl``'s expectation entries a script covers."""
+    lines = (ROOT / "conformance" / "expectations" / f"{impl}.txt").read_text().splitlines()
+    cases = []
+    for above, line in zip(lines, lines[1:]):
+        test = line.split("#")[0].strip().split("::")[-1]
+        if test in COVERED_TESTS and "{" in above:
+            cases.append((COVERED_TESTS[test], test, json.loads(above[above.index("{"):])))
+    return cases
+
+
+BATCH = (
+    "import contextlib, io, json, runpy\n"
+    "results = []\n"
+    "for script in {scripts!r}:\n"
+    "    out = io.StringIO()\n"
+    "    with contextlib.redirect_stdout(out):\n"
+    "        try:\n"
+    "            runpy.run_path(script, run_name='__main__')\n"
+    "            code = 0\n"
+    "        except SystemExit as exc:\n"
+    "            code = exc.code\n"
+    "    results.append((code, out.getvalue()))\n"
+    "print('RESULTS=' + json.dumps(results))\n"
+)
+
+
+def _batch(scripts, cwd, guarded):
+    """Run scripts one after another in one interpreter (one TensorFlow import):
+    ``[(exit code, stdout)]``."""
+    code = (GUARD if guarded else "") + BATCH.format(scripts=[str(s) for s in scripts])
+    done, seconds = _run([sys.executable, "-c", code], cwd, project=not guarded)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS=")]
+    assert lines, done.stderr[-3000:]
+    return json.loads(lines[0][len("RESULTS="):]), seconds
+
+
+def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(tmp_path):
+    """Planted bugs and tf_keras' expectation entries: exit 1 with the clause's message;
+    the reference: exit 0. Project-free scripts run where conformance cannot be imported."""
+    guarded, planted = [], []  # (what, clause, script, expected exit code)
     for clause, bug in PLANTED:
-        buggy = _script(SMALL_SPEC, clause, f"tests.conformance.planted:{bug}", tmp_path)
-        fine = _script(SMALL_SPEC, clause, "reference", tmp_path)
-        for text in (buggy.read_text(), fine.read_text()):
-            assert "import conformance" not in text and "strategies" not in text
-        jobs.append((clause, bug, [sys.executable, str(buggy)], True, 1))
-        jobs.append((clause, "reference", _guarded(fine), False, 0))
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda j: _run(j[2], tmp_path, project=j[3]), jobs))
-    for (clause, impl, _, _, want), (done, seconds) in zip(jobs, results):
-        out = done.stdout + done.stderr[-2000:]
-        assert done.returncode == want, f"{clause} on {impl}: exit {done.returncode}\n{out}"
-        assert f"[{clause}]" in done.stdout, out
-        if want:
-            assert "DIVERGENCE" in done.stdout, out
-        assert seconds < 120, f"{clause} on {impl}: {seconds:.0f} s"
+        spec = SMALL_SPEC
+        if clause == "SIG-SERVING":
+            spec = next(s for c, _, s in _expectation_cases("tf_keras") if c == clause)
+        impl = f"tests.conformance.planted:{bug}"
+        planted.append((bug, clause, _script(spec, clause, impl, tmp_path / bug), 1))
+        fine = _script(spec, clause, "reference", tmp_path / f"ref-{clause}")
+        guarded.append(("reference", clause, fine, 0))
+    tf_cases = _expectation_cases("tf_keras")
+    assert {c for c, _, _ in tf_cases} >= {"SIG-SERVING", "LOSSES-REGULARIZATION"}
+    for clause, test, spec in tf_cases:
+        guarded.append((f"tf_keras {test}", clause,
+                        _script(spec, clause, "tf_keras", tmp_path / f"tfk-{test}"), 1))
+        guarded.append((f"reference {test}", clause,
+                        _script(spec, clause, "reference", tmp_path / f"ref-{test}"), 0))
+    for _, _, script, _ in guarded:
+        assert not PROJECT_IMPORT.search(script.read_text()), script
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(_batch, [c[2] for c in cases], tmp_path, g)
+                for cases, g in ((guarded, True), (planted, False))]
+        outcomes = [job.result() for job in jobs]
+    for cases, (results, seconds) in zip((guarded, planted), outcomes):
+        assert seconds < 150, f"{len(cases)} scripts took {seconds:.0f} s"
+        for (what, clause, _, want), (code, out) in zip(cases, results):
+            assert code == want, f"{clause} on {what}: exit {code}\n{out}"
+            assert f"[{clause}]" in out, out
+            assert ("DIVERGENCE" in out) == bool(want), out
+
+
+def test_a_script_runs_alone_in_an_isolated_interpreter(tmp_path):
+    """``python -I``: no PYTHONPATH, no cwd on sys.path; tf_keras' fixed batch dimension."""
+    clause, _, spec = next(c for c in _expectation_cases("tf_keras") if c[0] == "SIG-SERVING")
+    script = _script(spec, clause, "tf_keras", tmp_path)
+    done, seconds = _run([sys.executable, "-I", str(script)], tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    assert "[SIG-SERVING] serving input 'in_0': expected float32 [None, 1]" in done.stdout
+    assert seconds < 90
 
 
 def test_rebuilt_models_equal_the_suites_bitwise(tmp_path):
