@@ -15,7 +15,8 @@ from pathlib import Path
 
 # Clauses whose check a script reproduces (output, variable and structural reads).
 COVERED = (
-    "CALL-INFERENCE", "VARS-EXACT", "LOAD-REVIVE", "SIG-SERVING", "LOSSES-REGULARIZATION"
+    "CALL-INFERENCE", "VARS-EXACT", "LOAD-REVIVE", "SIG-SERVING", "LOSSES-REGULARIZATION",
+    "LAYERS-TREE",
 )
 FRAMEWORK_OF = {"reference": "keras", "keras_export": "keras", "tf_keras": "tf_keras"}
 # Constructor arguments left out: weights are set from the script's values; input shapes
@@ -34,6 +35,19 @@ def _policy_name(value):
     if isinstance(value, dict):
         return value.get("config", {}).get("name", "float32")
     return getattr(value, "name", value)
+
+
+def _plain(value):
+    """Plain lists, tuples and dicts (tf_keras' configs hold tracked ListWrapper/DictWrapper)."""
+    from collections.abc import Mapping
+
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _value_code(key, value):
@@ -85,7 +99,7 @@ def layer_code(layer):
     cls = type(layer)
     name = cls.__name__
     where = "" if name.startswith("Ksc") else "K.layers."
-    config = layer.get_config()
+    config = _plain(layer.get_config())
     args = [f"name={layer.name!r}"]
     for key, value in config.items():
         if key == "name" or key in _SKIPPED or key.endswith("_initializer"):
@@ -467,6 +481,53 @@ def check(model, path, inputs, data):
                         f"({want}), actual {len(saved)} ({saved})")
     problems.append(close(np.float64(sum(saved)), np.float64(sum(want)),
                           "sum of keras_api.regularization_losses()", DTYPE))
+    return problems
+'''
+
+_CHECKS["LAYERS-TREE"] = '''
+def sublayers(layer):
+    """A layer's direct sub-layers as the format lists them in keras_api.layers."""
+    if isinstance(layer, K.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def check(model, path, inputs, data):
+    """keras_api.layers mirrors each layer's sub-layers (count, order by variable shapes);
+    a shared layer is saved once."""
+    loaded = tf.saved_model.load(path)
+    if getattr(loaded, "keras_api", None) is None:
+        return ["the saved root has no keras_api"]
+    problems, first = [], {}
+
+    def visit(layer, saved, where):
+        if id(layer) in first:
+            if saved is not first[id(layer)]:
+                problems.append(f"shared layer {layer.name!r} is saved twice ({where})")
+            return
+        first[id(layer)] = saved
+        children = sublayers(layer)
+        if not children:
+            return
+        api = getattr(saved, "keras_api", None)
+        if api is None:
+            problems.append(f"{where} ({layer.name!r}) has no keras_api")
+            return
+        saved_children = list(api.layers)
+        if len(saved_children) != len(children):
+            problems.append(f"{where} ({layer.name!r}): keras_api.layers: expected "
+                            f"{len(children)} entries, actual {len(saved_children)}")
+            return
+        for index, (child, saved_child) in enumerate(zip(children, saved_children)):
+            want = [tuple(v.shape) for v in child.variables]
+            child_api = getattr(saved_child, "keras_api", None)
+            got = [tuple(v.shape) for v in getattr(child_api, "variables", [])]
+            if got != want:
+                problems.append(f"{where}.layers[{index}]: expected {child.name!r} (variable "
+                                f"shapes {want}), actual variable shapes {got}")
+            visit(child, saved_child, f"{where}.layers[{index}]")
+
+    visit(model, loaded, "root")
     return problems
 '''
 

@@ -44,6 +44,7 @@ PLANTED = (
     ("LOAD-REVIVE", "FreezesOnLoad"),
     ("SIG-SERVING", "FixesBatchDimension"),
     ("LOSSES-REGULARIZATION", "LosesARegularizer"),
+    ("LAYERS-TREE", "ReversesSubLayers"),
 )
 # The clause tests whose expectation entries have a reproducer.
 COVERED_TESTS = {
@@ -52,8 +53,10 @@ COVERED_TESTS = {
     "test_revived_model_behaves": "LOAD-REVIVE",
     "test_serving_signature_names": "SIG-SERVING",
     "test_regularization_losses": "LOSSES-REGULARIZATION",
+    "test_layer_tree_mirrors_model": "LAYERS-TREE",
 }
 PROJECT_IMPORT = re.compile(r"^\s*(import|from)\s+(conformance|strategies)\b", re.M)
+FRAMEWORK = {"reference": "keras", "tf_keras": "tf_keras"}
 GUARD = "import sys; sys.modules['conformance'] = None; sys.modules['strategies'] = None; "
 
 
@@ -139,8 +142,9 @@ def _batch(scripts, cwd, guarded):
 
 
 def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(tmp_path):
-    """Planted bugs and tf_keras' expectation entries: exit 1 with the clause's message;
-    the reference: exit 0. Project-free scripts run where conformance cannot be imported."""
+    """Planted bugs and tf_keras' and keras_export's expectation entries: exit 1 with the
+    clause's message; the reference: exit 0. Project-free scripts run where conformance
+    cannot be imported."""
     guarded, planted = [], []  # (what, clause, script, expected exit code)
     for clause, bug in PLANTED:
         spec = SMALL_SPEC
@@ -150,13 +154,16 @@ def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(
         planted.append((bug, clause, _script(spec, clause, impl, tmp_path / bug), 1))
         fine = _script(spec, clause, "reference", tmp_path / f"ref-{clause}")
         guarded.append(("reference", clause, fine, 0))
-    tf_cases = _expectation_cases("tf_keras")
-    assert {c for c, _, _ in tf_cases} >= {"SIG-SERVING", "LOSSES-REGULARIZATION"}
-    for clause, test, spec in tf_cases:
-        guarded.append((f"tf_keras {test}", clause,
-                        _script(spec, clause, "tf_keras", tmp_path / f"tfk-{test}"), 1))
-        guarded.append((f"reference {test}", clause,
-                        _script(spec, clause, "reference", tmp_path / f"ref-{test}"), 0))
+    assert {c for c, _, _ in _expectation_cases("tf_keras")} >= {
+        "SIG-SERVING", "LOSSES-REGULARIZATION"
+    }
+    assert {c for c, _, _ in _expectation_cases("keras_export")} >= {"SIG-SERVING"}
+    for impl in ("tf_keras", "keras_export"):
+        for clause, test, spec in _expectation_cases(impl):
+            where = tmp_path / impl / test
+            guarded.append((f"{impl} {test}", clause, _script(spec, clause, impl, where), 1))
+            fine = _script(spec, clause, "reference", where / "reference")
+            guarded.append((f"reference {test}", clause, fine, 0))
     for _, _, script, _ in guarded:
         assert not PROJECT_IMPORT.search(script.read_text()), script
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -181,7 +188,8 @@ def test_a_script_runs_alone_in_an_isolated_interpreter(tmp_path):
     assert seconds < 90
 
 
-def test_rebuilt_models_equal_the_suites_bitwise(tmp_path):
+@pytest.mark.parametrize("impl", ["reference", "tf_keras"])
+def test_rebuilt_models_equal_the_suites_bitwise(impl, tmp_path):
     """Each script's model, built with no project module importable, has the weights of the
     suite's model bitwise and gives its outputs."""
     import strategies
@@ -191,7 +199,7 @@ def test_rebuilt_models_equal_the_suites_bitwise(tmp_path):
     names = _spec_names()
     pairs = []
     for name in names:
-        script = _script(specs[name].to_dict(), "CALL-INFERENCE", "reference", tmp_path / name)
+        script = _script(specs[name].to_dict(), "CALL-INFERENCE", impl, tmp_path / name)
         pairs.append((script, tmp_path / f"{name}.npz"))
     code = GUARD + (
         "import runpy, numpy as np, tensorflow as tf\n"
@@ -209,7 +217,7 @@ def test_rebuilt_models_equal_the_suites_bitwise(tmp_path):
     import tensorflow as tf
 
     for name, (_script_path, out) in zip(names, pairs):
-        model = strategies.build_model(specs[name], "keras")
+        model = strategies.build_model(specs[name], FRAMEWORK[impl])
         saved = np.load(out)
         weights = model.get_weights()
         assert int(saved["n"]) == len(model.weights), name
