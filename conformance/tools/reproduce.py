@@ -16,7 +16,7 @@ from pathlib import Path
 # Clauses whose check a script reproduces (output, variable and structural reads).
 COVERED = (
     "CALL-INFERENCE", "VARS-EXACT", "LOAD-REVIVE", "SIG-SERVING", "LOSSES-REGULARIZATION",
-    "LAYERS-TREE",
+    "LAYERS-TREE", "FORMAT-KERAS-API",
 )
 FRAMEWORK_OF = {"reference": "keras", "keras_export": "keras", "tf_keras": "tf_keras"}
 # Constructor arguments left out: weights are set from the script's values; input shapes
@@ -531,14 +531,96 @@ def check(model, path, inputs, data):
     return problems
 '''
 
+_CHECKS["FORMAT-KERAS-API"] = '''
+LAYER_OBJECTS = ("variables", "trainable_variables", "non_trainable_variables", "layers",
+                 "metrics", "regularization_losses", "layer_regularization_losses",
+                 "layer_metrics")
+CALL_FUNCTIONS = ("__call__", "call_and_return_conditional_losses",
+                  "call_and_return_all_conditional_losses")
+ROOT_ENDPOINTS = ("variables", "trainable_variables", "regularization_losses", "__call__",
+                  "call_and_return_all_conditional_losses")
+
+
+def sublayers(layer):
+    if isinstance(layer, K.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def check(model, path, inputs, data):
+    """Every layer is saved with a keras_api: its object lists and its traced call functions
+    (a layer skipped with a save message naming it is allowed none)."""
+    loaded = tf.saved_model.load(path)
+    problems = [f"root lacks the endpoint {n!r}" for n in ROOT_ENDPOINTS
+                if getattr(loaded, n, None) is None]
+    root_api = getattr(loaded, "keras_api", None)
+    if root_api is None or getattr(root_api, "_default_save_signature", None) is None:
+        problems.append("root keras_api lacks _default_save_signature")
+    seen = set()
+
+    def visit(layer, saved, where):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        api = getattr(saved, "keras_api", None)
+        if type(layer).__name__ != "InputLayer":
+            if api is None:
+                problems.append(f"layer {layer.name!r} ({where}) has no keras_api")
+                return
+            problems.extend(f"{where} ({layer.name!r}): keras_api lacks the object list {n!r}"
+                            for n in LAYER_OBJECTS if getattr(api, n, None) is None)
+            named = any(re.search(rf"(?<![\\w.]){re.escape(layer.name)}(?![\\w])", m)
+                        for m in SAVE_MESSAGES)
+            if getattr(api, "__call__", None) is not None or not named:
+                for n in CALL_FUNCTIONS:
+                    function = getattr(api, n, None)
+                    if function is None:
+                        problems.append(f"{where} ({layer.name!r}): keras_api lacks {n!r}")
+                    elif not list(getattr(function, "concrete_functions", None) or []):
+                        problems.append(f"{where} ({layer.name!r}): {n} has no traced function")
+            if getattr(layer, "activity_regularizer", None) is not None and getattr(
+                    api, "activity_regularizer_fn", None) is None:
+                problems.append(f"{where} ({layer.name!r}) has an activity regularizer but "
+                                "no activity_regularizer_fn")
+        children = list(getattr(api, "layers", None) or []) if api is not None else []
+        for index, (child, saved_child) in enumerate(zip(sublayers(layer), children)):
+            visit(child, saved_child, f"{where}.layers[{index}]")
+
+    visit(model, loaded, "root")
+    return problems
+'''
+
 _MAIN = '''
+
+SAVE_MESSAGES = []  # the warnings and log records of the save
+
+
+@contextlib.contextmanager
+def captured_messages():
+    class Keep(logging.Handler):
+        def emit(self, record):
+            SAVE_MESSAGES.append(record.getMessage())
+
+    handler, loggers = Keep(), [logging.getLogger(), logging.getLogger("tensorflow")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+    SAVE_MESSAGES.extend(str(w.message) for w in caught)
+
 
 def main():
     model = build_model()
     inputs = model_inputs()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model")
-        save(model, path)
+        with captured_messages():
+            save(model, path)
         problems = [p for p in check(model, path, inputs, DATA) if p]
     for problem in problems:
         print(f"[{CLAUSE}] {problem}")
@@ -608,9 +690,13 @@ Exits 1 while the divergence is there, 0 once it is gone.
 {("Suite message: " + message.splitlines()[0][:300]) if message else ""}
 """
 
+import contextlib
+import logging
 import os
+import re
 import sys
 import tempfile
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
