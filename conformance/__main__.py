@@ -5,6 +5,7 @@ python -m conformance corpus --write-specs        # draw the fixed corpus (once)
 python -m conformance corpus --write-golden       # rewrite the golden fingerprints
 python -m conformance matrix --profile ci         # docs/conformance-matrix.md
 python -m conformance legacy-corpus --versions 2.12,2.21   # conformance/corpus/legacy/
+python -m conformance reproduce REPORT.json       # one standalone script per failure
 """
 
 import argparse
@@ -77,6 +78,17 @@ def legacy_corpus(args):
     return legacy_module.main(args)
 
 
+def reproduce(args):
+    _quiet()
+    from conformance.tools import reproduce as reproduce_module
+
+    try:
+        return reproduce_module.main(args)
+    except reproduce_module.ReproduceError as exc:
+        print(f"reproduce: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +143,16 @@ def main(argv=None):
 
     legacy_module.add_arguments(lc)
     lc.set_defaults(run=legacy_corpus)
+
+
+    rp = commands.add_parser(
+        "reproduce",
+        help="write one standalone Python script per failure of a report (or for a spec)",
+    )
+    from conformance.tools import reproduce as reproduce_module
+
+    reproduce_module.add_arguments(rp)
+    rp.set_defaults(run=reproduce)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

@@ -49,5 +49,13 @@ def suite_command(
     return command + list(extra)
 
 
+def reproduce_script_command(clause_id, test, report=None):
+    """``python -m conformance reproduce ...``: the standalone script of a failure, one line."""
+    command = ["python", "-m", "conformance", "reproduce", report or "REPORT.json"]
+    command += ["--clause", clause_id, "--test", test]
+    where = "" if report else "  (REPORT.json: the run's --conformance-report)"
+    return shell(command) + where
+
+
 def shell(command):
     return shlex.join(command)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from hypothesis.errors import HypothesisException
 
 from conformance.cache import LRUCache
-from conformance.command import shell, suite_command
+from conformance.command import reproduce_script_command, shell, suite_command
 from conformance.plugin.report import (
     CONSUMER_PROPERTY,
     EXAMPLES_PROPERTY,
@@ -243,14 +243,24 @@ class ClauseRun:
     def _describe(self, error, spec, details):
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec)
         command = self.reproduce_command()
-        failure = {"spec": spec_json, "command": command, "message": str(error)[:2000]}
+        script = reproduce_script_command(
+            self.clause_id,
+            self.request.node.name.split("[", 1)[0],
+            self.request.config.getoption("conformance_report", default=None),
+        )
+        failure = {
+            "spec": spec_json, "command": command, "script": script, "message": str(error)[:2000]
+        }
         failure.update({k: str(v) for k, v in details.items()})
         props = self._properties()
         # Hypothesis replays the shrunk example last: keep only the latest failure.
         props[:] = [p for p in props if p[0] != FAILURE_PROPERTY]
         props.append((FAILURE_PROPERTY, failure))
         extra = "".join(f"\n  {k}: {v}" for k, v in details.items())
-        return f"[{self.clause_id}] {error}\n  spec: {spec_json}{extra}\n  reproduce: {command}"
+        return (
+            f"[{self.clause_id}] {error}\n  spec: {spec_json}{extra}\n  reproduce: {command}"
+            f"\n  script: {script}"
+        )
 
     def record(self):
         """Attach the example count to the test's report (called before it is made)."""

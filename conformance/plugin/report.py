@@ -59,6 +59,7 @@ def compact_failure(report):
             f"[{clause_id}] {first_line(message)}",
             f"  spec: {failure.get('spec', '')}",
             f"  reproduce: {failure.get('command', '')}",
+            *([f"  script: {failure['script']}"] if failure.get("script") else []),
             "  (Hypothesis' full output: rerun with -v, or read the JSON or JUnit report)",
         ]
     )

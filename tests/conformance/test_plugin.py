@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -169,7 +170,10 @@ def test_failure_names_clause_spec_and_command(pytester, tmp_path):
         )
     )
     report = tmp_path / "report.json"
-    env = dict(os.environ, PYTHONPATH=str(pytester.path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        # this tree's conformance, not an installed one
+        [str(pytester.path), str(Path(__file__).resolve().parents[2])]
+    ))
     proc = subprocess.run(
         [
             sys.executable,
@@ -197,6 +201,9 @@ def test_failure_names_clause_spec_and_command(pytester, tmp_path):
     failure = json.loads(report.read_text())["clauses"][CHEAP_CLAUSE]["failures"][-1]
     assert failure["command"].startswith("pytest --pyargs conformance")
     assert "signatures" in failure["spec"]
+    # and the standalone script's command, for the run's report
+    assert failure["script"].startswith(f"python -m conformance reproduce {report}")
+    assert "  script: python -m conformance reproduce " in proc.stdout
 
 
 _OTHER_PROJECT_CONFTEST = """
