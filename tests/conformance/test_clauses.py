@@ -12,7 +12,7 @@ ISSUE_IDS = (
     "SAVE-OVERWRITE "
     "SAVE-OPTIMIZER SAVE-SIGNATURES SAVE-NO-MUTATION SAVE-ATOMIC SAVE-CONCURRENT LOAD-REVIVE "
     "LOAD-RESAVE LOAD-CORRUPT"
-).split() + ["LOAD-RESUME"] + ["LOAD-LEGACY"] + [  # issue 12's, issue 13's
+).split() + ["LOAD-HOSTILE"] + ["LOAD-RESUME"] + ["LOAD-LEGACY"] + [  # 16's, 12's, 13's
     "CONSUMER-TFLITE", "CONSUMER-ONNX"  # issue 6's optional consumer clauses
 ]
 
