@@ -304,7 +304,7 @@ CLAUSES = (
         "applied to copies of the first corpus model the implementation saves (its checksum "
         "manifest removed so that mutations reach the parsers, unless a mutation keeps it); "
         "each copy loaded in a long-lived child process (memory limit, 20 s timeout, replaced "
-        "after a crash, hang or memory kill); 200 mutation lists under dev, ci and triage, "
+        "after a crash, hang or memory kill); 300 mutation lists under dev, ci and triage, "
         "20000 under nightly; counts per outcome in the report; failing copies kept under "
         "`CONFORMANCE_HOSTILE_DIR` or the test's tmp path and named in the failure.",
     ),

@@ -315,13 +315,13 @@ def _mutate_proto(file, data, how, site, value):
         raise _NotApplicable("no fields")
     parent, field, index, name = sites[site % len(sites)]
     container = getattr(parent, field.name)
-    if how == "delete" or field.message_type is not None and how == "set":
+    if how == "delete" or field.message_type is not None and index is None:
         if index is None:
             parent.ClearField(field.name)
         else:
             del container[index]
         what = f"deleted {name}"
-    elif how == "duplicate" and index is not None:
+    elif how == "duplicate" and index is not None or field.message_type is not None:
         if field.message_type is not None:
             container.add().CopyFrom(container[index])
         else:

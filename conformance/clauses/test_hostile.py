@@ -10,9 +10,9 @@ from hypothesis import Phase, given, settings
 from conformance import corpus, hostile
 from conformance.plugin.drawing import SUITE_HEALTH_CHECKS, current_profile_name
 
-# Mutation lists per profile: a load of a mutated copy takes about 0.3 s in the worker.
+# Mutation lists per profile: a load of a mutated copy takes about 0.1 s in the worker.
 MUTATIONS = {"nightly": 20000}
-DEFAULT_MUTATIONS = 200
+DEFAULT_MUTATIONS = 300
 
 
 @pytest.fixture(scope="module")
