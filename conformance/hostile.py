@@ -71,23 +71,30 @@ STRINGS = (
 )
 
 
-def _sentinel_code():
+# Encoded payloads (bytecode, pickles) are built with the sentinel's real path: a text
+# substitution cannot reach inside base64.
+
+
+def _sentinel_code(sentinel):
     """Bytecode of a function that creates the sentinel (marshalled, as Lambda saves it)."""
-    source = f"lambda *a, **k: (open({SENTINEL_TOKEN!r}, 'w').close(), a[0] if a else None)[1]"
+    source = f"lambda *a, **k: (open({sentinel!r}, 'w').close(), a[0] if a else None)[1]"
     return compile(source, "<hostile>", "eval").co_consts[0]
 
 
 class _Opener:
+    def __init__(self, sentinel):
+        self.sentinel = sentinel
+
     def __reduce__(self):
-        return (open, (SENTINEL_TOKEN, "w"))
+        return (open, (self.sentinel, "w"))
 
 
 def _b64(data):
     return base64.b64encode(data).decode("ascii")
 
 
-def _lambda_keras2():
-    code = _b64(marshal.dumps(_sentinel_code()))
+def _lambda_keras2(sentinel):
+    code = _b64(marshal.dumps(_sentinel_code(sentinel)))
     return {
         "class_name": "Lambda",
         "config": {
@@ -99,8 +106,8 @@ def _lambda_keras2():
     }
 
 
-def _lambda_keras3():
-    code = _b64(marshal.dumps(_sentinel_code()))
+def _lambda_keras3(sentinel):
+    code = _b64(marshal.dumps(_sentinel_code(sentinel)))
     return {
         "module": "keras.layers", "class_name": "Lambda", "registered_name": None,
         "config": {
@@ -124,16 +131,29 @@ JSON_VALUES = (
     {"module": "subprocess", "class_name": "Popen", "registered_name": "subprocess>Popen",
      "config": {"args": ["touch", SENTINEL_TOKEN]}},
     {"class_name": "__main__.Evil", "registered_name": "../../Evil", "config": {}},
-    _lambda_keras2(),
-    _lambda_keras3(),
+    "LAMBDA-KERAS2",
+    "LAMBDA-KERAS3",
     {"class_name": "__lambda__", "config": {"code": "PICKLE", "defaults": None}},
     "PICKLE",
     {"vocabulary": "../../../" + SENTINEL_TOKEN, "filepath": "../../assets/../../x"},
 )
 
 
-def _pickled():
-    return _b64(pickle.dumps(_Opener()))
+def _pickled(sentinel):
+    return _b64(pickle.dumps(_Opener(sentinel)))
+
+
+def _payload(value, sentinel):
+    """``value`` from ``JSON_VALUES`` with its encoded payload built for ``sentinel``."""
+    if value == "PICKLE":
+        return _pickled(sentinel)
+    if value == "LAMBDA-KERAS2":
+        return _lambda_keras2(sentinel)
+    if value == "LAMBDA-KERAS3":
+        return _lambda_keras3(sentinel)
+    if isinstance(value, dict) and value.get("config", {}).get("code") == "PICKLE":
+        return {**value, "config": {**value["config"], "code": _pickled(sentinel)}}
+    return value
 
 
 # -- the strategy ---------------------------------------------------------------------------
@@ -382,10 +402,7 @@ def _mutate_json(data, node, site, value, sentinel):
         raise _NotApplicable("the node's JSON does not parse") from exc
     paths = list(_json_sites(decoded))
     where = paths[site % len(paths)]
-    new = JSON_VALUES[value]
-    new = _pickled() if new == "PICKLE" else new
-    if isinstance(new, dict) and new.get("config", {}).get("code") == "PICKLE":
-        new = {**new, "config": {**new["config"], "code": _pickled()}}
+    new = _payload(JSON_VALUES[value], sentinel)
     deep = isinstance(new, dict) and "__deep__" in new
     placeholder = "__HOSTILE_DEEP__"
     if not where:
@@ -418,6 +435,8 @@ family = tuple(getattr(impl, "load_errors", None) or (Exception,))
 memory = int(sys.argv[2])
 limited = False
 out = os.fdopen(int(sys.argv[3]), "w")  # stdout is left to TensorFlow's chatter
+out.write("ready\n")
+out.flush()
 for line in sys.stdin:
     job = json.loads(line)
     if not limited and not job.get("warm"):
@@ -481,6 +500,10 @@ class Worker:
         )
         os.close(write)
         self.results = os.fdopen(read, "r")
+        ready, _, _ = select.select([self.results], [], [], 600)
+        if not ready or self.results.readline() != "ready\n":
+            self._kill()
+            raise RuntimeError(f"the loading process for {self.impl_spec!r} did not start")
         if self.warm_path:  # TensorFlow's first load is slow: not counted against the limit
             self._ask({"path": self.warm_path, "warm": True}, timeout=600)
 
