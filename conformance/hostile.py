@@ -387,6 +387,12 @@ def _json_sites(value, path=()):
             yield from _json_sites(item, (*path, i))
 
 
+def _at(value, path):
+    for key in path:
+        value = value[key]
+    return value
+
+
 def _mutate_json(data, node, site, value, sentinel):
     proto = _message_class(METADATA)()
     try:
@@ -404,6 +410,14 @@ def _mutate_json(data, node, site, value, sentinel):
     where = paths[site % len(paths)]
     new = _payload(JSON_VALUES[value], sentinel)
     deep = isinstance(new, dict) and "__deep__" in new
+    old_value = _at(decoded, where)
+    if isinstance(new, dict) and "class_name" in new and isinstance(old_value, dict):
+        # A class put over a layer keeps the layer's place: its name and graph links, so
+        # that a loader reaches the class itself.
+        config = dict(new.get("config", {}))
+        if isinstance(old_value.get("config"), dict) and "name" in old_value["config"]:
+            config["name"] = old_value["config"]["name"]
+        new = {**old_value, **new, "config": config}
     placeholder = "__HOSTILE_DEEP__"
     if not where:
         decoded = placeholder if deep else new
