@@ -32,8 +32,7 @@ def test_hostile_files_load_or_fail_clearly(
     tally = collections.Counter()
     clause.record_hostile(tally)
     count = MUTATIONS.get(current_profile_name(), DEFAULT_MUTATIONS)
-    # Kept phases of the profile (triage does not shrink) and its seed; no example database:
-    # a replayed mutation list belongs to another model's files.
+    # The profile's phases (triage does not shrink), seed and database; no explicit example.
     phases = settings().phases
 
     with hostile.Worker(impl_spec, warm_path=source) as worker:
@@ -41,7 +40,6 @@ def test_hostile_files_load_or_fail_clearly(
         @settings(
             max_examples=count,
             deadline=None,
-            database=None,
             phases=[p for p in phases if p != Phase.explicit],
             suppress_health_check=SUITE_HEALTH_CHECKS,
         )
