@@ -59,12 +59,11 @@ def test_hostile_files_load_or_fail_clearly(
                 os.makedirs(kept, exist_ok=True)
                 saved = os.path.join(kept, f"{len(os.listdir(kept)):04d}")
                 shutil.copytree(path, saved, symlinks=True)
-                detail = result.get("type", "")
+                detail = f" ({result['type']})" if result.get("type") else ""
+                # The mutations and the kept copy first: a short report shows one line.
                 raise AssertionError(
-                    f"loading a mutated copy ended in {outcome}"
-                    f"{' (' + detail + ')' if detail else ''}: {result.get('message', '')[:400]}\n"
-                    f"  mutations: {mutations!r}\n  applied: {'; '.join(done)}\n"
-                    f"  file kept: {saved}"
+                    f"{mutations!r} (copy kept at {saved}) ended in {outcome}{detail}: "
+                    f"{result.get('message', '')[:400]}\n  applied: {'; '.join(done)}"
                     + (f"\n  raised at:\n{result['where']}" if result.get("where") else "")
                 )
 
