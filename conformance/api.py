@@ -28,6 +28,8 @@ class Implementation:
     still appear as adapters between the kinds listed.
 
     Only ``save`` must be overridden; ``load`` may raise ``NotImplementedError``.
+    ``load_errors`` is the tuple of exception types ``load`` raises for bad files (its error
+    family; LOAD-HOSTILE requires a refusal to be one of them).
     """
 
     name: str = "unnamed"
@@ -35,6 +37,7 @@ class Implementation:
     claims: frozenset[str] | None = None
     not_claimed: dict[str, str] = {}
     supports: dict | None = None
+    load_errors: tuple = (Exception,)
 
     def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
         """Write ``model`` to the directory ``path`` in the Keras SavedModel format."""

@@ -286,6 +286,36 @@ CLAUSES = (
         "naming the path, never kill the process or hang.",
     ),
     Clause(
+        "LOAD-HOSTILE",
+        "hostile",
+        "A saved model changed by structure-aware mutations (protobuf fields of "
+        "`saved_model.pb` and `keras_metadata.pb` retyped, renumbered, deleted or duplicated; "
+        "metadata JSON with wrong types, huge numbers, deep nesting, unknown or hostile classes "
+        "and modules, Lambda bytecode, pickles, `registered_name` tricks, `..` paths; "
+        "checkpoint files truncated or bit-flipped; files missing, extra or symlinks out of "
+        "the directory) loads as a model or raises an exception of the implementation's own "
+        "error family naming the path: never a crash, a hang, running out of memory, or code "
+        "from the file run (Lambda bytecode, a pickle or an imported module creating a file).",
+        "Crafted SavedModels are an attack surface: TensorFlow's CVE-2022-23579 and "
+        "CVE-2022-23580 (an altered SavedModel makes Grappler CHECK-fail, shape inference "
+        "allocate without bound), tensorflow/tensorflow#41097 (a modified saved_model.pb "
+        "crashes the loader) and #39003 (checks against maliciously crafted saved models); "
+        "Keras' CVE-2025-1550 and CVE-2025-9906 (safe_mode bypassed to run a Lambda's pickle) "
+        "and keras-team/tf-keras#910 (the SavedModel path ignores safe_mode; a Lambda config "
+        "naming `os` resolves `os.system`). Not LOAD-CORRUPT extended: that clause is about "
+        "accidental damage (a partial download) and asks for any exception naming the path; "
+        "this one is about deliberate input, asks for the implementation's own error family, "
+        "bounded time and memory and no code run, and is checked by a fuzzer whose counts "
+        "scale with the profile.",
+        "Mutation lists drawn by Hypothesis (`conformance.hostile`; shrunk to a minimal one) "
+        "applied to copies of the first corpus model the implementation saves (its checksum "
+        "manifest removed so that mutations reach the parsers, unless a mutation keeps it); "
+        "each copy loaded in a long-lived child process (memory limit, 20 s timeout, replaced "
+        "after a crash, hang or memory kill); 300 mutation lists under dev, ci and triage, "
+        "20000 under nightly; counts per outcome in the report; failing copies kept under "
+        "`CONFORMANCE_HOSTILE_DIR` or the test's tmp path and named in the failure.",
+    ),
+    Clause(
         "LOAD-RESUME",
         "load",
         "A compiled, trained model saved with `include_optimizer=True` and loaded resumes "

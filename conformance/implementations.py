@@ -11,6 +11,13 @@ class ReferenceImplementation(Implementation):
     name = "reference"
     framework = "keras"
 
+    @property
+    def load_errors(self):
+        """The error family of its loader (LOAD-HOSTILE): every refusal is one of these."""
+        from reference_impl.errors import ReferenceImplError
+
+        return (ReferenceImplError,)
+
     def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
         import reference_impl
 

@@ -543,4 +543,10 @@ def _revive_without_metadata(files: validate.SavedModelFiles, compile: bool) -> 
         "keras_api functions, without its config.",
         stacklevel=3,
     )
-    return revive.revive(files.path, None)
+    try:
+        return revive.revive(files.path, None)
+    except Exception as error:  # TensorFlow's own errors about the graph name no path
+        raise UnsupportedSavedModelError(
+            files.path,
+            f"no keras_metadata.pb, and it cannot be revived from its saved functions: {error}",
+        ) from error

@@ -660,7 +660,9 @@ def read_metadata(dirpath: str | os.PathLike[str]) -> list[MetadataNode]:
             )
         try:
             decoded = loads(node.metadata)
-        except ValueError as exc:  # json.JSONDecodeError and bad UTF-8 alike
+        # json.JSONDecodeError and bad UTF-8 (ValueError), a tagged tuple whose items are not
+        # a list (TypeError), nesting deeper than the interpreter's stack (RecursionError).
+        except (ValueError, TypeError, RecursionError) as exc:
             raise MetadataError(path, f"{where} has invalid JSON metadata: {exc}") from exc
         if not isinstance(decoded, dict):
             raise MetadataError(

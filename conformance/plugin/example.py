@@ -29,6 +29,7 @@ from conformance.plugin.report import (
     EXAMPLES_PROPERTY,
     FAILURE_PROPERTY,
     FINGERPRINT_PROPERTY,
+    HOSTILE_PROPERTY,
     LEGACY_PROPERTY,
 )
 
@@ -211,6 +212,10 @@ class ClauseRun:
         """Attach a LOAD-LEGACY file's outcome (``{"writer", "case", "how"}``; the dict may
         still change during the test: the report reads it once the test is over)."""
         self._properties().append((LEGACY_PROPERTY, outcome))
+
+    def record_hostile(self, tally):
+        """Attach a LOAD-HOSTILE test's counts per outcome (the dict may still grow)."""
+        self._properties().append((HOSTILE_PROPERTY, tally))
 
     def record_fingerprint(self, name, digest):
         """Attach a corpus spec's fingerprint: the workers' values are compared at the end."""

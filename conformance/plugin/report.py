@@ -22,6 +22,8 @@ FINGERPRINT_PROPERTY = "conformance_fingerprint"
 # LOAD-LEGACY tests: {"writer", "case", "how": "config" | "revived" | "failed"}
 LEGACY_PROPERTY = "conformance_legacy"
 LEGACY_OUTCOMES = ("config", "revived", "failed")
+# LOAD-HOSTILE tests: {outcome: number of mutated copies loaded with it}
+HOSTILE_PROPERTY = "conformance_hostile"
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
 DETAILS_KEPT = 20000  # characters of a failure's full output kept in the JSON report
@@ -75,6 +77,8 @@ class ClauseResult:
     consumer: dict | None = None
     # LOAD-LEGACY: writer -> case -> how it loaded ("config", "revived", "failed")
     legacy: dict = field(default_factory=dict)
+    # LOAD-HOSTILE: outcome -> mutated copies loaded
+    hostile: dict = field(default_factory=dict)
 
     @property
     def status(self):
@@ -123,6 +127,9 @@ class ClauseReport:
             elif name == LEGACY_PROPERTY and report.when == "call":
                 how = "failed" if report.failed else value["how"]
                 result.legacy.setdefault(value["writer"], {})[value["case"]] = how
+            elif name == HOSTILE_PROPERTY and report.when == "call":
+                for outcome, n in value.items():
+                    result.hostile[outcome] = result.hostile.get(outcome, 0) + n
 
     def add_cross_worker(self, problems, workers):
         self.cross_worker = {"workers": workers, "problems": list(problems)}
@@ -158,6 +165,10 @@ class ClauseReport:
                     f" ({result.consumer['checked']} converted and checked, "
                     f"{result.consumer['unsupported_count']} unsupported by the converter)"
                 )
+            if result.hostile:
+                line += " (mutations: " + ", ".join(
+                    f"{n} {o}" for o, n in sorted(result.hostile.items())
+                ) + ")"
             lines.append(line)
         total = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         return [f"clauses: {total}", *lines]
@@ -178,6 +189,8 @@ class ClauseReport:
                 document[clause_id]["consumer"] = result.consumer
             if result.legacy:
                 document[clause_id]["legacy"] = legacy_counts(result.legacy)
+            if result.hostile:
+                document[clause_id]["hostile"] = dict(sorted(result.hostile.items()))
         return document
 
 

@@ -688,6 +688,31 @@ class KeepsStaleAssets(PlantedBug):
             super().save(model, path, **kwargs)
 
 
+class LetsDecodeErrorsOut(PlantedBug):
+    """Parses ``keras_metadata.pb`` itself before the reference does, without wrapping
+    protobuf's error: a damaged file raises a bare ``google.protobuf.message.DecodeError``,
+    outside the error family and naming no path."""
+
+    name = "lets-decode-errors-out"
+    caught_by = "LOAD-HOSTILE"
+
+    def load(self, path):
+        import os
+
+        from reference_impl.metadata import METADATA_FILENAME, SavedMetadata
+
+        def bare(original):
+            def read_metadata(dirpath):
+                with open(os.path.join(dirpath, METADATA_FILENAME), "rb") as file:
+                    SavedMetadata().ParseFromString(file.read())
+                return original(dirpath)
+
+            return read_metadata
+
+        with wrapped(_module("validate"), "read_metadata", bare):
+            return super().load(path)
+
+
 PLANTED = (
     WritesMetadataAfterSwap,
     DropsNonTrainable,
@@ -724,4 +749,5 @@ PLANTED = (
     SwallowsLoadErrors,
     TakesLegacyActivationsByName,
     KeepsStaleAssets,
+    LetsDecodeErrorsOut,
 )

@@ -340,3 +340,20 @@ def test_text_saved_model_is_read(tmp_path):
     (target / "saved_model.pb").unlink()
     (target / integrity.MANIFEST_FILENAME).unlink()
     assert open_saved_model(target).saved_model == files.saved_model
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"shape": {"class_name": "__tuple__", "items": null}}', "[" * 100_000 + "]" * 100_000],
+    ids=["tuple-of-null", "deep-nesting"],
+)
+def test_hostile_metadata_json_is_a_metadata_error(tmp_path, text):
+    """Found by LOAD-HOSTILE: a tagged tuple whose items are not a list raised a bare
+    TypeError, JSON nested past the stack a RecursionError."""
+    from reference_impl.errors import MetadataError
+
+    proto = metadata.SavedMetadata()
+    proto.nodes.add(node_id=0, node_path="root", identifier="_tf_keras_model", metadata=text)
+    (tmp_path / metadata.METADATA_FILENAME).write_bytes(proto.SerializeToString())
+    with pytest.raises(MetadataError, match="invalid JSON metadata"):
+        metadata.read_metadata(tmp_path)
