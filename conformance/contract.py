@@ -269,11 +269,13 @@ CLAUSES = (
         "Models are loaded, fine-tuned and saved again in pipelines; replacing a loaded "
         "Sequential's head is the common fine-tuning step. tf_keras never reuses a revived "
         "Sequential's saved functions for this reason (`save_impl.wrap_layer_functions`).",
-        "The loaded model saved again: its `__call__` equals the original model and its "
-        "fingerprint equals the first save's. A Sequential ending in an Activation, loaded "
-        "from its config and (with a layer of a class registered nowhere) revived: `pop()`, "
-        "`add(Dense)`; its output, then the re-saved `serving_default` and `__call__`, equal "
-        "the original's layers but the last followed by the new head.",
+        "The loaded model (drawn without IntegerLookup/StringLookup heads: the reference "
+        "does not re-save restored lookup tables yet) saved again: its `__call__` equals the "
+        "original model and its fingerprint equals the first save's. A Sequential ending in "
+        "an Activation, loaded from its config and (with a layer of a class registered "
+        "nowhere) revived: `pop()`, `add(Dense)`; its output, then the re-saved "
+        "`serving_default` and `__call__`, equal the original's layers but the last followed "
+        "by the new head.",
     ),
     Clause(
         "LOAD-CORRUPT",
@@ -329,7 +331,8 @@ CLAUSES = (
         "tensorflow/tensorflow#44670, #53064, #40342 and keras-team/tf-keras#70: models loaded "
         "from the SavedModel format resumed training with a reset optimizer (the loss jumps) "
         "and no warning.",
-        "Drawn models (deterministic in training, float32) compiled with one loss, loss weight "
+        "Drawn models (deterministic in training, float32, without lookup heads: the "
+        "reference does not train restored lookup tables yet) compiled with one loss, loss weight "
         "and metric list per output (a registered custom metric among them) and an Adam, SGD "
         "with momentum or RMSprop optimizer (sometimes on a decaying schedule), trained one to "
         "three steps, saved both ways and loaded with the implementation: the metric names and "

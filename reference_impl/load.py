@@ -264,7 +264,7 @@ def _from_config(
             model.build_from_config(record["build_config"])
         except Exception as error:
             raise _NotRebuilt(f"it does not build ({type(error).__name__}: {error})") from error
-    _refreeze(model)
+    _refreeze(model, nodes)
     if legacy:
         _assign_by_object_graph(files, model, root, nodes)
         return model
@@ -380,15 +380,24 @@ def _find_saved(variable: Any, saved: list, unused: list[int]) -> int | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _refreeze(model: keras.layers.Layer) -> None:
+def _refreeze(model: keras.layers.Layer, nodes: list[MetadataNode]) -> None:
     """Set ``trainable=False`` again, once built, on every layer its config made frozen.
 
     Keras 3.15 applies a constructor's ``trainable=False`` to the layer's own variables only:
     the sub-layers of a TimeDistributed, Bidirectional, MultiHeadAttention or ConvLSTM stay
     trainable (keras-team/keras#19398 fixed it for own variables). Setting it once built
-    reaches them, as it did on the saved model.
+    reaches them, as it did on the saved model. Some constructors (SpatialDropout1D/2D/3D)
+    take no ``trainable`` at all and rebuild trainable: each layer's saved flag (its
+    metadata node's ``trainable``) is set on them too.
     """
+    frozen = {
+        node.metadata["name"]
+        for node in nodes
+        if node.metadata.get("trainable") is False and isinstance(node.metadata.get("name"), str)
+    }
     for layer in [model, *model._flatten_layers(include_self=False)]:
+        if layer.trainable and layer.name in frozen:
+            layer.trainable = False
         if not layer.trainable:
             for sub in layer._flatten_layers(include_self=False):
                 if sub.trainable:  # Keras' setter does nothing when the value is unchanged

@@ -305,8 +305,10 @@ class _Graph:
         )
         slots = [s for s in kind.reg_slots if not (no_bias and s[0] == "bias_regularizer")]
         if kind.activity:
-            # tf_keras' OrthogonalRegularizer needs a static batch size on activities
-            slots.append(("activity_regularizer", out_rank == 1 and self.fixed_batch))
+            # tf_keras' OrthogonalRegularizer needs a static batch size on activities, and a
+            # subclassed model is traced with an open batch (its InputSpec declares None)
+            static = self.fixed_batch and self.topology != "subclassed"
+            slots.append(("activity_regularizer", out_rank == 1 and static))
         # Keras 3's OrthogonalRegularizer builds a float32 identity: float32 weights only
         ortho_ok = self.dtype == "float32"
         if not slots or not draw(st.booleans()):

@@ -661,3 +661,16 @@ def test_layer_shared_by_a_sub_model_and_its_holder_round_trips(tmp_path):
     if isinstance(loaded, RevivedModel):
         assert any("Reviving" in str(w.message) for w in caught)
     assert len(loaded.weights) == len(model.weights), "the shared layer's variables once"
+
+
+def test_frozen_layer_without_a_trainable_argument_loads_frozen(tmp_path):
+    # Keras 3.15's SpatialDropout3D neither takes nor saves `trainable`: the flag comes from
+    # the layer's metadata node.
+    x = keras.Input((2, 3, 4, 2))
+    dropout = keras.layers.SpatialDropout3D(0.5, name="sd")
+    model = keras.Model(x, keras.layers.Dense(2, name="d")(dropout(x)))
+    dropout.trainable = False
+    reference_impl.save(model, str(tmp_path / "m"))
+    loaded = reference_impl.load(str(tmp_path / "m"))
+    assert loaded.get_layer("sd").trainable is False
+    assert loaded.get_layer("d").trainable is True
