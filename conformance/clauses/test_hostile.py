@@ -1,6 +1,5 @@
 """LOAD-HOSTILE: saved models changed by Hypothesis-drawn mutations load or fail clearly."""
 
-import collections
 import os
 import shutil
 
@@ -29,7 +28,7 @@ def test_hostile_files_load_or_fail_clearly(
     scratch = tmp_path / "mutated"
     scratch.mkdir()
     kept = os.environ.get("CONFORMANCE_HOSTILE_DIR") or str(tmp_path / "hostile-failures")
-    tally = collections.Counter()
+    tally = {}  # a plain dict: xdist serializes it into the report, not a Counter
     clause.record_hostile(tally)
     count = MUTATIONS.get(current_profile_name(), DEFAULT_MUTATIONS)
     # The profile's phases (triage does not shrink), seed and database; no explicit example.
@@ -50,7 +49,7 @@ def test_hostile_files_load_or_fail_clearly(
                     worker, mutations, source, str(scratch), sentinel
                 )
                 outcome = result["outcome"]
-                tally[outcome] += 1
+                tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "no-loader":
                     pytest.skip(f"{implementation.name} has no loader")
                 if outcome in hostile.PASSING:
