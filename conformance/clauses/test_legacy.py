@@ -159,6 +159,11 @@ def _check_file(implementation, case):
     revived = _revived_classes(model)
     warned = any("reviv" in m.lower() for m in messages)
     assert callable(model), f"{who}: load returned a {type(model).__name__}, not a model"
+    missing = [name for name in ("variables", "losses") if not hasattr(model, name)]
+    assert not missing, (
+        f"{who}: load returned a {type(model).__name__} without {' or '.join(missing)}: not a "
+        "Keras model (a plain tf.saved_model.load object?)"
+    )
     if revived:
         assert warned, f"{who}: revived ({', '.join(revived)}) without a warning saying so"
 

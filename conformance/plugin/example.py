@@ -248,10 +248,11 @@ class ClauseRun:
     def _describe(self, error, spec, details):
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec)
         command = self.reproduce_command()
+        config = getattr(self.request, "config", None)  # none on a bare request object
         script = reproduce_script_command(
             self.clause_id,
             self.request.node.name.split("[", 1)[0],
-            self.request.config.getoption("conformance_report", default=None),
+            config.getoption("conformance_report", default=None) if config else None,
         )
         failure = {
             "spec": spec_json, "command": command, "script": script, "message": str(error)[:2000]
