@@ -296,8 +296,8 @@ def _save_error(target: Path, exc: BaseException) -> BaseException:
     """The project's error for a failed write, or ``exc`` itself if it is not one."""
     if isinstance(exc, OSError) and not isinstance(exc, SaveFailedError):
         return SaveFailedError(target, exc)
-    errors_impl = sys.modules.get("tensorflow.python.framework.errors_impl")
-    if errors_impl is not None and isinstance(exc, errors_impl.OpError):
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(exc, tf.errors.OpError):
         return SaveFailedError(target, exc)  # TensorFlow's C++ writes (checkpoint shards)
     return exc
 

@@ -154,7 +154,7 @@ def reachable_pairs() -> set[tuple[str, str]]:
     masked output of Masking only feeds kinds that support masks; a lookup head only the
     kinds the generator lets follow it)."""
     from .catalog import FLOAT_DTYPES, REGISTRY
-    from .generate import AFTER_INT64_HEADS, INT64_HEADS
+    from .catalog.preprocessing import AFTER_INT64_HEADS, INT64_HEADS
 
     out = set()
     for a in REGISTRY.values():

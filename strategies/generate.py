@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from .catalog import FIXED, FLOAT_DTYPES, REGISTRY, Kind
 from .catalog.base import prod
 from .catalog.metrics import CUSTOM_METRICS
+from .catalog.preprocessing import AFTER_INT64_HEADS, INT64_HEADS
 from .opendims import draw_open_dims, open_keys
 from .spec import (
     FROZEN,
@@ -103,7 +104,8 @@ def _freeze_nodes(draw, nodes: tuple[LayerSpec, ...]) -> tuple[LayerSpec, ...]:
         return nodes
     out = []
     for n in nodes:
-        if n.shares is None and _rare(draw, 3):  # a shared node's layer is its original's
+        # a shared node's layer is its original's; a kind drawing `trainable` itself keeps it
+        if n.shares is None and "trainable" not in n.param_dict and _rare(draw, 3):
             after_only = n.kind in FROZEN_BEFORE_LEAKS or n.kind in NO_TRAINABLE_ARGUMENT
             when = "after" if after_only else draw(st.sampled_from(FROZEN))
             n = replace(n, frozen=when)
@@ -753,14 +755,6 @@ def _draw_mixed(draw, spec: ModelSpec) -> ModelSpec:
     if spec.mixed_layers():
         event(f"mixed precision {policy}")
     return spec
-
-
-# Keras 3.15's IntegerLookup and StringLookup give int64 multi_hot/count/one_hot tensors
-# when run, though they declare float32 (documented since keras-team/keras#19660; tf_keras
-# gives float32): only kinds whose ops take int64 beside a float kernel follow them, and an
-# output gets a Dense.
-INT64_HEADS = frozenset({"IntegerLookup", "StringLookup"})
-AFTER_INT64_HEADS = frozenset({"Dense", "EinsumDense", "LayerNormalization"})
 
 
 def _linear_dense(t) -> dict:

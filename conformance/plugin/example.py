@@ -35,6 +35,20 @@ from conformance.plugin.report import (
 
 CACHE_SIZE = 32
 
+# TensorFlow's runtime errors open with these lines, and the cause comes after them
+_TF_PREAMBLE = re.compile(
+    r"^(Graph execution error:|Detected at node .*|<stack traces unavailable>|\s*)$"
+)
+
+
+def error_text(exc):
+    """``Type: message`` with the cause first: TensorFlow's runtime errors begin with "Graph
+    execution error:" and a stack, and a one-line summary of those would say nothing."""
+    lines = str(exc).splitlines()
+    if lines and lines[0].strip() == "Graph execution error:":
+        lines = [line for line in lines if not _TF_PREAMBLE.match(line)]
+    return f"{type(exc).__name__}: " + "\n".join(lines)
+
 @contextlib.contextmanager
 def captured_messages():
     """Collect warnings and log records (any logger) issued inside the block."""
@@ -188,7 +202,7 @@ class ClauseRun:
         except Exception as exc:
             where = self._raised_by(exc)
             raise AssertionError(
-                self._describe(f"{where}{type(exc).__name__}: {exc}", spec, details)
+                self._describe(f"{where}{error_text(exc)}", spec, details)
             ) from exc
 
     def _raised_by(self, exc):
@@ -241,7 +255,7 @@ class ClauseRun:
     def describe_error(self, excinfo):
         """The failure entry of an error raised outside any ``example`` block (a fixed model's
         setup, say): the clause, the exception in one line, the command."""
-        message = f"{excinfo.type.__name__}: {excinfo.value}"
+        message = error_text(excinfo.value)
         self._describe(message, {"model": "the test's own fixed models"}, {})
         return self._properties()[-1]
 

@@ -51,8 +51,10 @@ OPEN_LENGTH = 8
 def synthetic_call_args(concrete, batch=2, seed=0):
     """``(args, kwargs)`` matching one traced signature, tensors made up, batch ``batch``.
 
-    Floats are drawn from a seeded normal distribution scaled to 0.5; integers are zeros, which
-    every vocabulary contains. Python values of the signature (``training``) are kept.
+    Floats are drawn uniformly from [0, 1) with a seed, integers are zeros: a float trace may
+    feed ids (an inner CategoryEncoding of a Sequential over int inputs sees them as floats),
+    and both cast to the id 0, which every vocabulary contains. Python values of the signature
+    (``training``) are kept.
     """
     import tensorflow as tf
 
@@ -69,7 +71,7 @@ def synthetic_call_args(concrete, batch=2, seed=0):
             for i, d in enumerate(spec.shape.as_list())
         ]
         if spec.dtype.is_floating:
-            values = rng.standard_normal(shape) * 0.5
+            values = rng.uniform(0.0, 1.0, shape)
             return tf.constant(values.astype(spec.dtype.as_numpy_dtype))
         return tf.zeros(shape, dtype=spec.dtype)
 

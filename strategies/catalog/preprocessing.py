@@ -75,6 +75,14 @@ def vocabulary_files(spec) -> list[str]:
             for n in _file_nodes(spec)]
 
 
+# Keras 3.15's IntegerLookup and StringLookup give int64 multi_hot/count/one_hot tensors
+# when run, though they declare float32 (documented since keras-team/keras#19660; tf_keras
+# gives float32): only kinds whose ops take int64 beside a float kernel follow them, and an
+# output gets a Dense.
+INT64_HEADS = frozenset({"IntegerLookup", "StringLookup"})
+AFTER_INT64_HEADS = frozenset({"Dense", "EinsumDense", "LayerNormalization"})
+
+
 def holds_assets(spec) -> bool:
     """Whether a SavedModel of ``spec`` holds assets (a vocabulary given as a file)."""
     return bool(_file_nodes(spec))

@@ -296,3 +296,22 @@ def test_tensorflow_start_up_is_quiet_from_any_directory(pytester):
     output = result.stdout.str() + result.stderr.str()
     for noise in ("cpu_feature_guard", "oneDNN custom operations", "cuInit", "absl::"):
         assert noise not in output, f"TensorFlow start-up line in the output: {noise}"
+
+
+def test_a_tensorflow_runtime_error_is_summarized_by_its_cause():
+    from conformance.plugin.example import error_text
+
+    class InvalidArgumentError(Exception):
+        pass
+
+    raw = (
+        "Graph execution error:\n\nDetected at node bincount/DenseBincount defined at (most "
+        "recent call last):\n<stack traces unavailable>\nInput 'in' must be non-negative! "
+        "Negative input value found: -1\n\t [[{{node bincount/DenseBincount}}]]"
+    )
+    text = error_text(InvalidArgumentError(raw))
+    assert text.splitlines()[0] == (
+        "InvalidArgumentError: Input 'in' must be non-negative! Negative input value found: -1"
+    )
+    assert "node bincount/DenseBincount" in text
+    assert error_text(ValueError("first\nsecond")) == "ValueError: first\nsecond"

@@ -51,13 +51,17 @@ def _run(spec, data, framework):
     return weights
 
 
+_MADE_BY = {"bias_regularizer": "use_bias", "beta_regularizer": "center",
+            "gamma_regularizer": "scale"}
+
+
 def _adds_losses(spec) -> bool:
     for n in spec.nodes:
         if n.submodel is not None and _adds_losses(n.submodel):
             return True
-        # a bias regularizer of a layer without bias regularizes nothing
+        # a regularizer of a weight the layer does not make regularizes nothing
         regs = [s for s, _ in n.regularizers
-                if not (s == "bias_regularizer" and n.param_dict.get("use_bias") is False)]
+                if n.param_dict.get(_MADE_BY.get(s, ""), True) is not False]
         if regs or n.kind in ("KscInputLoss", "KscWeightLoss", "ActivityRegularization"):
             return True
     return False
