@@ -460,27 +460,10 @@ def _saved_values(
     list_id = _node_at(files, list_path)
     if list_id is None:
         return None
-    graph = files.saved_model.meta_graphs[0].object_graph_def
-    children = {child.local_name: child.node_id for child in graph.nodes[list_id].children}
-    variable_ids = [children[str(i)] for i in range(len(children)) if str(i) in children]
-    if len(variable_ids) != len(children):
+    variable_ids = _listed(files, list_id, complete=True)
+    if variable_ids is None:
         return None
-    if not variable_ids:
-        return []
-    reader = tf.train.load_checkpoint(files.variables_prefix)
-    object_graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    object_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-    values = []
-    for node_id in variable_ids:
-        keys = [
-            attribute.checkpoint_key
-            for attribute in object_graph.nodes[node_id].attributes
-            if attribute.name == _VARIABLE_VALUE
-        ]
-        if not keys:
-            return None
-        values.append(reader.get_tensor(keys[0]))
-    return values
+    return _checkpoint_values(files, variable_ids)
 
 
 def _saved_named_values(
@@ -495,25 +478,45 @@ def _saved_named_values(
     api = {c.local_name: c.node_id for c in graph.nodes[children[KERAS_API]].children}
     if "variables" not in api:
         return None
-    listed = {c.local_name: c.node_id for c in graph.nodes[api["variables"]].children}
-    variable_ids = [listed[str(i)] for i in range(len(listed)) if str(i) in listed]
+    variable_ids = _listed(files, api["variables"], complete=False)
+    values = _checkpoint_values(files, variable_ids)
+    if values is None:
+        return None
+    names = [graph.nodes[i].variable.name.split(":")[0].rsplit("/", 1)[-1] for i in variable_ids]
+    return list(zip(names, values, strict=True))
+
+
+def _listed(files: validate.SavedModelFiles, list_id: int, *, complete: bool) -> list[int] | None:
+    """The node ids a saved list holds at ``"0"``, ``"1"``...; None when ``complete`` and the
+    list has other children (it is not a plain list)."""
+    graph = files.saved_model.meta_graphs[0].object_graph_def
+    listed = {child.local_name: child.node_id for child in graph.nodes[list_id].children}
+    ids = [listed[str(i)] for i in range(len(listed)) if str(i) in listed]
+    if complete and len(ids) != len(listed):
+        return None
+    return ids
+
+
+def _checkpoint_values(
+    files: validate.SavedModelFiles, variable_ids: list[int]
+) -> list[np.ndarray] | None:
+    """The checkpointed value of each variable node, in order; None if one has no value."""
     if not variable_ids:
         return []
     reader = _checkpoint(files)
     object_graph = trackable_object_graph_pb2.TrackableObjectGraph()
     object_graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
-    out = []
-    for variable_id in variable_ids:
+    values = []
+    for node_id in variable_ids:
         keys = [
             attribute.checkpoint_key
-            for attribute in object_graph.nodes[variable_id].attributes
+            for attribute in object_graph.nodes[node_id].attributes
             if attribute.name == _VARIABLE_VALUE
         ]
         if not keys:
             return None
-        name = graph.nodes[variable_id].variable.name.split(":")[0].rsplit("/", 1)[-1]
-        out.append((name, np.asarray(reader.get_tensor(keys[0]))))
-    return out
+        values.append(np.asarray(reader.get_tensor(keys[0])))
+    return values
 
 
 def _checkpoint(files: validate.SavedModelFiles) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from .generate import input_data, model_specs
 from .spec import ModelSpec
 
@@ -86,3 +88,19 @@ def sample_examples(count: int, seed: int, **knobs: Any) -> list[tuple[ModelSpec
     with _without_local_constants():
         collect()
     return drawn[1 : count + 1]  # Hypothesis' first draw is the minimal spec: skip it
+
+
+def seeded_inputs(spec: ModelSpec, batch: int = 2) -> dict[str, np.ndarray]:
+    """Inputs for ``spec`` from its own ``seed`` alone, keyed by input name (no Hypothesis):
+    what the corpus records and every legacy writer fed its model."""
+    rng = np.random.default_rng(spec.seed)
+    data = {}
+    for item in spec.inputs:
+        shape = (item.batch_size or batch, *item.shape)
+        if item.vocab is not None:
+            data[item.name] = rng.integers(0, item.vocab, size=shape).astype(item.dtype)
+        elif item.dtype.startswith("int"):
+            data[item.name] = rng.integers(0, 4, size=shape).astype(item.dtype)
+        else:
+            data[item.name] = (rng.standard_normal(shape) * 0.5).astype(item.dtype)
+    return data

@@ -23,8 +23,6 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-import numpy as np
-
 CORPUS_DIR = Path(__file__).parent
 SPECS_FILE = CORPUS_DIR / "specs.json"
 ZOO_FILE = CORPUS_DIR / "zoo.json"
@@ -91,17 +89,9 @@ def golden(framework):
 
 def corpus_inputs(spec, batch=2):
     """Deterministic inputs for a corpus spec, keyed by input name (no Hypothesis)."""
-    rng = np.random.default_rng(spec.seed)
-    data = {}
-    for item in spec.inputs:
-        shape = (item.batch_size or batch, *item.shape)
-        if item.vocab is not None:
-            data[item.name] = rng.integers(0, item.vocab, size=shape).astype(item.dtype)
-        elif item.dtype.startswith("int"):
-            data[item.name] = rng.integers(0, 4, size=shape).astype(item.dtype)
-        else:
-            data[item.name] = (rng.standard_normal(shape) * 0.5).astype(item.dtype)
-    return data
+    from strategies.sample import seeded_inputs
+
+    return seeded_inputs(spec, batch)
 
 
 def fingerprint_spec(implementation, spec):

@@ -224,21 +224,6 @@ def write_case(
 # --- the corpus specs ---------------------------------------------------------------------
 
 
-def spec_inputs(spec, batch=2) -> dict:
-    """The inputs conformance.corpus.corpus_inputs gives (repeated: no conformance import)."""
-    rng = np.random.default_rng(spec.seed)
-    data = {}
-    for item in spec.inputs:
-        shape = (item.batch_size or batch, *item.shape)
-        if item.vocab is not None:
-            data[item.name] = rng.integers(0, item.vocab, size=shape).astype(item.dtype)
-        elif item.dtype.startswith("int"):
-            data[item.name] = rng.integers(0, 4, size=shape).astype(item.dtype)
-        else:
-            data[item.name] = (rng.standard_normal(shape) * 0.5).astype(item.dtype)
-    return data
-
-
 def spec_cases(specs: dict) -> dict:
     """name -> function(K) giving the keyword arguments of write_case."""
 
@@ -247,6 +232,7 @@ def spec_cases(specs: dict) -> dict:
             from strategies.build import build_model
             from strategies.catalog import deterministic_in_training
             from strategies.generate import call_inputs
+            from strategies.sample import seeded_inputs
             from strategies.spec import ModelSpec
 
             spec = ModelSpec.from_dict(raw)
@@ -255,7 +241,7 @@ def spec_cases(specs: dict) -> dict:
                 kind="spec",
                 spec=raw,
                 model=model,
-                inputs=call_inputs(spec, spec_inputs(spec)),
+                inputs=call_inputs(spec, seeded_inputs(spec)),
                 description=f"corpus spec {name}: {spec.topology} {spec.dtype}, kinds "
                 + ", ".join(sorted(set(spec.kinds()))),
                 deterministic_in_training=deterministic_in_training(spec),

@@ -34,6 +34,19 @@ def _module(name):
     return importlib.import_module(f"reference_impl.{name}")
 
 
+def _writing_in_place():
+    """The reference's save with its atomic directory replaced by the target itself."""
+
+    @contextlib.contextmanager
+    def in_place(target):
+        from pathlib import Path
+
+        Path(target).mkdir(parents=True, exist_ok=True)
+        yield Path(target)
+
+    return wrapped(_module("atomic"), "atomic_directory", lambda _: in_place)
+
+
 def _post_process_nodes(change):
     """Wrap the reference's ``mirror_node`` so each saved node is changed by ``change``."""
 
@@ -363,14 +376,7 @@ class DeletesBeforeWriting(PlantedBug):
     def save(self, model, path, **kwargs):
         shutil.rmtree(path, ignore_errors=True)
 
-        @contextlib.contextmanager
-        def in_place(target):
-            from pathlib import Path
-
-            Path(target).mkdir(parents=True, exist_ok=True)
-            yield Path(target)
-
-        with wrapped(_module("atomic"), "atomic_directory", lambda _: in_place):
+        with _writing_in_place():
             super().save(model, path, **kwargs)
 
 
@@ -677,14 +683,7 @@ class KeepsStaleAssets(PlantedBug):
     caught_by = "SAVE-ASSETS"
 
     def save(self, model, path, **kwargs):
-        @contextlib.contextmanager
-        def in_place(target):
-            from pathlib import Path
-
-            Path(target).mkdir(parents=True, exist_ok=True)
-            yield Path(target)
-
-        with wrapped(_module("atomic"), "atomic_directory", lambda _: in_place):
+        with _writing_in_place():
             super().save(model, path, **kwargs)
 
 

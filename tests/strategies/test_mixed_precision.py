@@ -13,16 +13,9 @@ from strategies import call_inputs, sample_specs
 from strategies.build import FRAMEWORKS, build_model
 from strategies.generate import training_batch
 from strategies.spec import MIXED_POLICIES, ModelSpec
+from tests.strategies.keys import json_keys
 
 _COMPUTE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
-
-
-def _keys(document):
-    if isinstance(document, dict):
-        return set(document) | {k for v in document.values() for k in _keys(v)}
-    if isinstance(document, list):
-        return {k for v in document for k in _keys(v)}
-    return set()
 
 
 def test_knob_json_and_round_trip():
@@ -37,7 +30,7 @@ def test_knob_json_and_round_trip():
         assert ModelSpec.from_json(spec.to_json()) == spec
     for spec in forced:
         if not spec.mixed_layers():
-            assert not _keys(json.loads(spec.to_json())) & {"policy", "mixed_precision"}
+            assert not json_keys(json.loads(spec.to_json())) & {"policy", "mixed_precision"}
 
 
 def _leaf_layers(model):

@@ -15,6 +15,7 @@ from strategies import call_inputs, input_data, sample_specs
 from strategies.build import FRAMEWORKS, build_model
 from strategies.opendims import RULES, open_keys, open_lengths, open_spec
 from strategies.spec import InputSpec, LayerSpec, ModelSpec, freeze_params
+from tests.strategies.keys import json_keys
 
 
 def _data_at(spec, extra, seed=0):
@@ -30,23 +31,15 @@ def _data_at(spec, extra, seed=0):
     return out
 
 
-def _keys(document):
-    if isinstance(document, dict):
-        return set(document) | {k for v in document.values() for k in _keys(v)}
-    if isinstance(document, list):
-        return {k for v in document for k in _keys(v)}
-    return set()
-
-
 def test_closed_specs_write_no_open_key_and_open_ones_round_trip():
     specs = sample_specs(40, seed=3, open_dims=True)
     opened = [s for s in specs if s.open_inputs()]
     closed = [s for s in specs if not s.open_inputs()]
     assert opened and closed
     for spec in closed:
-        assert "open_axes" not in _keys(json.loads(spec.to_json()))
+        assert "open_axes" not in json_keys(json.loads(spec.to_json()))
     for spec in opened:
-        assert "open_axes" in _keys(json.loads(spec.to_json()))
+        assert "open_axes" in json_keys(json.loads(spec.to_json()))
         assert ModelSpec.from_json(spec.to_json()) == spec
         assert "None" in repr(spec) or "open=" in repr(spec)
 
