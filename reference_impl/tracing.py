@@ -543,11 +543,17 @@ def canonical_spec(structure: Any, argument: str = "inputs") -> Any:
     """The spec ``tf.saved_model.save`` will ask a function for, given its input.
 
     The names TensorFlow gives are read from a trivial probe function with the same argument
-    name.
+    name; the shapes and dtypes are the structure's own. (The probe's signature may be an
+    earlier, more general trace: a tf.function reuses a cached trace whose spec is a
+    supertype of the one asked for, so its shapes depend on what the process probed before.)
     """
+    relaxed = signatures.relaxed_spec(structure)
     with tf.init_scope():
-        probe_trace = _probe(argument).get_concrete_function(signatures.relaxed_spec(structure))
-    return probe_trace.structured_input_signature[0][0]
+        probe_trace = _probe(argument).get_concrete_function(relaxed)
+    named = probe_trace.structured_input_signature[0][0]
+    return tf.nest.map_structure(
+        lambda spec, name: tf.TensorSpec(spec.shape, spec.dtype, name=name.name), relaxed, named
+    )
 
 
 # Trivial functions, one per argument name the saved functions use (made on first use).

@@ -96,3 +96,24 @@ def test_serving_signature_is_present(summaries):
         for key, value in summary.items():
             assert "serving_default" in value["signature_keys"], key
             assert all(value[h] for h in ("signature_def_hash", "graph_def_program_hash")), key
+
+
+def test_traced_shapes_do_not_depend_on_earlier_saves_in_the_process():
+    """A tf.function reuses a cached trace whose spec is a supertype of the one asked for:
+    after a save with an open axis, the spec a saved function is traced for must still be the
+    tensor's own, not the open one left in the probe that names the arguments (this made
+    SIG-STABLE depend on the test order)."""
+    import tensorflow as tf
+
+    from reference_impl import tracing
+
+    tracing.canonical_spec(tf.TensorSpec([None, 8, None], tf.int32), "inputs")
+    for i in range(1, 7):
+        spec = tracing.canonical_spec(tf.TensorSpec([None, 8, i], tf.int32), "inputs")
+        assert spec.shape.as_list() == [None, 8, i]
+        assert spec.name == "inputs"
+    nested = tracing.canonical_spec(
+        (tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 5], tf.float32)), "inputs"
+    )
+    assert [s.shape.as_list() for s in nested] == [[None, 3], [None, 5]]
+    assert all(s.name for s in nested)
