@@ -24,7 +24,10 @@ def _data_at(spec, extra, seed=0):
     out = {}
     for i in spec.inputs:
         shape = (2,) + tuple(lengths.get((i.name, a), d) for a, d in enumerate(i.shape))
-        if i.dtype.startswith("int"):
+        if i.dtype == "string":  # tokens w0.. as input_data draws them
+            ids = rng.integers(0, i.vocab or 2, size=shape)
+            out[i.name] = np.vectorize(lambda k: f"w{k}", otypes=[object])(ids)
+        elif i.dtype.startswith("int"):
             out[i.name] = rng.integers(0, i.vocab or 2, size=shape).astype(i.dtype)
         else:
             out[i.name] = rng.uniform(-1, 1, size=shape).astype(i.dtype)
