@@ -263,8 +263,9 @@ class Worker:
             self._fail(f"answered a JSON line that is not a reply: {raw[:300]!r}", shown)
         if reply.get("id") not in (request["id"], None):
             self._fail(f"answered request {reply.get('id')!r}, not {request['id']}", shown)
-        for message in reply.get("messages") or ():
-            warnings.warn(str(message), RemoteWarning, stacklevel=3)
+        if op in ("save", "load", "unchanged"):  # what a user of the save or load sees
+            for message in reply.get("messages") or ():
+                warnings.warn(str(message), RemoteWarning, stacklevel=3)
         if not reply["ok"]:
             error = reply.get("error")
             if not isinstance(error, dict):
