@@ -63,10 +63,6 @@ NOT_CLAIMED = {
     "classifies its exception by the implementation's error family, which the protocol does "
     "not carry",
     "LOAD-RESUME": "trains the loaded model with `train_on_batch` in the suite's process",
-    "LOAD-LEGACY": "needs the loaded model live (its layers' classes, `Revived*` detection) as "
-    "well as its outputs; not carried by the protocol yet",
-    "LOAD-CORRUPT": "its child process resolves the implementation again: one more worker per "
-    "damaged file set; not wired yet",
     "SAVE-ASSETS": "builds lookup layers whose vocabulary files the suite deletes between save "
     "and serving; not wired through the worker yet",
 }
@@ -427,6 +423,9 @@ class RemoteVariable:
     def numpy(self):
         return self._value
 
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._value, dtype=dtype)
+
     def assign(self, value):
         # The worker restores its model's variables after every call: nothing to put back.
         return self
@@ -452,6 +451,8 @@ class RemoteLayer:
         self.variables = [
             RemoteVariable(v["name"], v["shape"], None) for v in entry.get("variables") or []
         ]
+        self.revived = bool(entry.get("revived"))
+        self.compute_dtype = str(entry.get("compute_dtype") or "")
         self.activity_regularizer = self._activity if entry.get("activity_regularizer") else None
         self.children = []
 
@@ -602,6 +603,16 @@ class RemoteModel:
 
     def sublayers(self):
         return self._description()["root"].sublayers()
+
+    def revived_classes(self):
+        """The classes of the model and its layers revived from saved functions."""
+        return sorted({
+            layer.class_name for layer in self._description()["layers"].values() if layer.revived
+        })
+
+    def compute_dtypes(self):
+        """The compute dtypes of the model and its layers (mixed precision shows here)."""
+        return {layer.compute_dtype for layer in self._description()["layers"].values()}
 
     def layers_by_name(self):
         out = {}

@@ -372,6 +372,10 @@ class Session:
                     _own_training(self.framework, sub) for sub in _flatten_layers(layer)
                 ),
                 "activity_regularizer": getattr(layer, "activity_regularizer", None) is not None,
+                # tf_keras names a revived class after the saved one, on a Revived* base
+                "compute_dtype": str(getattr(
+                    getattr(layer, "dtype_policy", None), "compute_dtype", "") or ""),
+                "revived": any("Revived" in cls.__name__ for cls in type(layer).__mro__),
                 "regularization": {"count": count, "total": total},
                 "variables": [
                     {"name": v.name, "shape": list(v.shape)} for v in layer.variables

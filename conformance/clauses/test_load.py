@@ -457,7 +457,10 @@ for line in sys.stdin:
     except NotImplementedError:
         result = {"outcome": "no-loader"}
     except BaseException as exc:
-        result = {"outcome": "raised", "type": type(exc).__name__, "message": str(exc)[:500]}
+        # An implementation in another process whose worker died is a crash, not a refusal.
+        crashed = type(exc).__name__ == "WorkerError"
+        result = {"outcome": "crashed" if crashed else "raised", "type": type(exc).__name__,
+                  "message": str(exc)[:1500]}
     print(json.dumps(dict(result, name=job["name"])), flush=True)
 """
 
@@ -514,6 +517,10 @@ def test_corrupt_files_raise_clearly(implementation, impl_spec, clause):
                 for g, w in zip(got, want):
                     assert_close(g, w, f"{job['name']}: output of the loaded damaged copy")
                 continue
+            assert result["outcome"] != "crashed", (
+                f"loading the corrupted copy {job['name']!r} killed the implementation's "
+                f"worker: {result['message']}"
+            )
             assert result["type"] not in ("KeyboardInterrupt", "SystemExit"), result
             message = result["message"]
             assert job["path"] in message or os.path.basename(job["path"]) in message, (
