@@ -38,6 +38,7 @@ from conformance.api import Implementation, ImplementationError
 PREFIX = "python:"
 TIMEOUT_ENV_VAR = "CONFORMANCE_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
+START_TIMEOUT = 120.0
 WORKER = Path(__file__).with_name("worker.py")
 PROTOCOL = 1
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +175,8 @@ class Worker:
             raise WorkerError(f"cannot start {self.describe()}: {exc}") from None
         self.generation += 1
         self._buffer = b""
-        hello = self.request("hello")
+        # Start-up imports TensorFlow and the implementation: it may take longer than a request.
+        hello = self.request("hello", _timeout=max(self.timeout, START_TIMEOUT))
         if hello.get("protocol") != PROTOCOL:
             self.close()
             raise WorkerError(
@@ -236,7 +238,7 @@ class Worker:
             self._log.close()
             self._log = None
 
-    def request(self, op, **fields):
+    def request(self, op, _timeout=None, **fields):
         """Send one request and return its reply (``ok`` true); the implementation's error
         is raised as a ``RemoteError``, a broken worker as a ``WorkerError``."""
         if self.proc is None:
@@ -249,8 +251,8 @@ class Worker:
             self.proc.stdin.flush()
         except OSError:
             self._fail("is gone (writing the request failed)", shown)
-        deadline = time.monotonic() + self.timeout
-        raw = self._readline(deadline, shown)
+        timeout = _timeout or self.timeout
+        raw = self._readline(time.monotonic() + timeout, timeout, shown)
         try:
             reply = json.loads(raw)
         except ValueError:
@@ -269,12 +271,12 @@ class Worker:
             raise remote_error(error)
         return reply
 
-    def _readline(self, deadline, shown):
+    def _readline(self, deadline, timeout, shown):
         out = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._fail(f"did not answer within {self.timeout:g} s and was killed", shown)
+                self._fail(f"did not answer within {timeout:g} s and was killed", shown)
             ready, _, _ = select.select([out], [], [], left)
             if not ready:
                 continue

@@ -44,6 +44,9 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 import numpy as np  # noqa: E402
 
 
+REPLIES = None  # the stream replies go to (a planted adapter of the tests writes garbage there)
+
+
 class ProtocolError(ValueError):
     """A request that does not follow the protocol."""
 
@@ -625,7 +628,8 @@ def main(argv):
         return 2
     # Replies go to the stdout this process was started with; fd 1 and sys.stdout are
     # pointed at stderr, so that a print or a C++ log line never corrupts a reply.
-    replies = io.open(os.dup(1), "w", encoding="utf-8", buffering=1)
+    global REPLIES
+    replies = REPLIES = io.open(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:

@@ -1,0 +1,43 @@
+"""Adapters that break the worker they run in (tests/conformance/test_out_of_process.py).
+
+Loaded INSIDE a worker (``conformance/worker.py``) as
+``python:PYTHON:tests.conformance.oop_planted:Misbehaving``; they import only the reference.
+"""
+
+import os
+import sys
+import time
+
+COUNTER_ENV_VAR = "OOP_PLANTED_COUNTER"
+
+
+class Misbehaving:
+    """The reference, except for the first three saves across all its workers (counted in the
+    file ``$OOP_PLANTED_COUNTER``): the first kills the worker, the second hangs it, the third
+    writes a line that is not a reply where replies go. Every later save is the reference's."""
+
+    name = "misbehaving"
+    framework = "keras"
+
+    def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
+        counter = os.environ[COUNTER_ENV_VAR]
+        done = int(open(counter).read() or 0) if os.path.exists(counter) else 0
+        with open(counter, "w") as f:
+            f.write(str(done + 1))
+        if done == 0:
+            os._exit(17)
+        if done == 1:
+            time.sleep(3600)
+        if done == 2:
+            replies = sys.modules["__main__"].REPLIES
+            replies.write("Saving model... done!\n")
+            replies.flush()
+            time.sleep(3600)
+        import reference_impl
+
+        reference_impl.save(model, path, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def load(self, path):
+        import reference_impl
+
+        return reference_impl.load(path)
