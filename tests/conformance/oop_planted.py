@@ -9,12 +9,14 @@ import sys
 import time
 
 COUNTER_ENV_VAR = "OOP_PLANTED_COUNTER"
+SEQUENCE_ENV_VAR = "OOP_PLANTED_SEQUENCE"
 
 
 class Misbehaving:
-    """The reference, except for the first three saves across all its workers (counted in the
-    file ``$OOP_PLANTED_COUNTER``): the first kills the worker, the second hangs it, the third
-    writes a line that is not a reply where replies go. Every later save is the reference's."""
+    """The reference, except for the first saves across all its workers (counted in the file
+    ``$OOP_PLANTED_COUNTER``): ``$OOP_PLANTED_SEQUENCE`` (default ``crash,hang,garbage``) says
+    what each does: kill the worker, hang it, or write a line that is not a reply where
+    replies go. Every later save is the reference's."""
 
     name = "misbehaving"
     framework = "keras"
@@ -24,11 +26,13 @@ class Misbehaving:
         done = int(open(counter).read() or 0) if os.path.exists(counter) else 0
         with open(counter, "w") as f:
             f.write(str(done + 1))
-        if done == 0:
+        sequence = os.environ.get(SEQUENCE_ENV_VAR, "crash,hang,garbage").split(",")
+        how = sequence[done] if done < len(sequence) else "save"
+        if how == "crash":
             os._exit(17)
-        if done == 1:
+        if how == "hang":
             time.sleep(3600)
-        if done == 2:
+        if how == "garbage":
             replies = sys.modules["__main__"].REPLIES
             replies.write("Saving model... done!\n")
             replies.flush()

@@ -2,8 +2,9 @@
 
 The protocol's failure handling runs against small TensorFlow-free workers planted here; the
 suite itself runs twice in a subprocess on a worker in this interpreter: on the reference (a
-few clauses pass) and on an adapter that crashes, hangs and garbles its first three saves
-(each of those examples fails saying so, and the run goes on with a fresh worker).
+few clauses pass) and on an adapter that crashes and garbles its first two saves (each of
+those examples fails saying so, and the run goes on with a fresh worker; a hang is the same
+path with a timeout, checked on the planted workers to keep the test short).
 """
 
 import json
@@ -29,6 +30,8 @@ FAKE_WORKER = textwrap.dedent(
     for line in sys.stdin:
         request = json.loads(line)
         reply = {"id": request["id"], "ok": True, "messages": []}
+        if request["op"] == "shutdown":
+            break
         if request["op"] == "hello":
             reply.update(protocol=1, implementation={"name": "fake", "framework": "keras"})
         elif request["op"] == "build":
@@ -154,6 +157,7 @@ def test_the_suite_passes_on_the_reference_in_a_worker(tmp_path):
         "conformance/clauses/test_variables.py",
         "conformance/clauses/test_save.py::test_model_unchanged_by_save",
         "--hypothesis-profile=dev",
+        "--conformance-zoo=none",
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     statuses = {cid: c["status"] for cid, c in report["clauses"].items() if c["status"] != "not run"}
@@ -167,27 +171,25 @@ def test_a_misbehaving_worker_fails_its_examples_and_the_run_goes_on(tmp_path):
     counter = tmp_path / "saves"
     tests = [
         f"conformance/clauses/test_signatures.py::test_fingerprint_matches_golden[spec-0{i}]"
-        for i in range(4)
+        for i in range(3)
     ]
     proc, _ = _suite(
         tmp_path,
         f"python:{sys.executable}:tests.conformance.oop_planted:Misbehaving",
         *tests,
-        "--conformance-worker-timeout=20",
-        "-rA",
-        env={"OOP_PLANTED_COUNTER": str(counter)},
+        "--conformance-worker-timeout=60",
+        env={"OOP_PLANTED_COUNTER": str(counter), "OOP_PLANTED_SEQUENCE": "crash,garbage"},
     )
     out = proc.stdout
     assert proc.returncode == 1, out[-4000:] + proc.stderr[-2000:]
-    assert counter.read_text() == "4"
-    assert "3 failed, 1 passed" in out, out[-3000:]
+    assert counter.read_text() == "3"
+    assert "2 failed, 1 passed" in out, out[-3000:]
     for said in (
         "crashed (exit status 17)",
-        "did not answer within 20 s and was killed",
         "answered something that is not JSON: 'Saving model... done!'",
     ):
-        assert f"[SIG-STABLE] the implementation's save raised WorkerError: the worker" in out
         assert said in out, said
+    assert "[SIG-STABLE] the implementation's save raised WorkerError: the worker" in out
     assert '"op": "save"' in out  # the request is named
 
 
