@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import io
 import json
 import logging
 import os
@@ -42,7 +41,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import numpy as np  # noqa: E402
-
 
 REPLIES = None  # the stream replies go to (a planted adapter of the tests writes garbage there)
 
@@ -235,7 +233,9 @@ class Session:
     def model(self, request):
         key = request.get("model")
         if key not in self.models:
-            raise LookupError(f"unknown model {key!r} (released, evicted or from an earlier worker)")
+            raise LookupError(
+                f"unknown model {key!r} (released, evicted or from an earlier worker)"
+            )
         self.models.move_to_end(key)
         return self.models[key]
 
@@ -629,7 +629,7 @@ def main(argv):
     # Replies go to the stdout this process was started with; fd 1 and sys.stdout are
     # pointed at stderr, so that a print or a C++ log line never corrupts a reply.
     global REPLIES
-    replies = REPLIES = io.open(os.dup(1), "w", encoding="utf-8", buffering=1)
+    replies = REPLIES = open(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:

@@ -118,7 +118,8 @@ def test_an_error_reply_is_raised_as_the_remote_exception(fake_worker):
     [
         ("python:", "python:/path/to/bin/python:TARGET"),
         (f"python:{sys.executable}", "python:/path/to/bin/python:TARGET"),
-        ("python:/nonexistent/bin/python:reference", "/nonexistent/bin/python is not an executable"),
+        ("python:/nonexistent/bin/python:reference", "/nonexistent/bin/python is not an "
+         "executable"),
     ],
 )
 def test_malformed_targets_are_usage_errors(spec, said):
@@ -160,7 +161,9 @@ def test_the_suite_passes_on_the_reference_in_a_worker(tmp_path):
         "--conformance-zoo=none",
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    statuses = {cid: c["status"] for cid, c in report["clauses"].items() if c["status"] != "not run"}
+    statuses = {
+        cid: c["status"] for cid, c in report["clauses"].items() if c["status"] != "not run"
+    }
     assert statuses == {
         "CALL-INFERENCE": "pass", "VARS-EXACT": "pass", "LAYERS-TREE": "pass",
         "SAVE-NO-MUTATION": "pass",
