@@ -417,12 +417,18 @@ def _arrays(result):
 class RemoteVariable:
     """A variable of a worker's model: its name, shape, dtype and value as reported."""
 
-    def __init__(self, name, shape, dtype, value=None, trainable=True):
+    def __init__(self, name, shape, dtype, value=None, trainable=True, kind=None):
         self.name, self.shape, self.dtype = name, tuple(shape), dtype
         self.trainable = trainable
+        self.kind = kind  # the class of a listed object that is no variable, else None
         self._value = value
 
     def numpy(self):
+        if self.kind is not None:
+            raise TypeError(
+                f"the worker's model lists a {self.kind} ({self.name}) among its variables: it "
+                "has no value to compare"
+            )
         return self._value
 
     def __array__(self, dtype=None, copy=None):
@@ -528,7 +534,7 @@ class RemoteModel:
     def _read(self, original):
         values = _arrays(original["values"])
         variables = [
-            RemoteVariable(v["name"], v["shape"], v["dtype"], value)
+            RemoteVariable(v["name"], v["shape"], v["dtype"], value, kind=v.get("kind"))
             for v, value in zip(original["variables"], values)
         ]
         table = original["layers"]

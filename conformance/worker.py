@@ -144,6 +144,16 @@ def resolve(target):
 # --- what the suite needs about a model ----------------------------------------------------
 
 
+def _variable_entry(v):
+    """A variable's name, shape and dtype; an object without a value that a model still lists
+    among its variables (tf.keras 2.15's lookup ``VocabWeightHandler``) is marked ``kind``."""
+    if not hasattr(v, "numpy"):
+        return {"name": getattr(v, "name", type(v).__name__), "shape": [], "dtype": "none",
+                "kind": type(v).__name__}
+    dtype = v.dtype.name if hasattr(v.dtype, "name") else str(v.dtype)
+    return {"name": v.name, "shape": list(v.shape), "dtype": dtype}
+
+
 def _framework_module(framework):
     if framework == "keras":
         import keras
@@ -339,16 +349,15 @@ class Session:
             "class": type(model).__name__,
             "trainable": bool(model.trainable),
             "expects_training": _own_training(self.framework, model),
-            "variables": [
-                {"name": v.name, "shape": list(v.shape), "dtype": v.dtype.name
-                 if hasattr(v.dtype, "name") else str(v.dtype)}
-                for v in variables
-            ],
+            "variables": [_variable_entry(v) for v in variables],
             "trainable_variables": [index.get(id(v), -1) for v in model.trainable_variables],
             "non_trainable_variables": [
                 index.get(id(v), -1) for v in model.non_trainable_variables
             ],
-            "values": _save_arrays(os.path.join(directory, "variables.npz"), variables),
+            "values": _save_arrays(
+                os.path.join(directory, "variables.npz"),
+                [v if hasattr(v, "numpy") else np.zeros((0,), np.float32) for v in variables],
+            ),
             "optimizer": getattr(model, "optimizer", None) is not None,
         }
         count, total = _regularization(self.framework, model)
@@ -380,9 +389,7 @@ class Session:
                     getattr(layer, "dtype_policy", None), "compute_dtype", "") or ""),
                 "revived": any("Revived" in cls.__name__ for cls in type(layer).__mro__),
                 "regularization": {"count": count, "total": total},
-                "variables": [
-                    {"name": v.name, "shape": list(v.shape)} for v in layer.variables
-                ],
+                "variables": [_variable_entry(v) for v in layer.variables],
             }
             table[key] = entry
             entry["children"] = [visit(child) for child in _sublayers(K, layer)]
