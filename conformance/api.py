@@ -28,6 +28,11 @@ class Implementation:
     still appear as adapters between the kinds listed.
 
     Only ``save`` must be overridden; ``load`` may raise ``NotImplementedError``.
+    An implementation that cannot take a live model (one in another process,
+    ``conformance.remote.ProcessImplementation``) also has ``save_spec(spec, path)``, which
+    builds the spec itself, saves it and returns a stand-in of the original, and
+    ``save_unchanged(spec, data, path)``, which checks SAVE-NO-MUTATION on its side and returns
+    what changed; the suite uses them when present.
     ``load_errors`` is the tuple of exception types ``load`` raises for bad files (its error
     family; LOAD-HOSTILE requires a refusal to be one of them).
     """

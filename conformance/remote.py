@@ -212,7 +212,6 @@ class Worker:
 
     def _fail(self, what, request_text):
         """Kill the process and raise the error naming it and the request."""
-        tail = ""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
@@ -223,10 +222,10 @@ class Worker:
             "the next request starts a fresh worker"
             + (f"\n  its stderr ends with:\n{tail}" if tail else "")
         )
-        self.proc_dead()
+        self._forget_process()
         raise WorkerError(message)
 
-    def proc_dead(self):
+    def _forget_process(self):
         if self.proc is not None:
             for stream in (self.proc.stdin, self.proc.stdout):
                 try:
@@ -416,6 +415,8 @@ def _arrays(result):
 
 class RemoteVariable:
     """A variable of a worker's model: its name, shape, dtype and value as reported."""
+
+    conformance_standin = True
 
     def __init__(self, name, shape, dtype, value=None, trainable=True, kind=None):
         self.name, self.shape, self.dtype = name, tuple(shape), dtype

@@ -144,6 +144,11 @@ def resolve(target):
 # --- what the suite needs about a model ----------------------------------------------------
 
 
+def _valued(variables):
+    """The variables that have a value (not tf.keras 2.15's lookup ``VocabWeightHandler``)."""
+    return [v for v in variables if hasattr(v, "numpy") and hasattr(v, "assign")]
+
+
 def _variable_entry(v):
     """A variable's name, shape and dtype; an object without a value that a model still lists
     among its variables (tf.keras 2.15's lookup ``VocabWeightHandler``) is marked ``kind``."""
@@ -424,7 +429,8 @@ class Session:
         training = bool(request.get("training", False))
         directory = _required(request, "dir")
         layer_key = request.get("layer")
-        saved = [np.array(v.numpy()) for v in model.variables]
+        held = _valued(model.variables)
+        saved = [np.array(v.numpy()) for v in held]
         try:
             if layer_key is None:
                 inputs = _call_args(
@@ -443,7 +449,7 @@ class Session:
                 "losses": _save_arrays(os.path.join(directory, "losses.npz"), losses),
             }
         finally:
-            for variable, value in zip(model.variables, saved):
+            for variable, value in zip(held, saved):
                 variable.assign(value)
 
     def op_activity(self, request):
@@ -518,7 +524,7 @@ def _snapshot(model, inputs):
     return {
         "outputs": [np.asarray(t) for t in tf.nest.flatten(result)],
         "losses": [np.asarray(loss) for loss in model.losses],
-        "variables": [(v.name, np.array(v.numpy())) for v in model.variables],
+        "variables": [(v.name, np.array(v.numpy())) for v in _valued(model.variables)],
         "trainable": [v.name for v in model.trainable_variables],
         "layer_trainable": [(layer.name, layer.trainable) for layer in model._flatten_layers()],
         "calls": [

@@ -153,7 +153,8 @@ def expects_training(model):
 @contextlib.contextmanager
 def preserved(*variable_lists):
     """Restore every variable's value on exit (training-mode calls update statistics)."""
-    variables_ = [v for variables in variable_lists for v in variables]
+    # A stand-in's variables need no restoring: its worker restores them after every call.
+    variables_ = [v for variables in variable_lists for v in variables if not is_standin(v)]
     values = [np.array(v.numpy()) for v in variables_]
     try:
         yield
