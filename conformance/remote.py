@@ -64,8 +64,9 @@ NOT_CLAIMED = {
     "classifies its exception by the implementation's error family, which the protocol does "
     "not carry",
     "LOAD-RESUME": "trains the loaded model with `train_on_batch` in the suite's process",
-    "SAVE-ASSETS": "builds lookup layers whose vocabulary files the suite deletes between save "
-    "and serving; not wired through the worker yet",
+    "SAVE-ASSETS": "builds lookup layers on vocabulary files of the suite's process and deletes "
+    "them between save and serving: a Keras config sent to the worker carries the vocabulary, "
+    "not the files, and the worker's own build writes them elsewhere",
 }
 
 
