@@ -57,8 +57,6 @@ NOT_CLAIMED = {
     "subprocesses; the worker's save is not instrumented",
     "SAVE-CONCURRENT": "saves from three threads of one process; the worker answers one request "
     "at a time",
-    "LOAD-REVIVE": "needs the loaded model live (a gradient step, `compute_mask`, calls with "
-    "keyword arguments): the stand-in answers calls, variables and losses only",
     "LOAD-RESAVE": "changes a loaded Sequential with `pop()` and `add()` in the suite's process",
     "LOAD-HOSTILE": "loads each mutated copy in a child process with a memory limit and "
     "classifies its exception by the implementation's error family, which the protocol does "
@@ -389,6 +387,15 @@ class ProcessImplementation(Implementation):
         return remote
 
 
+def _jsonable(value):
+    """Call arguments as JSON: numbers, strings, booleans, lists and dicts of them."""
+    try:
+        json.dumps(value)
+    except TypeError:
+        raise NotImplementedError(f"call arguments {value!r} cannot be sent to a worker") from None
+    return value
+
+
 def _named(data):
     return {name: _storable(value) for name, value in data.items()}
 
@@ -440,6 +447,12 @@ class RemoteVariable:
         # The worker restores its model's variables after every call: nothing to put back.
         return self
 
+    def assign_sub(self, delta):
+        """A step on the reported value only (LOAD-REVIVE's gradient step asks whether one
+        moves a variable); the worker's variable is left as it is."""
+        self._value = np.asarray(self._value - np.asarray(delta).astype(self._value.dtype))
+        return self
+
     def __repr__(self):
         return f"<RemoteVariable {self.name} shape={self.shape} dtype={self.dtype}>"
 
@@ -469,8 +482,13 @@ class RemoteLayer:
     def sublayers(self):
         return list(self.children)
 
-    def __call__(self, x, training=False):
-        return self.owner.call_layer(self.key, x, training=bool(training))
+    def __call__(self, x, training=False, **kwargs):
+        return self.owner.call_layer(self.key, x, training=bool(training), kwargs=kwargs)
+
+    def compute_mask(self, x, mask=None):
+        if mask is not None:
+            raise NotImplementedError("compute_mask with an incoming mask is not sent to a worker")
+        return self.owner.mask(self.key, x)
 
     def _activity(self, y):
         return np.float64(self.owner.activity(self.key, y))
@@ -653,12 +671,36 @@ class RemoteModel:
         name = names[0] if names else "input_0"
         return {"kind": "single", "names": [name]}, _named({name: inputs})
 
-    def call_layer(self, key, x, *, training):
+    def call_layer(self, key, x, *, training, kwargs=None):
         directory = self.impl.new_dir()
         path = os.path.join(directory, "inputs.npz")
         np.savez(path, x=_storable(x))
-        reply = self.request("call", layer=key, inputs=path, training=training, dir=directory)
-        return _arrays(reply["outputs"])
+        extra = {"kwargs": _jsonable(kwargs)} if kwargs else {}
+        reply = self.request(
+            "call", layer=key, inputs=path, training=training, dir=directory, **extra
+        )
+        outputs = _arrays(reply["outputs"])
+        return outputs[0] if kwargs and len(outputs) == 1 else outputs
+
+    def mask(self, key, x):
+        directory = self.impl.new_dir()
+        path = os.path.join(directory, "inputs.npz")
+        np.savez(path, x=_storable(x))
+        masks = _arrays(self.request("mask", layer=key, inputs=path, dir=directory)["mask"])
+        return masks[0] if masks else None
+
+    def gradients(self, inputs, variables):
+        """Gradients of the clauses' fixed loss for ``variables`` (this model's trainable
+        ones), computed by the worker; None where the loss does not reach a variable."""
+        structure, named = self._structure(inputs)
+        directory = self.impl.new_dir()
+        path = os.path.join(directory, "inputs.npz")
+        np.savez(path, **named)
+        reply = self.request("gradients", inputs=path, structure=structure, dir=directory)
+        found = iter(_arrays(reply["gradients"]))
+        grads = [next(found) if present else None for present in reply["gradients"]["present"]]
+        by_variable = dict(zip(map(id, self.trainable_variables), grads))
+        return [by_variable.get(id(v)) for v in variables]
 
     def activity(self, key, y):
         directory = self.impl.new_dir()

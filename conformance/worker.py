@@ -441,7 +441,13 @@ class Session:
             else:
                 layer = self._layer(model, layer_key)
                 x = _load_arrays(_required(request, "inputs"))["x"]
-                result = layer(tf.constant(x), training=training)
+                kwargs = request.get("kwargs") or {}
+                if not isinstance(kwargs, dict):
+                    raise ProtocolError("'kwargs' must be an object of call arguments")
+                if kwargs:  # the spec's non-default call arguments, as the model's graph uses
+                    result = layer(tf.constant(x), **kwargs)
+                else:
+                    result = layer(tf.constant(x), training=training)
                 losses = []
             outputs = tf.nest.flatten(result)
             return {
@@ -451,6 +457,47 @@ class Session:
         finally:
             for variable, value in zip(held, saved):
                 variable.assign(value)
+
+    def op_mask(self, request):
+        """A layer's ``compute_mask(x, None)``: an array list of one mask, or none."""
+        import tensorflow as tf
+
+        model, _ = self.model(request)
+        layer = self._layer(model, _required(request, "layer"))
+        x = _load_arrays(_required(request, "inputs"))["x"]
+        mask = layer.compute_mask(tf.constant(x), None)
+        masks = [] if mask is None else [mask]
+        return {"mask": _save_arrays(os.path.join(_required(request, "dir"), "mask.npz"), masks)}
+
+    def op_gradients(self, request):
+        """Gradients of a fixed loss (the squared outputs of a training-mode call plus the
+        model's losses) for the model's trainable variables, in their order; a variable the
+        loss does not reach has the dtype ``none``. The variables are restored afterwards."""
+        import tensorflow as tf
+
+        model, _ = self.model(request)
+        inputs = _call_args(_load_arrays(_required(request, "inputs")), request.get("structure"))
+        held = _valued(model.variables)
+        saved = [np.array(v.numpy()) for v in held]
+        try:
+            trainable = list(model.trainable_variables)
+            with tf.GradientTape() as tape:
+                outputs = model(inputs, training=True)
+                loss = tf.add_n(
+                    [tf.reduce_sum(tf.cast(t, tf.float32) ** 2) for t in tf.nest.flatten(outputs)]
+                    + [tf.cast(loss, tf.float32) for loss in model.losses]
+                )
+            grads = tape.gradient(loss, trainable)
+        finally:
+            for variable, value in zip(held, saved):
+                variable.assign(value)
+        present = [g for g in grads if g is not None]
+        result = _save_arrays(
+            os.path.join(_required(request, "dir"), "gradients.npz"),
+            [tf.convert_to_tensor(g) for g in present],
+        )
+        result["present"] = [g is not None for g in grads]
+        return {"gradients": result}
 
     def op_activity(self, request):
         import tensorflow as tf

@@ -112,7 +112,8 @@ def check_revived_layers(case, revived):
         f"the original's {case.model.trainable}"
     )
     flatten = getattr(revived, "_flatten_layers", None)
-    loaded = originals.layers_by_name(revived) if flatten is not None else {}
+    layered = flatten is not None or originals.is_standin(revived)
+    loaded = originals.layers_by_name(revived) if layered else {}
     original = originals.layers_by_name(case.model)
     for name, layer in original.items():
         if name in loaded and not originals.is_input_layer(layer):
@@ -169,6 +170,8 @@ def _gradients(model, inputs, variables):
     """Dense gradients of a fixed loss (squared outputs plus the model's losses)."""
     import tensorflow as tf
 
+    if originals.is_standin(model):  # a model in another process: its worker computes them
+        return [None if g is None else tf.constant(g) for g in model.gradients(inputs, variables)]
     with tf.GradientTape() as tape:
         outputs = model(inputs, training=True)
         loss = tf.add_n(
