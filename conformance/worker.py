@@ -333,6 +333,7 @@ class Session:
 
     def op_load(self, request):
         path = _required(request, "path")
+        _register_catalog_classes()
         model = self.impl.load(path)
         return {"model": self.keep(model, None)}
 
@@ -536,6 +537,18 @@ def _call_args(arrays, structure):
     if structure["kind"] == "list":
         return [arrays[name] for name in names]
     return arrays[names[0]]
+
+
+def _register_catalog_classes():
+    """The strategies' registered custom classes, registered with every Keras here, as the
+    suite's process has them when it loads (its builds register them; so does LOAD-LEGACY)."""
+    from strategies.catalog import custom
+
+    for module in ("keras", "tf_keras"):
+        try:
+            custom.custom_objects(importlib.import_module(module))
+        except ImportError:
+            continue
 
 
 def _required(request, key):
