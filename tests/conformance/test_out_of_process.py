@@ -157,6 +157,7 @@ def test_the_suite_passes_on_the_reference_in_a_worker(tmp_path):
         "conformance/clauses/test_calls.py::test_call_and_serving_equal_model",
         "conformance/clauses/test_variables.py",
         "conformance/clauses/test_save.py::test_model_unchanged_by_save",
+        "conformance/clauses/test_load.py::test_revived_model_behaves",
         "--hypothesis-profile=dev",
         "--conformance-zoo=none",
     )
@@ -166,7 +167,7 @@ def test_the_suite_passes_on_the_reference_in_a_worker(tmp_path):
     }
     assert statuses == {
         "CALL-INFERENCE": "pass", "VARS-EXACT": "pass", "LAYERS-TREE": "pass",
-        "SAVE-NO-MUTATION": "pass",
+        "SAVE-NO-MUTATION": "pass", "LOAD-REVIVE": "pass",
     }, statuses
 
 
