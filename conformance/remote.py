@@ -72,6 +72,13 @@ class WorkerError(RuntimeError):
     """The worker crashed, hung, or answered something that is not the protocol."""
 
 
+class TransferError(RuntimeError):
+    """A model of the suite's own process (a clause's fixed model) that cannot be sent to the
+    worker: a limit of running the implementation elsewhere, not a failure of its save."""
+
+    suite_limit = True  # the failure report does not say the implementation raised it
+
+
 class RemoteError(Exception):
     """An exception the implementation raised in the worker (``remote_type``, ``phase``,
     ``remote_traceback``); its class is named after the remote one."""
@@ -366,24 +373,35 @@ class ProcessImplementation(Implementation):
 
     def _send_live(self, model):
         """A live model of this process, rebuilt in the worker from its config and weights."""
+        what = f"the suite's own model {getattr(model, 'name', model)!r}"
         if getattr(model, "optimizer", None) is not None:
-            raise NotImplementedError(
-                f"{model.name} is compiled: a live model's optimizer state cannot be sent to "
-                "the worker"
+            raise TransferError(
+                f"{what} is compiled: its optimizer state cannot be sent to the worker"
             )
         try:
             config = model.to_json()
         except Exception as exc:
-            raise NotImplementedError(
-                f"{model.name} has no Keras config to send to the worker ({type(exc).__name__}: "
-                f"{exc})"
+            raise TransferError(
+                f"{what} has no Keras config to send to the worker ({type(exc).__name__}: {exc})"
             ) from None
         directory = self.new_dir()
         weights = os.path.join(directory, "weights.npz")
         np.savez(weights, **{f"a{i}": w for i, w in enumerate(model.get_weights())})
         remote = RemoteModel(self, spec=None)
         remote.source = {"keras_json": config, "weights": weights}
-        remote.acquire()
+        try:
+            remote.acquire()
+        except RemoteError as exc:
+            import importlib
+
+            here = importlib.import_module("keras" if self.framework == "keras" else "tf_keras")
+            theirs = ", ".join(f"{k} {v}" for k, v in sorted(self.versions.items()))
+            raise TransferError(
+                f"{what}, sent as its Keras config (written by {here.__name__} "
+                f"{here.__version__} here), does not rebuild in the worker ({theirs}): "
+                f"{exc.remote_type}: {str(exc)[:500]}. A limit of running the implementation "
+                "in another process, not a failure of its save"
+            ) from None
         return remote
 
 
