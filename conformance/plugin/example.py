@@ -214,6 +214,8 @@ class ClauseRun:
     def _raised_by(self, exc):
         """``"the implementation's save raised "`` when the error came out of its save or
         load, so that a user tells their own error from one of the suite's checks."""
+        if getattr(exc, "suite_limit", False):
+            return ""  # raised on the suite's side of an out-of-process implementation
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
