@@ -206,6 +206,12 @@ class ClauseRun:
         except AssertionError as exc:
             raise AssertionError(self._describe(exc, spec, details)) from None
         except Exception as exc:
+            if getattr(exc, "suite_limit", False):
+                # A fixed model of the suite's process that an implementation in another
+                # process cannot be sent: nothing was checked, and nothing failed.
+                import pytest
+
+                pytest.skip(f"not checked out of process: {exc}")
             where = self._raised_by(exc)
             raise AssertionError(
                 self._describe(f"{where}{error_text(exc)}", spec, details)
