@@ -10,9 +10,10 @@ or ``package.module:Attr`` (an adapter class or instance with ``save`` and ``loa
 ``conformance.Implementation`` describes). It imports no ``conformance`` module: only
 ``strategies`` (from ``PYTHONPATH``) to build the specs it is sent, and the implementation.
 
-It reads one JSON request per line on stdin and writes one JSON reply per line on the stdout
-it was started with; everything else the process prints (Python's ``print``, TensorFlow's C++
-logs) goes to stderr, so that nothing but replies reaches the suite.
+It reads one JSON request per line on the stdin and writes one JSON reply per line on the
+stdout it was started with; everything else the process prints (Python's ``print``,
+TensorFlow's C++ logs) goes to stderr, so that nothing but replies reaches the suite, and the
+implementation's own stdin is empty.
 """
 
 from __future__ import annotations
@@ -705,12 +706,18 @@ def main(argv):
     replies = REPLIES = open(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # Requests come on the stdin this process was started with; the implementation's own
+    # stdin is empty, so that a question it asks (tf_keras' "overwrite?") reads end-of-file
+    # instead of the next request.
+    requests = open(os.dup(0), encoding="utf-8")
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    sys.stdin = open(os.devnull)
     try:
         session = Session(resolve(argv[1]))
     except Exception as exc:
         replies.write(json.dumps({"id": None, "ok": False, "error": _error(exc, "start")}) + "\n")
         return 1
-    for line in sys.stdin:
+    for line in requests:
         if not line.strip():
             continue
         reply = handle(session, line)

@@ -15,8 +15,9 @@ SEQUENCE_ENV_VAR = "OOP_PLANTED_SEQUENCE"
 class Misbehaving:
     """The reference, except for the first saves across all its workers (counted in the file
     ``$OOP_PLANTED_COUNTER``): ``$OOP_PLANTED_SEQUENCE`` (default ``crash,hang,garbage``) says
-    what each does: kill the worker, hang it, or write a line that is not a reply where
-    replies go. Every later save is the reference's."""
+    what each does: kill the worker, hang it, write a line that is not a reply where replies
+    go, or ask a question on stdin (as tf_keras' overwrite prompt does). Every later save is
+    the reference's."""
 
     name = "misbehaving"
     framework = "keras"
@@ -32,6 +33,8 @@ class Misbehaving:
             os._exit(17)
         if how == "hang":
             time.sleep(3600)
+        if how == "asks":
+            input("overwrite? [y/n] ")  # must read end-of-file, not the next request
         if how == "garbage":
             replies = sys.modules["__main__"].REPLIES
             replies.write("Saving model... done!\n")

@@ -2,9 +2,10 @@
 
 The protocol's failure handling runs against small TensorFlow-free workers planted here; the
 suite itself runs twice in a subprocess on a worker in this interpreter: on the reference (a
-few clauses pass) and on an adapter that crashes and garbles its first two saves (each of
-those examples fails saying so, and the run goes on with a fresh worker; a hang is the same
-path with a timeout, checked on the planted workers to keep the test short).
+few clauses pass) and on an adapter that crashes, garbles and reads stdin in its first three
+saves (each of those examples fails saying so, and the run goes on, with a fresh worker after
+the first two; a hang is the same path with a timeout, checked on the planted workers to keep
+the test short).
 """
 
 import json
@@ -175,22 +176,23 @@ def test_a_misbehaving_worker_fails_its_examples_and_the_run_goes_on(tmp_path):
     counter = tmp_path / "saves"
     tests = [
         f"conformance/clauses/test_signatures.py::test_fingerprint_matches_golden[spec-0{i}]"
-        for i in range(3)
+        for i in range(4)
     ]
     proc, _ = _suite(
         tmp_path,
         f"python:{sys.executable}:tests.conformance.oop_planted:Misbehaving",
         *tests,
         "--conformance-worker-timeout=60",
-        env={"OOP_PLANTED_COUNTER": str(counter), "OOP_PLANTED_SEQUENCE": "crash,garbage"},
+        env={"OOP_PLANTED_COUNTER": str(counter), "OOP_PLANTED_SEQUENCE": "crash,garbage,asks"},
     )
     out = proc.stdout
     assert proc.returncode == 1, out[-4000:] + proc.stderr[-2000:]
-    assert counter.read_text() == "3"
-    assert "2 failed, 1 passed" in out, out[-3000:]
+    assert counter.read_text() == "4"
+    assert "3 failed, 1 passed" in out, out[-3000:]
     for said in (
         "crashed (exit status 17)",
         "answered something that is not JSON: 'Saving model... done!'",
+        "the implementation's save raised EOFError: EOF when reading a line",
     ):
         assert said in out, said
     assert "[SIG-STABLE] the implementation's save raised WorkerError: the worker" in out
