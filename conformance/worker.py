@@ -283,7 +283,7 @@ class Session:
         claims = getattr(impl, "claims", None)
         try:
             keras_version = _framework_module(self.framework).__version__
-        except Exception:  # tf.keras of 2.12-2.15 has no __version__: the keras package's
+        except AttributeError:  # tf.keras of 2.12-2.15 has none: the keras package's it is
             import keras
 
             keras_version = keras.__version__
@@ -348,7 +348,7 @@ class Session:
     def op_describe(self, request):
         model, _ = self.model(request)
         directory = _required(request, "dir")
-        K = _framework_module(self.framework) if self.framework else None
+        K = _framework_module(self.framework)
         variables = list(model.variables)
         index = {id(v): i for i, v in enumerate(variables)}
         described = {
