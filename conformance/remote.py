@@ -57,7 +57,6 @@ NOT_CLAIMED = {
     "subprocesses; the worker's save is not instrumented",
     "SAVE-CONCURRENT": "saves from three threads of one process; the worker answers one request "
     "at a time",
-    "LOAD-RESAVE": "changes a loaded Sequential with `pop()` and `add()` in the suite's process",
     "LOAD-HOSTILE": "loads each mutated copy in a child process with a memory limit and "
     "classifies its exception by the implementation's error family, which the protocol does "
     "not carry",

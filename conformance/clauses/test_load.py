@@ -353,6 +353,11 @@ def test_resaved_sequential_serves_its_changes(implementation, clause, how):
     with clause.example(example):
         path, _ = clause.save(model, f"to-change-{how}")
         loaded = load_or_skip(implementation, path)
+        if originals.is_standin(loaded):
+            pytest.skip(
+                "not checked out of process: the loaded Sequential lives in the implementation's "
+                "worker, and pop() and add() on it are not part of the protocol"
+            )
         assert callable(getattr(loaded, "pop", None)) and callable(getattr(loaded, "add", None)), (
             f"the loaded Sequential is a {type(loaded).__name__} without pop() and add()"
         )
