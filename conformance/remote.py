@@ -46,9 +46,9 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # What the protocol cannot carry (yet): each clause listed here is not claimed by an
 # out-of-process implementation, with the reason, whatever the worker claims.
 NOT_CLAIMED = {
-    "SAVE-UNBUILT": "builds a subclassed model holding a never-called layer, and an input-less "
-    "Sequential, in the suite's process: neither is a spec or a Keras config the worker could "
-    "rebuild",
+    "SAVE-UNBUILT": "builds a subclassed model holding a never-called layer in the suite's "
+    "process: it is no spec and has no Keras config the worker could rebuild (the clause's "
+    "input-less Sequential would travel as a config, but the clause is one)",
     "SAVE-OPTIMIZER": "compares `model.optimizer` of a live model trained in the suite's "
     "process before and after the save: a compiled model does not cross processes",
     "SAVE-SIGNATURES": "saves a `tf.function` of the suite's process as a signature: a traced "
