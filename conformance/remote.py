@@ -60,7 +60,6 @@ NOT_CLAIMED = {
     "LOAD-HOSTILE": "loads each mutated copy in a child process with a memory limit and "
     "classifies its exception by the implementation's error family, which the protocol does "
     "not carry",
-    "LOAD-RESUME": "trains the loaded model with `train_on_batch` in the suite's process",
     "SAVE-ASSETS": "builds lookup layers on vocabulary files of the suite's process and deletes "
     "them between save and serving: a Keras config sent to the worker carries the vocabulary, "
     "not the files, and the worker's own build writes them elsewhere",
@@ -364,6 +363,21 @@ class ProcessImplementation(Implementation):
         reply = self.worker.request("unchanged", spec=spec.to_dict(), inputs=inputs,
                                     path=os.fspath(path))
         return list(reply.get("problems") or [])
+
+    def resume_report(self, spec, with_path, without_path):
+        """LOAD-RESUME in the worker: what the original, the model loaded with its optimizer
+        and the one loaded without report after the clause's steps (``op_resume``); arrays
+        as lists of ``(name, value)``."""
+        reply = self.worker.request(
+            "resume", spec=spec.to_dict(), with_path=os.fspath(with_path),
+            without_path=os.fspath(without_path), dir=self.new_dir(),
+        )
+        report = reply["resume"]
+        for entry in report.values():
+            for key in ("variables", "slots"):
+                if key in entry:
+                    entry[key] = list(zip(entry[f"{key[:-1]}_names"], _arrays(entry[key])))
+        return report
 
     def new_dir(self):
         path = os.path.join(self._root, f"r{next(self._dirs)}")

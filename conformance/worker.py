@@ -512,6 +512,48 @@ class Session:
         y = _load_arrays(_required(request, "inputs"))["y"]
         return {"value": float(np.asarray(regularizer(tf.constant(y)), dtype=np.float64))}
 
+    def op_resume(self, request):
+        """LOAD-RESUME's steps on this side: a fresh model of the (compiled) spec saved with
+        and without its optimizer, both loaded, then the clause's training steps in its order;
+        what each model reports, for the suite to compare."""
+        from strategies.build import build_model
+
+        spec = self.spec(request.get("spec"))
+        directory = _required(request, "dir")
+        with_path = _required(request, "with_path")
+        without_path = _required(request, "without_path")
+        model = build_model(spec, framework=self.framework)
+        self.impl.save(model, with_path, include_optimizer=True)
+        self.impl.save(model, without_path, include_optimizer=False)
+        _register_catalog_classes()
+        loaded, fresh = self.impl.load(with_path), self.impl.load(without_path)
+        report = {
+            who: {
+                "class": type(m).__name__,
+                "trains": callable(getattr(m, "train_on_batch", None)),
+                "optimizer": _optimizer_name(m),
+                "iterations": _iterations(m),
+            }
+            for who, m in (("original", model), ("loaded", loaded), ("fresh", fresh))
+        }
+        if not (report["loaded"]["trains"] and report["fresh"]["trains"]):
+            return {"resume": report}
+        if report["fresh"]["optimizer"] is not None:  # the clause's order of steps
+            report["fresh"]["step"] = _one_step(fresh, spec)
+            report["loaded"]["first_step"] = _one_step(loaded, spec)
+        report["original"]["step"] = _one_step(model, spec)
+        report["loaded"]["step"] = _one_step(loaded, spec)
+        for who, m in (("original", model), ("loaded", loaded)):
+            variables = _valued(m.variables)
+            slots = _optimizer_variables(m)
+            report[who]["variables"] = _save_arrays(
+                os.path.join(directory, f"{who}-variables.npz"), variables
+            )
+            report[who]["variable_names"] = [v.name for v in variables]
+            report[who]["slots"] = _save_arrays(os.path.join(directory, f"{who}-slots.npz"), slots)
+            report[who]["slot_names"] = [v.name for v in slots]
+        return {"resume": report}
+
     def op_unchanged(self, request):
         """SAVE-NO-MUTATION on this side: a fresh model of the spec, saved; what changed."""
         from strategies.build import build_model
@@ -550,6 +592,35 @@ def _register_catalog_classes():
             custom.custom_objects(importlib.import_module(module))
         except ImportError:
             continue
+
+
+def _optimizer_name(model):
+    optimizer = getattr(model, "optimizer", None)
+    return None if optimizer is None else type(optimizer).__name__
+
+
+def _iterations(model):
+    optimizer = getattr(model, "optimizer", None)
+    return None if optimizer is None else int(np.asarray(optimizer.iterations))
+
+
+def _optimizer_variables(model):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return []
+    found = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+    return list(found)
+
+
+def _one_step(model, spec):
+    """``train_on_batch`` on the batch after the spec's own training: metrics by name."""
+    from strategies.generate import call_inputs, training_batch
+
+    data, targets = training_batch(spec, spec.training.seed + spec.training.steps)
+    result = model.train_on_batch(
+        call_inputs(spec, data), targets[0] if len(targets) == 1 else targets, return_dict=True
+    )
+    return {name: float(np.asarray(value)) for name, value in result.items()}
 
 
 def _required(request, key):
@@ -684,7 +755,7 @@ def handle(session, line):
     if method is None:
         return {"id": request.get("id"), "ok": False,
                 "error": _error(ProtocolError(f"unknown op {op!r}"), "protocol")}
-    phase = op if op in ("save", "load", "build", "unchanged") else "worker"
+    phase = op if op in ("save", "load", "build", "unchanged", "resume") else "worker"
     with captured() as messages:
         try:
             reply = method(request)

@@ -286,6 +286,13 @@ def test_loaded_model_resumes_training(implementation, clause, example):
     spec, _ = example
     spec = _compiled(spec)
     with clause.example(spec):
+        resume_report = getattr(implementation, "resume_report", None)
+        if resume_report is not None:
+            # An implementation in another process: its worker takes the steps and reports.
+            _check_resume_report(
+                resume_report(spec, clause.new_path("resume"), clause.new_path("fresh-optimizer"))
+            )
+            return
         model = strategies.build_model(spec, framework=implementation.framework)
         with_optimizer, _ = clause.save(model, "resume", include_optimizer=True)
         without_optimizer, _ = clause.save(model, "fresh-optimizer", include_optimizer=False)
@@ -392,6 +399,51 @@ def test_resaved_sequential_serves_its_changes(implementation, clause, how):
         got = calls.flat_numpy(calls.call(root_call, x, training=False))
         for index, (g, w) in enumerate(zip(got, want)):
             assert_close(g, w, f"re-saved __call__ output {index} of the changed model")
+
+
+def _check_resume_report(report):
+    """LOAD-RESUME's checks on what a worker reported (``ProcessImplementation.resume_report``):
+    the same assertions, in the same order, as on live models."""
+    original, loaded, fresh = report["original"], report["loaded"], report["fresh"]
+    for who, other in (("", loaded), (" (saved without optimizer)", fresh)):
+        assert other["trains"], (
+            f"load{who} returned a {other['class']}, which has no train_on_batch: "
+            "LOAD-RESUME needs the Keras model revived from the files, to train it"
+        )
+    assert loaded["optimizer"] is not None, (
+        "the loaded model is not compiled: its training config (loss, metrics, optimizer) "
+        "was lost"
+    )
+    assert loaded["iterations"] == original["iterations"], (
+        f"the loaded optimizer's iterations is {loaded['iterations']}, the original's "
+        f"{original['iterations']}"
+    )
+    if fresh["optimizer"] is not None:
+        assert fresh["optimizer"] == original["optimizer"], (
+            f"saved without optimizer, the model loads with a {fresh['optimizer']}, not a "
+            f"fresh {original['optimizer']}"
+        )
+        assert fresh["iterations"] == 0, (
+            f"saved without optimizer, the model loads with iterations={fresh['iterations']}: "
+            "optimizer state was saved after all"
+        )
+        _assert_same_step(
+            fresh["step"], loaded["first_step"], "the model saved without optimizer"
+        )
+    _assert_same_step(loaded["step"], original["step"], "the loaded model")
+    want_vars, got_vars = original["variables"], loaded["variables"]
+    assert len(got_vars) == len(want_vars), (
+        f"the loaded model has {len(got_vars)} variables, the original {len(want_vars)}"
+    )
+    for (_, g), (name, w) in zip(got_vars, want_vars):
+        assert_close(g, w, f"{name} after one more step of each")
+    want_slots, got_slots = original["slots"], loaded["slots"]
+    assert len(got_slots) == len(want_slots), (
+        f"the loaded optimizer has {len(got_slots)} variables, the original's {len(want_slots)}"
+    )
+    for (_, g), (name, w) in zip(got_slots, want_slots):
+        assert_close(np.asarray(g), np.asarray(w), f"optimizer variable {name} after one more "
+                     "step of each")
 
 
 # Each corruption: (name, function(path) that damages the copy at path).
