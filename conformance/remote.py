@@ -49,8 +49,6 @@ NOT_CLAIMED = {
     "SAVE-UNBUILT": "builds a subclassed model holding a never-called layer in the suite's "
     "process: it is no spec and has no Keras config the worker could rebuild (the clause's "
     "input-less Sequential would travel as a config, but the clause is one)",
-    "SAVE-OPTIMIZER": "compares `model.optimizer` of a live model trained in the suite's "
-    "process before and after the save: a compiled model does not cross processes",
     "SAVE-SIGNATURES": "saves a `tf.function` of the suite's process as a signature: a traced "
     "function does not cross processes",
     "SAVE-ATOMIC": "kills and fails the file operations of a save running in the suite's own "
@@ -378,6 +376,21 @@ class ProcessImplementation(Implementation):
                 if key in entry:
                     entry[key] = list(zip(entry[f"{key[:-1]}_names"], _arrays(entry[key])))
         return report
+
+    def optimizer_report(self, spec, without_path, with_path):
+        """SAVE-OPTIMIZER in the worker (``op_optimizer``): ``same_optimizer``, and the
+        optimizer variables ``before`` and ``after`` the save without it, as (name, value)."""
+        reply = self.worker.request(
+            "optimizer", spec=spec.to_dict(), without_path=os.fspath(without_path),
+            with_path=os.fspath(with_path), dir=self.new_dir(),
+        )
+        report = reply["optimizer"]
+        names = report["names"]
+        return {
+            "same_optimizer": bool(report["same_optimizer"]),
+            "before": list(zip(names, _arrays(report["before"]))),
+            "after": list(zip(names, _arrays(report["after"]))),
+        }
 
     def new_dir(self):
         path = os.path.join(self._root, f"r{next(self._dirs)}")

@@ -554,6 +554,30 @@ class Session:
             report[who]["slot_names"] = [v.name for v in slots]
         return {"resume": report}
 
+    def op_optimizer(self, request):
+        """SAVE-OPTIMIZER on this side: a fresh model of the (compiled, trained) spec saved
+        without, then with, its optimizer; its optimizer variables before and after the first
+        save, and whether ``model.optimizer`` is still the same object."""
+        from strategies.build import build_model
+
+        spec = self.spec(request.get("spec"))
+        directory = _required(request, "dir")
+        model = build_model(spec, framework=self.framework)
+        optimizer = model.optimizer
+        before = _optimizer_variables(model)
+        names = [v.name for v in before]
+        values = [np.array(v.numpy()) for v in before]
+        self.impl.save(model, _required(request, "without_path"), include_optimizer=False)
+        same = model.optimizer is optimizer
+        after = _optimizer_variables(model)
+        self.impl.save(model, _required(request, "with_path"), include_optimizer=True)
+        return {"optimizer": {
+            "same_optimizer": same,
+            "names": names,
+            "before": _save_arrays(os.path.join(directory, "before.npz"), values),
+            "after": _save_arrays(os.path.join(directory, "after.npz"), after),
+        }}
+
     def op_unchanged(self, request):
         """SAVE-NO-MUTATION on this side: a fresh model of the spec, saved; what changed."""
         from strategies.build import build_model
@@ -755,7 +779,7 @@ def handle(session, line):
     if method is None:
         return {"id": request.get("id"), "ok": False,
                 "error": _error(ProtocolError(f"unknown op {op!r}"), "protocol")}
-    phase = op if op in ("save", "load", "build", "unchanged", "resume") else "worker"
+    phase = op if op in ("save", "load", "build", "unchanged", "resume", "optimizer") else "worker"
     with captured() as messages:
         try:
             reply = method(request)
