@@ -49,8 +49,6 @@ NOT_CLAIMED = {
     "SAVE-UNBUILT": "builds a subclassed model holding a never-called layer in the suite's "
     "process: it is no spec and has no Keras config the worker could rebuild (the clause's "
     "input-less Sequential would travel as a config, but the clause is one)",
-    "SAVE-SIGNATURES": "saves a `tf.function` of the suite's process as a signature: a traced "
-    "function does not cross processes",
     "SAVE-ATOMIC": "kills and fails the file operations of a save running in the suite's own "
     "subprocesses; the worker's save is not instrumented",
     "SAVE-CONCURRENT": "saves from three threads of one process; the worker answers one request "
@@ -330,12 +328,17 @@ class ProcessImplementation(Implementation):
     # -- what the plugin and clauses call -----------------------------------------------
 
     def save(self, model, path, *, overwrite=True, include_optimizer=True, signatures=None):
+        extra = {}
         if signatures is not None:
-            raise NotImplementedError("signatures= cannot be sent to a worker")
+            if isinstance(model, RemoteModel):
+                raise TransferError(
+                    "signatures of a model living in the worker cannot be described here"
+                )
+            extra["signatures"] = describe_signatures(model, signatures)
         if not isinstance(model, RemoteModel):
             model = self._send_live(model)
         model.request("save", path=os.fspath(path), overwrite=overwrite,
-                      include_optimizer=include_optimizer)
+                      include_optimizer=include_optimizer, **extra)
 
     def save_spec(self, spec, path):
         """Build ``spec`` in the worker and save it at ``path``: the stand-in original."""
@@ -429,6 +432,46 @@ class ProcessImplementation(Implementation):
                 "in another process, not a failure of its save"
             ) from None
         return remote
+
+
+def describe_signatures(model, signatures):
+    """``signatures=`` (a ``tf.function`` or a mapping of them) as the protocol carries them:
+    input specs and output names. A function is sent only when it is the model's inference
+    call under those names: its output on a probe must equal the model's."""
+    import tensorflow as tf
+
+    functions = signatures if isinstance(signatures, dict) else {"serving_default": signatures}
+    described = {}
+    for key, function in functions.items():
+        specs = list(getattr(function, "input_signature", None) or ())
+        if not specs or not all(isinstance(s, tf.TensorSpec) and s.name for s in specs):
+            raise TransferError(
+                f"signature {key!r} has no input_signature of named TensorSpecs to describe"
+            )
+        outputs = function.get_concrete_function().structured_outputs
+        if not isinstance(outputs, dict):
+            raise TransferError(f"signature {key!r} does not return a dict of named outputs")
+        probe = [
+            tf.constant(np.linspace(-1, 1, int(np.prod([d or 2 for d in s.shape]))).reshape(
+                [d or 2 for d in s.shape]).astype(s.dtype.as_numpy_dtype))
+            for s in specs
+        ]
+        got = tf.nest.flatten(function(*probe))
+        want = tf.nest.flatten(model(probe[0] if len(probe) == 1 else probe, training=False))
+        if len(got) != len(want) or not all(
+            np.allclose(np.asarray(g), np.asarray(w)) for g, w in zip(got, want)
+        ):
+            raise TransferError(
+                f"signature {key!r} computes something other than the model's call: only "
+                "that can be described to the worker"
+            )
+        described[key] = {
+            "inputs": [
+                {"name": s.name, "shape": s.shape.as_list(), "dtype": s.dtype.name} for s in specs
+            ],
+            "outputs": list(outputs),
+        }
+    return described
 
 
 def _jsonable(value):

@@ -325,10 +325,12 @@ class Session:
     def op_save(self, request):
         model, _ = self.model(request)
         path = _required(request, "path")
+        described = request.get("signatures")
         self.impl.save(
             model, path,
             overwrite=bool(request.get("overwrite", True)),
             include_optimizer=bool(request.get("include_optimizer", True)),
+            signatures=_signatures(model, described) if described else None,
         )
         return {"path": path}
 
@@ -616,6 +618,35 @@ def _register_catalog_classes():
             custom.custom_objects(importlib.import_module(module))
         except ImportError:
             continue
+
+
+def _signatures(model, described):
+    """``tf.function`` signatures from their description: ``{key: {"inputs": [{"name",
+    "shape", "dtype"}], "outputs": [names]}}``, each the model's inference call under those
+    input specs, its flattened outputs under those names."""
+    import tensorflow as tf
+
+    if not isinstance(described, dict):
+        raise ProtocolError("'signatures' must map keys to {'inputs': [...], 'outputs': [...]}")
+    out = {}
+    for key, signature in described.items():
+        specs = [
+            tf.TensorSpec(spec["shape"], spec["dtype"], name=spec["name"])
+            for spec in signature["inputs"]
+        ]
+        out[key] = _serving_function(model, specs, list(signature["outputs"]))
+    return out
+
+
+def _serving_function(model, specs, names):
+    import tensorflow as tf
+
+    @tf.autograph.experimental.do_not_convert
+    def serve(*args):
+        result = model(args[0] if len(args) == 1 else list(args), training=False)
+        return dict(zip(names, tf.nest.flatten(result)))
+
+    return tf.function(serve, input_signature=specs)
 
 
 def _optimizer_name(model):
