@@ -46,9 +46,6 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # What the protocol cannot carry (yet): each clause listed here is not claimed by an
 # out-of-process implementation, with the reason, whatever the worker claims.
 NOT_CLAIMED = {
-    "SAVE-UNBUILT": "builds a subclassed model holding a never-called layer in the suite's "
-    "process: it is no spec and has no Keras config the worker could rebuild (the clause's "
-    "input-less Sequential would travel as a config, but the clause is one)",
     "SAVE-ATOMIC": "kills and fails the file operations of a save running in the suite's own "
     "subprocesses; the worker's save is not instrumented",
     "SAVE-CONCURRENT": "saves from three threads of one process; the worker answers one request "
@@ -403,6 +400,12 @@ class ProcessImplementation(Implementation):
     def _send_live(self, model):
         """A live model of this process, rebuilt in the worker from its config and weights."""
         what = f"the suite's own model {getattr(model, 'name', model)!r}"
+        fixture = getattr(model, "conformance_fixture", None)
+        if fixture is not None:  # no config: the worker builds it by name
+            remote = RemoteModel(self, spec=None)
+            remote.source = {"fixture": fixture}
+            remote.acquire()
+            return remote
         if getattr(model, "optimizer", None) is not None:
             raise TransferError(
                 f"{what} is compiled: its optimizer state cannot be sent to the worker"

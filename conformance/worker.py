@@ -309,6 +309,13 @@ class Session:
         raw = request.get("spec")
         if raw is not None:
             model = build_model(self.spec(raw), framework=self.framework)
+        elif "fixture" in request:
+            make = FIXTURES.get(request["fixture"])
+            if make is None:
+                raise ProtocolError(
+                    f"unknown fixture {request['fixture']!r}; known: {', '.join(sorted(FIXTURES))}"
+                )
+            model = make(_framework_module(self.framework))
         elif "keras_json" in request:
             model = self._from_config(request)
         else:
@@ -647,6 +654,28 @@ def _serving_function(model, specs, names):
         return dict(zip(names, tf.nest.flatten(result)))
 
     return tf.function(serve, input_signature=specs)
+
+
+def _model_with_unbuilt_layer(K):
+    """SAVE-UNBUILT's model (``conformance/expected/fixtures.py``, which the suite builds; the
+    same here): a built subclassed model holding a layer its call never uses."""
+
+    class HoldsUnusedLayer(K.Model):
+        def __init__(self):
+            super().__init__(name="holds_unused")
+            self.used = K.layers.Dense(2, name="used_dense")
+            self.unused = K.layers.Dense(2, name="never_called_dense")
+
+        def call(self, inputs):
+            return self.used(inputs)
+
+    model = HoldsUnusedLayer()
+    model(np.zeros((1, 3), dtype="float32"))
+    return model
+
+
+# The suite's fixed models that have no config to send, by name.
+FIXTURES = {"model_with_unbuilt_layer": _model_with_unbuilt_layer}
 
 
 def _optimizer_name(model):
