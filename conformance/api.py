@@ -28,6 +28,11 @@ class Implementation:
     still appear as adapters between the kinds listed.
 
     Only ``save`` must be overridden; ``load`` may raise ``NotImplementedError``.
+    An implementation that cannot take a live model (one in another process,
+    ``conformance.remote.ProcessImplementation``) also has ``save_spec(spec, path)``, which
+    builds the spec itself, saves it and returns a stand-in of the original, and
+    ``save_unchanged(spec, data, path)``, which checks SAVE-NO-MUTATION on its side and returns
+    what changed; the suite uses them when present.
     ``load_errors`` is the tuple of exception types ``load`` raises for bad files (its error
     family; LOAD-HOSTILE requires a refusal to be one of them).
     """
@@ -104,7 +109,9 @@ class ImplementationError(ValueError):
 
 
 def resolve_implementation(spec, search_path=()):
-    """Turn a built-in name or ``package.module:Attr`` into an ``Implementation`` instance.
+    """Turn a built-in name or ``package.module:Attr`` into an ``Implementation`` instance;
+    ``python:/path/to/bin/python:TARGET`` runs TARGET in that interpreter instead
+    (``conformance.remote``).
 
     ``Attr`` may be a class (instantiated without arguments) or an instance. A module that is
     not importable as it stands is looked for in the working directory and in
@@ -112,12 +119,18 @@ def resolve_implementation(spec, search_path=()):
     tests imports as written, in the suite's workers and subprocesses too. Every failure is an
     ``ImplementationError`` that says what was tried.
     """
+    if spec.startswith("python:"):
+        # Another interpreter: the implementation runs in a worker (docs/out-of-process.md).
+        from conformance.remote import process_implementation
+
+        return check_implementation(process_implementation(spec), spec)
     target = BUILTIN.get(spec, spec)
     module_name, sep, attr_path = target.partition(":")
     if not sep or not module_name or not attr_path:
         raise ImplementationError(
             f"--conformance-impl={spec!r} is neither a built-in name "
-            f"({', '.join(sorted(BUILTIN))}) nor of the form package.module:Attr"
+            f"({', '.join(sorted(BUILTIN))}) nor of the form package.module:Attr "
+            "(or python:/path/to/bin/python:TARGET for another interpreter)"
         )
     try:
         obj = _import_adapter(module_name, [os.getcwd(), *map(str, search_path)])

@@ -75,6 +75,8 @@ class _Records(logging.Handler):
 
 
 def _revived_classes(model):
+    if originals.is_standin(model):  # a model in another process: what its worker saw
+        return model.revived_classes()
     layers = [model]
     try:
         layers += list(model._flatten_layers(include_self=False))
@@ -107,6 +109,9 @@ def _register_catalog_classes():
 def _coarsest_compute_dtype(model):
     """float16 / bfloat16 where a layer computes in it (a mixed-precision model's float32
     output carries float16 error), else None."""
+    if originals.is_standin(model):  # a model in another process: its worker's report
+        computes = model.compute_dtypes()
+        return next((d for d in ("bfloat16", "float16") if d in computes), None)
     try:
         layers = [model, *model._flatten_layers(include_self=False)]
     except Exception:  # not a Keras layer

@@ -96,10 +96,56 @@ def test_overwrite_false_keeps_existing_files(implementation, clause):
         )
 
 
+def _trained_spec():
+    """A one-Dense Sequential compiled with Adam and trained one step, as a spec: what an
+    implementation in another process builds for SAVE-OPTIMIZER."""
+    from dataclasses import replace
+
+    from conformance import corpus
+    from strategies.spec import TrainingSpec
+
+    spec = corpus.corpus_spec(corpus.corpus_names()[0])
+    n = len(spec.outputs)
+    return replace(
+        spec, training=TrainingSpec("adam", 0.01, ("mse",) * n, (1.0,) * n, ((),) * n, steps=1)
+    )
+
+
+def _check_optimizer_keys(with_opt, values_by_name):
+    import tensorflow as tf
+
+    keys = files.optimizer_value_keys(with_opt)
+    assert keys, "include_optimizer=True wrote no optimizer variables"
+    reader = tf.train.load_checkpoint(os.path.join(with_opt, "variables", "variables"))
+    saved_values = {reader.get_tensor(key).tobytes() for key in keys}
+    for name, value in values_by_name:
+        if value.ndim > 0:  # slots; scalars (iterations, learning rate) may be re-derived
+            assert value.tobytes() in saved_values, (
+                f"optimizer variable {name} was not saved bitwise"
+            )
+
+
 @pytest.mark.clause("SAVE-OPTIMIZER")
 def test_include_optimizer(implementation, clause):
     import tensorflow as tf
 
+    optimizer_report = getattr(implementation, "optimizer_report", None)
+    if optimizer_report is not None:
+        # An implementation in another process: its worker trains and saves the model.
+        spec = _trained_spec()
+        with clause.example(spec):
+            without = clause.new_path("no-optimizer")
+            with_opt = clause.new_path("with-optimizer")
+            report = optimizer_report(spec, without, with_opt)
+            written = files.optimizer_value_keys(without)
+            assert written == [], (
+                f"include_optimizer=False wrote optimizer variables: {written[:5]}"
+            )
+            assert report["same_optimizer"], "saving replaced model.optimizer"
+            for (name, value), (_, after) in zip(report["before"], report["after"]):
+                assert_bitwise(after, value, f"optimizer variable {name}")
+            _check_optimizer_keys(with_opt, report["before"])
+        return
     K = fixtures.keras_module(implementation.framework)
     model = fixtures.trained_compiled(K)
     optimizer = model.optimizer
@@ -202,6 +248,12 @@ def test_model_unchanged_by_save(implementation, clause, example):
 
     spec, data = example
     with clause.example(spec):
+        save_unchanged = getattr(implementation, "save_unchanged", None)
+        if save_unchanged is not None:
+            # An implementation in another process: the worker compares its own model.
+            problems = save_unchanged(spec, data, clause.new_path("no-mutation"))
+            assert not problems, "; ".join(problems)
+            return
         model = strategies.build_model(spec, framework=implementation.framework)
         inputs = strategies.call_inputs(spec, data)
         before = _snapshot(model, inputs)

@@ -10,6 +10,12 @@ import sys
 import numpy as np
 
 
+def is_standin(obj):
+    """Whether ``obj`` stands in for a model or layer living in another process
+    (``conformance.remote``): it answers these questions itself, from the worker's reply."""
+    return bool(getattr(obj, "conformance_standin", False))
+
+
 def framework_of(model):
     """``"tf_keras"`` for a tf_keras layer or model (the strategies' own classes included)."""
     # Not imported here: a model can only be a tf_keras one once tf_keras is imported.
@@ -25,6 +31,8 @@ def sublayers(layer):
     A model's ``layers``; for any other layer, the layers it tracks directly (an RNN's
     cell, the projections of an attention layer, a wrapper's inner layer).
     """
+    if is_standin(layer):
+        return layer.sublayers()
     if framework_of(layer) == "keras":
         import keras as K
     else:
@@ -44,6 +52,8 @@ def outputs(model, inputs, *, training):
 
 def weight_regularization_total(model):
     """The sum of the weight-regularization losses (they do not depend on inputs)."""
+    if is_standin(model):
+        return model.regularization_total
     if framework_of(model) == "keras":
         losses = model._get_regularization_losses()
     else:
@@ -56,6 +66,8 @@ def weight_regularization_total(model):
 
 
 def weight_regularization_count(model):
+    if is_standin(model):
+        return model.regularization_count
     if framework_of(model) == "keras":
         return len(model._get_regularization_losses())
     return sum(len(layer._callable_losses) for layer in model._flatten_layers(include_self=True))
@@ -93,6 +105,8 @@ def variable_value(variable):
 def uses_training(layer):
     """Whether the layer's call, or a descendant's, takes ``training`` (the format then gives
     the layer's call functions a ``training`` argument)."""
+    if is_standin(layer):
+        return layer.uses_training
     if framework_of(layer) == "keras":
         own = lambda sub: bool(sub._call_has_training_arg)  # noqa: E731
     else:
@@ -102,6 +116,8 @@ def uses_training(layer):
 
 def layers_by_name(model):
     """Every layer under ``model`` (itself excluded) by name, each once."""
+    if is_standin(model):
+        return model.layers_by_name()
     return {layer.name: layer for layer in model._flatten_layers(include_self=False)}
 
 
@@ -127,6 +143,8 @@ def seed_states(model):
 
 def expects_training(model):
     """Whether the model's call takes a ``training`` argument."""
+    if is_standin(model):
+        return model.expects_training
     if framework_of(model) == "keras":
         return bool(model._call_has_training_arg)
     return bool(model._expects_training_arg)
@@ -135,7 +153,8 @@ def expects_training(model):
 @contextlib.contextmanager
 def preserved(*variable_lists):
     """Restore every variable's value on exit (training-mode calls update statistics)."""
-    variables_ = [v for variables in variable_lists for v in variables]
+    # A stand-in's variables need no restoring: its worker restores them after every call.
+    variables_ = [v for variables in variable_lists for v in variables if not is_standin(v)]
     values = [np.array(v.numpy()) for v in variables_]
     try:
         yield
@@ -172,4 +191,5 @@ def _layer_paths(model, *, shared_once):
 
 
 def is_input_layer(layer):
-    return type(layer).__name__ == "InputLayer"
+    name = layer.class_name if is_standin(layer) else type(layer).__name__
+    return name == "InputLayer"

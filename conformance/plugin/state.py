@@ -24,7 +24,10 @@ OPTIONS = (
     "conformance_shard",
     "conformance_db",
     "conformance_zoo",
+    "conformance_worker_timeout",
 )
+# The worker timeout reaches the implementation (and the suite's subprocesses) through this.
+WORKER_TIMEOUT_ENV_VAR = "CONFORMANCE_WORKER_TIMEOUT"
 
 
 def add_options(parser):
@@ -70,6 +73,26 @@ def add_options(parser):
         "examples of CALL-INFERENCE, VARS-EXACT, LAYERS-TREE and LOAD-REVIVE: the first "
         "(cheapest) model, all of them, or none; default all under nightly, else first",
     )
+    group.addoption(
+        "--conformance-worker-timeout",
+        default=None,
+        type=_seconds,
+        help="seconds an out-of-process implementation's worker (--conformance-impl="
+        "python:PYTHON:TARGET) may take to answer one request before it is killed and the "
+        f"example fails; falls back to ${WORKER_TIMEOUT_ENV_VAR}, then 300",
+    )
+
+
+def _seconds(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the timeout must be positive")
+    return value
 
 
 def runs_suite(config):
@@ -106,6 +129,9 @@ class ConformanceState:
             config.getoption("conformance_impl") or os.environ.get(IMPL_ENV_VAR)
         )
         self._implementation = None
+        timeout = config.getoption("conformance_worker_timeout", default=None)
+        if timeout is not None:
+            os.environ[WORKER_TIMEOUT_ENV_VAR] = repr(timeout)
         clauses_text = config.getoption("conformance_clauses")
         self.selected_clauses = parse_clause_list(clauses_text) if clauses_text else None
         xfails_path = config.getoption("conformance_xfails")
