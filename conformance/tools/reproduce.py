@@ -636,6 +636,10 @@ if __name__ == "__main__":
 '''
 
 
+# Kinds the script does not build yet (a lookup layer's vocabulary, given or adapted).
+UNWRITTEN_KINDS = frozenset({"IntegerLookup", "StringLookup", "TextVectorization"})
+
+
 def _data(spec, seed=0):
     """Deterministic call inputs (the report keeps the spec, not the drawn batch)."""
     import numpy as np
@@ -645,7 +649,10 @@ def _data(spec, seed=0):
     data = {}
     for i in spec.inputs:
         shape = (batch, *i.shape)
-        if "int" in i.dtype:
+        if i.dtype == "string":  # tokens w0.. as the strategies draw them
+            ids = rng.integers(0, i.vocab or 2, shape)
+            data[i.name] = np.vectorize(lambda k: f"w{k}", otypes=[object])(ids)
+        elif "int" in i.dtype:
             data[i.name] = rng.integers(0, i.vocab or 2, shape).astype(i.dtype)
         else:
             data[i.name] = (rng.standard_normal(shape) * 0.5).astype(i.dtype)
@@ -657,6 +664,16 @@ def script_source(spec, clause, impl, *, message="", test=""):
     import strategies
     from conformance.expected.names import expected_output_names
 
+    lookups = sorted(set(spec.kinds()) & UNWRITTEN_KINDS)
+    if lookups:
+        raise ReproduceError(
+            f"no reproducer for specs with {', '.join(lookups)} yet: their vocabularies are "
+            "not written into the script"
+        )
+    if spec.open_inputs():
+        raise ReproduceError(
+            "no reproducer for specs with open axes yet: the script calls at the probe length"
+        )
     if clause not in COVERED:
         raise ReproduceError(
             f"no reproducer for clause {clause} yet: covered are {', '.join(COVERED)}"
