@@ -212,6 +212,17 @@ class ConformanceSession:
 
     # -- running ------------------------------------------------------------------------
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session):
+        # xdist controller: a worker's usage error (a stale xfails entry) ends the session as
+        # in-process: pytest prints "ERROR: conformance: ..." and exits 4. Raised here, after
+        # xdist's loop saw every worker down, pytest's main handles it as a usage error; from
+        # an xdist hook (pytest.exit in pytest_testnodedown) it was an interruption.
+        result = yield
+        if self.state.usage_error and not hasattr(self.config, "workerinput"):
+            raise pytest.UsageError(self.state.usage_error)
+        return result
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
         # A clause that reads keras_api cannot check anything on files without it: say so
@@ -298,10 +309,12 @@ class ConformanceSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
-        # xdist controller: collect what each worker fingerprinted.
+        # xdist controller: collect what each worker fingerprinted, and a worker's usage
+        # error (raised once every worker is down: see pytest_runtestloop).
         usage_error = getattr(node, "workeroutput", {}).get("conformance_usage_error")
         if usage_error:
-            pytest.exit(usage_error, returncode=pytest.ExitCode.USAGE_ERROR)
+            self.state.usage_error = usage_error
+            return
         payload = getattr(node, "workeroutput", {}).get("conformance_fingerprints")
         if payload:
             self.state.worker_fingerprints[node.workerinput["workerid"]] = json.loads(payload)
