@@ -140,7 +140,9 @@ CLAUSES = (
         "how often a model was built break caches and serving configs.",
         "Canonical fingerprint (`savedmodel/fingerprint.py`) of corpus specs: re-saved, on every "
         "xdist worker (compared on the controller), in two subprocesses with PYTHONHASHSEED 1 "
-        "and 2 (without xdist), and against `corpus/golden-<framework>.json`.",
+        "and 2 (without xdist or with one worker), and against "
+        "`corpus/golden-<framework>.json`; one example per corpus spec compared across "
+        "processes either way.",
     ),
     Clause(
         "SIG-DYNAMIC",

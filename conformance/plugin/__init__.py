@@ -299,7 +299,11 @@ class ConformanceSession:
             from conformance.plugin import stability
 
             problems = stability.compare_workers(st.worker_fingerprints)
-            st.report.add_cross_worker(problems, workers=sorted(st.worker_fingerprints))
+            st.report.add_cross_worker(
+                problems,
+                workers=sorted(st.worker_fingerprints),
+                compared=stability.compared_specs(st.worker_fingerprints),
+            )
             if problems:
                 for line in problems:
                     sys.stderr.write(f"SIG-STABLE across xdist workers: {line}\n")

@@ -245,6 +245,15 @@ class ClauseRun:
         """Attach a LOAD-HOSTILE test's counts per outcome (the dict may still grow)."""
         self._properties().append((HOSTILE_PROPERTY, tally))
 
+    @property
+    def fingerprints_compared_by_the_controller(self):
+        """Whether SIG-STABLE's check across processes is the xdist controller's comparison
+        of its workers' fingerprints (two workers or more), not a test of this process."""
+        from conformance.plugin.stability import across_processes_on_the_controller
+
+        config = getattr(self.request, "config", None)  # none on a bare request object
+        return config is not None and across_processes_on_the_controller(config)
+
     def record_fingerprint(self, name, digest):
         """Attach a corpus spec's fingerprint: the workers' values are compared at the end."""
         self._properties().append((FINGERPRINT_PROPERTY, (name, digest)))

@@ -131,8 +131,13 @@ class ClauseReport:
                 for outcome, n in value.items():
                     result.hostile[outcome] = result.hostile.get(outcome, 0) + n
 
-    def add_cross_worker(self, problems, workers):
-        self.cross_worker = {"workers": workers, "problems": list(problems)}
+    def add_cross_worker(self, problems, workers, compared=()):
+        """SIG-STABLE's comparison of the workers' fingerprints: one example per corpus spec
+        compared, as ``test_fingerprint_stable_across_processes`` counts without xdist."""
+        self.cross_worker = {
+            "workers": workers, "problems": list(problems), "compared": len(compared)
+        }
+        self.clauses["SIG-STABLE"].examples += len(compared)
         if problems:
             self.clauses["SIG-STABLE"].tests["<cross-worker comparison>"] = "fail"
 

@@ -1,5 +1,11 @@
 """SIG-STABLE across xdist workers: every worker fingerprints every corpus spec, the
-controller compares them."""
+controller compares them.
+
+Without xdist (or with one worker) ``test_fingerprint_stable_across_processes`` compares each
+corpus spec between two subprocesses, one example per spec; with two workers or more it skips,
+and the controller's comparison stands in for it: one example per spec compared
+(``compared_specs``), so that a run counts the same examples with ``-n 0`` and ``-n 2``.
+"""
 
 from conformance import corpus
 
@@ -39,3 +45,18 @@ def compare_workers(per_worker):
         elif sum(v is not None for v in seen.values()) < 2 and len(per_worker) > 1:
             problems.append(f"{name}: fingerprinted on fewer than two workers")
     return problems
+
+
+def compared_specs(per_worker):
+    """The corpus specs the controller compared across workers: none with fewer than two
+    workers (nothing to compare; the worker ran the two-subprocess test instead)."""
+    if len(per_worker) < 2:
+        return []
+    return sorted({name for prints in per_worker.values() for name in prints})
+
+
+def across_processes_on_the_controller(config):
+    """Whether this session's cross-process check is the controller's comparison of workers
+    (an xdist worker of two or more), not ``test_fingerprint_stable_across_processes``."""
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput is not None and int(workerinput.get("workercount", 2)) > 1
