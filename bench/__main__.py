@@ -3,17 +3,21 @@
 Sections: saveload (per corpus spec, every built-in), scaling (chains and nesting), profile
 (cProfile of a 40-layer reference save), throughput (the ci-profile suite with -n 0 and -n 2;
 minutes of full CPU: run it on an idle machine), firstrun (a broken adapter's first run
-against the reference's, same profile, side by side). Without a section all five run. --quick
-checks the machinery in a few minutes: fewer specs, sizes and runs, and a three-clause suite
-under the dev profile. Figures go to stdout and to bench/out/<section>.json. The benchmarks
-live in the repository, not in the installed package: run them from a clone.
+against the reference's, same profile, side by side). Without a section all five run.
+flake (the ci-profile suite --runs times, default 10, with -n workers, default 2: per-clause
+statuses and example counts compared across runs; exit 1 when they differ) runs only when
+named. --quick checks the machinery in a few minutes: fewer specs, sizes and runs, and a
+three-clause suite under the dev profile (flake: 2 runs of two clauses). Figures go to stdout
+and to bench/out/<section>.json. The benchmarks live in the repository, not in the installed
+package: run them from a clone.
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from bench import common, first_run, profile_save, saveload, scaling, throughput
+from bench import common, first_run, flake, profile_save, saveload, scaling, throughput
 
 SECTIONS = {
     "saveload": saveload.run,
@@ -21,7 +25,13 @@ SECTIONS = {
     "profile": profile_save.run,
     "throughput": throughput.run,
     "firstrun": first_run.run,
+    "flake": flake.run,
 }
+# What runs without a section: flake is N whole suite runs, only when asked for.
+DEFAULT_SECTIONS = ("saveload", "scaling", "profile", "throughput", "firstrun")
+# Profiles that draw the same examples every run (derandomized, no database): flake compares
+# runs, and the others differ by design.
+REPEATABLE_PROFILES = ("ci", "triage")
 
 
 def parse_args(argv=None):
@@ -30,20 +40,46 @@ def parse_args(argv=None):
                         help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer specs, sizes and runs")
     parser.add_argument("--runs", type=int, default=None,
-                        help="timed runs per spec after the warm-up (default 5, quick 2)")
+                        help="timed runs per spec after the warm-up (default 5, quick 2); "
+                        f"flake: suite runs to compare (default {flake.DEFAULT_RUNS}, quick "
+                        f"{flake.QUICK_RUNS}, at least 2)")
     parser.add_argument("--impl", action="append",
                         help="implementation(s) to measure (default: every built-in; "
                         "scaling: reference and tf_keras; profile, throughput: reference)")
     parser.add_argument("--workers", default="0,2",
                         help="throughput: comma-separated -n values (default 0,2)")
+    parser.add_argument("-n", "--numprocesses", type=int, default=None, metavar="N",
+                        help=f"flake: xdist workers of each run (-n N; default "
+                        f"{flake.DEFAULT_WORKERS}, 0 without xdist)")
     parser.add_argument("--profile", default=None,
-                        help="throughput: Hypothesis profile (default ci; quick: dev)")
-    parser.add_argument("--clauses", default=None, help="throughput: only these clause ids")
+                        help="throughput: Hypothesis profile (default ci; quick: dev); flake: "
+                        f"{' or '.join(REPEATABLE_PROFILES)} (default ci)")
+    parser.add_argument("--clauses", default=None,
+                        help="throughput, flake: only these clause ids (comma-separated)")
     parser.add_argument("--out", default=str(common.DEFAULT_OUT), help="where JSON goes")
     args = parser.parse_args(argv)
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    if args.runs is not None and args.runs < 1:
+        parser.error(f"--runs {args.runs}: give a positive number of runs")
+    if "flake" in args.sections:
+        if args.runs is not None and args.runs < 2:
+            parser.error(f"--runs {args.runs}: flake compares runs, give at least 2")
+        if args.profile is not None and args.profile not in REPEATABLE_PROFILES:
+            parser.error(
+                f"--profile {args.profile}: flake compares runs, which only the derandomized "
+                f"profiles repeat: {', '.join(REPEATABLE_PROFILES)}"
+            )
+    if args.numprocesses is not None and args.numprocesses < 0:
+        parser.error(f"-n {args.numprocesses}: give 0 (no xdist) or a number of workers")
+    if args.clauses is not None:
+        from conformance.contract import parse_clause_list
+
+        try:
+            parse_clause_list(args.clauses)
+        except ValueError as exc:
+            parser.error(f"--clauses: {exc}")
     if args.impl:
         args.impl = [name for value in args.impl for name in value.split(",") if name]
         bad = [name for name in args.impl if not _known_implementation(name)]
@@ -79,13 +115,16 @@ def _known_implementation(name):
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
-    for name in args.sections or list(SECTIONS):
+    status = 0
+    for name in args.sections or list(DEFAULT_SECTIONS):
         start = time.perf_counter()
         document = SECTIONS[name](args)
         document = {"section": name, "quick": args.quick, "environment": common.environment(),
                     "elapsed_s": time.perf_counter() - start, **document}
         common.write_json(out / f"{name}{'-quick' if args.quick else ''}.json", document)
+        status = max(status, document.get("exit_status", 0))
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,3 +27,27 @@ def test_unknown_implementation_is_a_usage_error(value, capsys):
 def test_importable_adapter_is_accepted():
     adapter = "tests.conformance.planted:ForgetsTheOptimizerState"
     assert parse_args(["saveload", "--impl", adapter]).impl == [adapter]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["flake", "--runs", "0"], "--runs 0: give a positive number of runs"),
+        (["flake", "--runs", "1"], "flake compares runs, give at least 2"),
+        (["flake", "--profile", "dev"], "ci, triage"),
+        (["flake", "-n", "-1"], "give 0 (no xdist) or a number of workers"),
+        (["flake", "--clauses", "SAVE-SIGNATURES,NOPE"], "unknown clause id(s): NOPE"),
+        (["flake", "--runs", "x"], "invalid int value"),
+    ],
+)
+def test_bad_flake_arguments_are_usage_errors(argv, said, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_flake_arguments():
+    args = parse_args(["flake", "--runs", "3", "-n", "0", "--clauses", "SAVE-SIGNATURES"])
+    assert (args.sections, args.runs, args.numprocesses) == (["flake"], 3, 0)
+    assert args.clauses == "SAVE-SIGNATURES"
