@@ -61,8 +61,6 @@ def parse_args(argv=None):
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
-    if args.runs is not None and args.runs < 1:
-        parser.error(f"--runs {args.runs}: give a positive number of runs")
     if "flake" in args.sections:
         if args.runs is not None and args.runs < 2:
             parser.error(f"--runs {args.runs}: flake compares runs, give at least 2")
@@ -71,6 +69,8 @@ def parse_args(argv=None):
                 f"--profile {args.profile}: flake compares runs, which only the derandomized "
                 f"profiles repeat: {', '.join(REPEATABLE_PROFILES)}"
             )
+    if args.runs is not None and args.runs < 1:
+        parser.error(f"--runs {args.runs}: give a positive number of runs")
     if args.numprocesses is not None and args.numprocesses < 0:
         parser.error(f"-n {args.numprocesses}: give 0 (no xdist) or a number of workers")
     if args.clauses is not None:

@@ -32,7 +32,8 @@ def test_importable_adapter_is_accepted():
 @pytest.mark.parametrize(
     "argv, said",
     [
-        (["flake", "--runs", "0"], "--runs 0: give a positive number of runs"),
+        (["flake", "--runs", "0"], "--runs 0: flake compares runs, give at least 2"),
+        (["saveload", "--runs", "0"], "--runs 0: give a positive number of runs"),
         (["flake", "--runs", "1"], "flake compares runs, give at least 2"),
         (["flake", "--profile", "dev"], "ci, triage"),
         (["flake", "-n", "-1"], "give 0 (no xdist) or a number of workers"),
