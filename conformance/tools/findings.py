@@ -432,7 +432,8 @@ def render(findings, headers, scripts, refusals):
         f"median is {_median_text(list(distinct.values()))}.",
         f"- **Not shrunk**: {len(not_shrunk)} of the {len(with_spec)} specs "
         f"({len(not_shrunk) - len(stopped)} first failing examples of triage or fixed corpus "
-        f"specs, {len(stopped)} that ci's shrinking returned without shrinking them further).",
+        f"specs, {len(stopped)} that ci's shrinking returned without shrinking them further): "
+        f"findings {', '.join(str(f.number) for f in not_shrunk) or 'none'}.",
         f"- **Reproducers**: {len(scripts)} findings have a standalone script from "
         "`python -m conformance reproduce` (in `docs/findings/` and inline below); the others "
         "say why the tool writes none. The generator writes the scripts; it does not run them "
@@ -511,9 +512,14 @@ def render(findings, headers, scripts, refusals):
                           json.dumps(f.spec, sort_keys=True), "```", "", "</details>", ""]
             if f.number in scripts:
                 name, source = scripts[f.number]
+                checks = re.search(r'^def check\(.*?\):\n\s+"""(.*?)"""', source, re.M | re.S)
+                checks = " ".join(checks.group(1).split()) if checks else ""
                 lines += [
                     f"**Reproducer** ([`docs/findings/{name}`](findings/{name}); exits 1 while "
-                    "the divergence is there, 0 once it is gone):",
+                    "the divergence is there, as it does when the save or load raises, 0 once it "
+                    "is gone"
+                    + (f"; it runs the tool's {f.clause} check: {_md(checks)}" if checks else "")
+                    + "):",
                     "",
                     "<details><summary>the script</summary>",
                     "",
