@@ -6,6 +6,7 @@ python -m conformance corpus --write-golden       # rewrite the golden fingerpri
 python -m conformance matrix --profile ci         # docs/conformance-matrix.md
 python -m conformance legacy-corpus --versions 2.12,2.21   # conformance/corpus/legacy/
 python -m conformance reproduce REPORT.json       # one standalone script per failure
+python -m conformance findings [--check]          # docs/findings.md, the findings as bug reports
 """
 
 import argparse
@@ -89,6 +90,12 @@ def reproduce(args):
         return 2
 
 
+def findings(args):
+    from conformance.tools import findings as findings_module
+
+    return findings_module.main(args)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m conformance")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +160,15 @@ def main(argv=None):
 
     reproduce_module.add_arguments(rp)
     rp.set_defaults(run=reproduce)
+    fd = commands.add_parser(
+        "findings",
+        help="write docs/findings.md: every expected failure of tf_keras and keras_export as an "
+        "upstream bug report (--check: exit 1 when the page is stale)",
+    )
+    from conformance.tools import findings as findings_module
+
+    findings_module.add_arguments(fd)
+    fd.set_defaults(run=findings)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 
