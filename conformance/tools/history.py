@@ -9,8 +9,9 @@ expectations file, so every cell is what that release does. The reports are kept
 ``<reports-dir>/tf-<version>.json``; ``docs/history.md`` and ``docs/history.html`` are rendered
 from them alone (``render_markdown``, ``render_html``), never written by hand.
 
-A fleet splits the versions with ``--shard I/N`` into one reports directory, then renders the
-page from all of them with ``--render-only``.
+A fleet splits the versions with ``--shard I/N`` (``$CONFORMANCE_HISTORY_SHARD``) over one
+shared reports directory; each shard renders the page from the reports there so far, and
+``--render-only`` renders it again from all of them.
 """
 
 from __future__ import annotations
@@ -478,7 +479,8 @@ def add_arguments(parser):
     parser.add_argument("--reuse", action="store_true",
                         help="keep a version's report already in --reports-dir instead of "
                         "rerunning it")
-    parser.add_argument("--shard", default=None, metavar="I/N",
+    parser.add_argument("--shard", default=os.environ.get("CONFORMANCE_HISTORY_SHARD") or None,
+                        metavar="I/N",
                         help="run only every N-th of the versions, starting at the I-th (a "
                         "fleet: one reports dir, then --render-only)")
     parser.add_argument("--render-only", action="store_true",
@@ -538,11 +540,12 @@ def main(args):
                 c = counts(cells({version: document}), version)
                 print(f"{prefix}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
                       + f" ({document['seconds']} s)", flush=True)
-        if shard:
-            print(f"[history] shard {args.shard}: reports in {reports_dir}; render the page "
-                  "with --render-only once every shard is done")
-            return 1 if failed else 0
+    # A shard renders what the shared reports directory holds so far: the last one to finish
+    # renders every version.
     reports = {v: d for v, d in load_reports(reports_dir).items() if v in versions}
+    missing = [v for v in versions if v not in reports]
+    if missing and reports:
+        print(f"[history] no report yet for {', '.join(missing)}: left out of the page")
     if not reports:
         print(f"python -m conformance history: error: no reports for {', '.join(versions)} in "
               f"{reports_dir}", file=sys.stderr)
