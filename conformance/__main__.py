@@ -7,6 +7,7 @@ python -m conformance matrix --profile ci         # docs/conformance-matrix.md
 python -m conformance legacy-corpus --versions 2.12,2.21   # conformance/corpus/legacy/
 python -m conformance reproduce REPORT.json       # one standalone script per failure
 python -m conformance findings [--check]          # docs/findings.md, the findings as bug reports
+python -m conformance history --versions 2.15,2.21 # docs/history.md, docs/history.html
 """
 
 import argparse
@@ -77,6 +78,12 @@ def legacy_corpus(args):
     from conformance.tools import legacy_corpus as legacy_module
 
     return legacy_module.main(args)
+
+
+def history(args):
+    from conformance.tools import history as history_module
+
+    return history_module.main(args)
 
 
 def reproduce(args):
@@ -152,6 +159,17 @@ def main(argv=None):
     lc.set_defaults(run=legacy_corpus)
 
 
+    hs = commands.add_parser(
+        "history",
+        help="the suite on each TensorFlow release's own saver and loader (2.12-2.21), "
+        "out of process; write docs/history.md and docs/history.html",
+        description="Run the suite on tf.keras (2.12-2.15) and tf_keras (2.16-2.21), each in "
+        "its cached environment, and render the clauses x versions page.",
+    )
+    from conformance.tools import history as history_module
+
+    history_module.add_arguments(hs)
+    hs.set_defaults(run=history)
     rp = commands.add_parser(
         "reproduce",
         help="write one standalone Python script per failure of a report (or for a spec)",
