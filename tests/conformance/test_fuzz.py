@@ -73,9 +73,8 @@ def test_slice_comments_alias_only_under_hypofuzz(monkeypatch):
     monkeypatch.setattr(fuzz, "in_fuzz_run", lambda: False)
     fuzz.configure()
     assert not hasattr(ConjectureData, "slice_comments")
-    monkeypatch.setattr(fuzz, "in_fuzz_run", lambda: True)
     try:
-        fuzz.configure()
+        fuzz.alias_slice_comments()
         data = ConjectureData.for_choices((1,))
         data.slice_comments = {None: "comment"}
         assert data.span_comments == {None: "comment"}
@@ -85,6 +84,29 @@ def test_slice_comments_alias_only_under_hypofuzz(monkeypatch):
         for cls in (ConjectureData, ConjectureResult):
             if "slice_comments" in vars(cls):
                 delattr(cls, "slice_comments")
+
+
+def test_worker_reports_its_tests_before_its_first_batch(monkeypatch):
+    hypofuzz = pytest.importorskip(
+        "hypofuzz.hypofuzz", reason="HypoFuzz is not installed: pip install -e '.[fuzz]'"
+    )
+    monkeypatch.setattr(hypofuzz.FuzzWorker, "_update_targets", hypofuzz.FuzzWorker._update_targets)
+    fuzz.report_valid_targets_early()
+    fuzz.report_valid_targets_early()  # once only, however often pytest is configured
+    assert hypofuzz.FuzzWorker._update_targets._conformance_early
+
+    class Target:
+        nodeid = "test_x.py::test_x"
+        has_found_failure = failed_fatally = skipped_dynamically = False
+
+    worker = hypofuzz.FuzzWorker(
+        pytest_args=[], shared_state={"worker_state": {"valid_nodeids": []}}
+    )
+    worker.collected_targets = {}
+    monkeypatch.setattr(worker, "_add_target", lambda n: worker.targets.update({n: Target()}))
+    worker._update_targets(["test_x.py::test_x"])
+    # The hub reads this at its next check: the worker is busy, not done.
+    assert worker.shared_state["worker_state"]["valid_nodeids"] == ["test_x.py::test_x"]
 
 
 def test_hypothesis_fuzz_command_exists():
