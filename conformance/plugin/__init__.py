@@ -21,7 +21,7 @@ import pytest
 from conformance.api import ImplementationError
 from conformance.contract import CLAUSE_IDS, NEEDS_KERAS_API
 from conformance.expectations import XfailsError, same_test
-from conformance.plugin import database, drawing, shard, state
+from conformance.plugin import database, drawing, fuzz, shard, state
 from conformance.plugin.report import (
     FAILURE_PROPERTY,
     FINGERPRINT_PROPERTY,
@@ -50,6 +50,7 @@ def pytest_configure(config):
     if not state.runs_suite(config):
         return
     drawing.register()
+    fuzz.configure()
     for line in _SUITE_WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", line)
     adapter = (config.getoption("conformance_impl") or "").partition(":")[0].partition(".")[0]

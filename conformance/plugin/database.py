@@ -56,8 +56,25 @@ def namespace_of(impl_spec):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", impl_spec)
 
 
+# The databases this process opened, by target and part. pytest can configure the suite more
+# than once in a process: HypoFuzz (``hypothesis fuzz``) collects the tests in its parent,
+# then again in each worker it forks, whose test functions (imported in the parent) keep the
+# database they were decorated with. It fuzzes only tests whose database equals the profile's,
+# and Hypothesis compares two Redis databases by their client's identity: a second client for
+# the same URL would leave the worker nothing to fuzz.
+_OPENED = {}
+
+
 def open_database(target, namespace):
-    """An ``ExampleDatabase`` for a directory path or a Redis URL, in ``namespace``."""
+    """An ``ExampleDatabase`` for a directory path or a Redis URL, in ``namespace``; the same
+    object for the same arguments within a process."""
+    key = (target, namespace)
+    if key not in _OPENED:
+        _OPENED[key] = _open_database(target, namespace)
+    return _OPENED[key]
+
+
+def _open_database(target, namespace):
     scheme, sep, _ = target.partition("://")
     if sep:
         if scheme.lower() not in URL_SCHEMES:
@@ -92,7 +109,28 @@ def _redis_database(url, namespace):
             f"--conformance-db={redact(url)!r}: cannot reach Redis: {exc}"
         ) from None
     prefix = REDIS_KEY_PREFIX + namespace.encode() + b":"
-    return RedisExampleDatabase(client, key_prefix=prefix)
+
+    class ListeningRedisExampleDatabase(RedisExampleDatabase):
+        """Hypothesis' Redis database whose change listeners are called.
+
+        Hypothesis (6.170.15) subscribes its listeners to a pub/sub channel but never reads
+        the channel, so they are never called; HypoFuzz's dashboard listens for the reports
+        its workers save, and stays at what it loaded on start without this thread.
+        """
+
+        def _start_listening(self):
+            super()._start_listening()
+            self._listener_thread = self._pubsub.run_in_thread(sleep_time=0.2, daemon=True)
+
+        def _stop_listening(self):
+            self._listener_thread.stop()
+            self._listener_thread.join(timeout=5)  # it closes the pub/sub connection itself
+            self._pubsub = None
+
+    # Hypothesis publishes every change on one channel, "hypothesis-changes", by default: a
+    # channel per part keeps another implementation's (or project's) changes out.
+    channel = (prefix + b"changes").decode()
+    return ListeningRedisExampleDatabase(client, key_prefix=prefix, listener_channel=channel)
 
 
 def attach(database, profile_name):
