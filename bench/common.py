@@ -22,6 +22,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "out"
 
 
+def suite_command(workers, report, impl, clauses, profile):
+    """The suite's command line for a bench run (``-p no:randomly``: runs compare)."""
+    from conformance.command import suite_command as command
+
+    return command(
+        impl,
+        clauses=clauses,
+        profile=profile,
+        report=report,
+        workers=workers,
+        python=True,
+        quiet=True,
+        extra=["-p", "no:randomly"],
+    )
+
+
 def quiet_tensorflow():
     from conformance.environment import quiet_tensorflow as quiet
 

@@ -24,27 +24,12 @@ DEFAULT_WORKERS = 2
 NO_REPORT = "no report"  # the status of every clause in a run that wrote no report
 
 
-def suite_command(workers, report, impl, clauses, profile):
-    from conformance.command import suite_command as command
-
-    return command(
-        impl,
-        clauses=clauses,
-        profile=profile,
-        report=report,
-        workers=workers,
-        python=True,
-        quiet=True,
-        extra=["-p", "no:randomly"],
-    )
-
-
 def run_once(index, workers, impl, clauses, profile, out_dir):
     """One suite run: its exit code, wall time and report (None when it wrote none)."""
     log = Path(out_dir) / f"flake-run{index}.log"
     with tempfile.TemporaryDirectory(prefix="bench-flake-") as cwd:
         report = Path(cwd) / "report.json"
-        command = suite_command(workers, report, impl, clauses, profile)
+        command = common.suite_command(workers, report, impl, clauses, profile)
         # This checkout's suite, whatever an installed copy points at.
         path = os.environ.get("PYTHONPATH")
         env = dict(

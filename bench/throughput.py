@@ -26,21 +26,6 @@ TARGET_SPEEDUP = 1.7
 TARGET_WALL_S = 600
 
 
-def suite_command(workers, report, impl, clauses, profile):
-    from conformance.command import suite_command as command
-
-    return command(
-        impl,
-        clauses=clauses,
-        profile=profile,
-        report=report,
-        workers=workers,
-        python=True,
-        quiet=True,
-        extra=["-p", "no:randomly"],
-    )
-
-
 def examples_in(report_path):
     document = json.loads(Path(report_path).read_text())
     return sum(clause["examples"] for clause in document["clauses"].values()), {
@@ -58,7 +43,7 @@ def run_suite(workers, impl, clauses, profile, out_dir):
     log = Path(out_dir) / f"throughput-n{workers}.log"
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as cwd:
         report = Path(cwd) / "report.json"
-        command = suite_command(workers, report, impl, clauses, profile)
+        command = common.suite_command(workers, report, impl, clauses, profile)
         env = dict(os.environ, CI="true")
         print(f"  $ {' '.join(command[2:])}  (log: {log})", flush=True)
         load = os.getloadavg()[0]
