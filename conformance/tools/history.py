@@ -426,7 +426,8 @@ def render_html(reports, *, command="python -m conformance history"):
         f"<h1>{html.escape(intro[0].lstrip('# '))}</h1>",
         *(f"<p>{html.escape(p)}</p>" for p in intro[1:]),
         "<p>Click a cell for its failure message, minimal spec and reproduce command; hover "
-        "for a summary.</p>",
+        "for a summary. Green: pass; red: fail or error; grey: not claimed, skipped or not "
+        "run; a dashed outline: listed in tf_keras.txt.</p>",
         '<table id="history"><thead><tr><th>clause</th>'
         + "".join(f"<th>{html.escape(v)}</th>" for v in versions)
         + "</tr></thead><tbody>",
