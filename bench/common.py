@@ -38,6 +38,15 @@ def suite_command(workers, report, impl, clauses, profile):
     )
 
 
+def run_logged(command, cwd, env, log, label=""):
+    """Run ``command`` in ``cwd``, its output into the file ``log``; (exit code, seconds)."""
+    print(f"  {label}$ {' '.join(command[2:])}  (log: {log})", flush=True)
+    start = time.perf_counter()
+    with open(log, "w") as stream:
+        proc = subprocess.run(command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    return proc.returncode, time.perf_counter() - start
+
+
 def quiet_tensorflow():
     from conformance.environment import quiet_tensorflow as quiet
 

@@ -9,9 +9,7 @@ reference's.
 """
 
 import os
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from bench import common
@@ -48,15 +46,9 @@ def run_one(impl, clauses, profile, workers, out_dir):
             report=str(Path(cwd) / "report.json"),
         )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
-        print(f"  $ {' '.join(command[2:])}  (log: {log})", flush=True)
-        start = time.perf_counter()
-        with open(log, "w") as stream:
-            proc = subprocess.run(
-                command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT
-            )
-        wall = time.perf_counter() - start
+        returncode, wall = common.run_logged(command, cwd, env, log)
     lines = len(log.read_text(errors="replace").splitlines())
-    return {"impl": impl, "wall_s": wall, "exit_code": proc.returncode, "output_lines": lines}
+    return {"impl": impl, "wall_s": wall, "exit_code": returncode, "output_lines": lines}
 
 
 def run(args):

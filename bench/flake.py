@@ -10,9 +10,7 @@ when the runs differ.
 
 import json
 import os
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from bench import common
@@ -37,15 +35,9 @@ def run_once(index, workers, impl, clauses, profile, out_dir):
             CI="true",
             PYTHONPATH=os.pathsep.join([str(common.ROOT), *([path] if path else [])]),
         )
-        print(f"  run {index}: $ {' '.join(command[2:])}  (log: {log})", flush=True)
-        start = time.perf_counter()
-        with open(log, "w") as stream:
-            proc = subprocess.run(
-                command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT
-            )
-        wall = time.perf_counter() - start
+        returncode, wall = common.run_logged(command, cwd, env, log, label=f"run {index}: ")
         document = json.loads(report.read_text()) if report.exists() else None
-    return {"run": index, "exit_code": proc.returncode, "wall_s": wall, "log": str(log),
+    return {"run": index, "exit_code": returncode, "wall_s": wall, "log": str(log),
             "report": document}
 
 

@@ -11,6 +11,7 @@ python -m conformance history --versions 2.15,2.21 # docs/history.md, docs/histo
 """
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -66,26 +67,6 @@ def contract(args):
     print(contract_markdown(), end="")
 
 
-def matrix(args):
-    # The suite runs in subprocesses; TensorFlow is imported here only by the differential
-    # checks, after the arguments are checked.
-    from conformance.tools import matrix as matrix_module
-
-    return matrix_module.main(args)
-
-
-def legacy_corpus(args):
-    from conformance.tools import legacy_corpus as legacy_module
-
-    return legacy_module.main(args)
-
-
-def history(args):
-    from conformance.tools import history as history_module
-
-    return history_module.main(args)
-
-
 def reproduce(args):
     _quiet()
     from conformance.tools import reproduce as reproduce_module
@@ -97,10 +78,49 @@ def reproduce(args):
         return 2
 
 
-def findings(args):
-    from conformance.tools import findings as findings_module
+def _tool_main(module):
+    # The tool's module is imported when it runs, so that `--help` stays fast.
+    def run(args):
+        return importlib.import_module(f"conformance.tools.{module}").main(args)
 
-    return findings_module.main(args)
+    return run
+
+
+# name: (module in conformance/tools/ with add_arguments and main, help, description)
+TOOLS = {
+    "matrix": (
+        "matrix",
+        "run the suite on every built-in implementation plus the differential checks; "
+        "write docs/conformance-matrix.md",
+        None,
+    ),
+    "legacy-corpus": (
+        "legacy_corpus",
+        "write the legacy corpus: SavedModels written by TensorFlow 2.12-2.21 themselves",
+        "In one cached virtual environment per TensorFlow version, save the corpus specs and "
+        "real-world models with that version's Keras 2 (tf.keras up to 2.15, tf_keras from "
+        "2.16) and record what the writer saw, into conformance/corpus/legacy/ (or --out).",
+    ),
+    "history": (
+        "history",
+        "the suite on each TensorFlow release's own saver and loader (2.12-2.21), out of "
+        "process; write docs/history.md and docs/history.html",
+        "Run the suite on tf.keras (2.12-2.15) and tf_keras (2.16-2.21), each in its cached "
+        "environment, and render the clauses x versions page.",
+    ),
+    "reproduce": (
+        "reproduce",
+        "write one standalone Python script per failure of a report (or for a spec)",
+        None,
+    ),
+    "findings": (
+        "findings",
+        "write docs/findings.md: every expected failure of tf_keras and keras_export as an "
+        "upstream bug report (--check: exit 1 when the page is stale)",
+        None,
+    ),
+}
+RUNS = {"reproduce": reproduce}
 
 
 def main(argv=None):
@@ -136,57 +156,10 @@ def main(argv=None):
     cp.set_defaults(run=corpus_command)
     ct = commands.add_parser("contract", help="print the contract document (CONTRACT.md)")
     ct.set_defaults(run=contract)
-    mx = commands.add_parser(
-        "matrix",
-        help="run the suite on every built-in implementation plus the differential checks; "
-        "write docs/conformance-matrix.md",
-    )
-    from conformance.tools import matrix as matrix_module
-
-    matrix_module.add_arguments(mx)
-    mx.set_defaults(run=matrix)
-    lc = commands.add_parser(
-        "legacy-corpus",
-        help="write the legacy corpus: SavedModels written by TensorFlow 2.12-2.21 themselves",
-        description="In one cached virtual environment per TensorFlow version, save the "
-        "corpus specs and real-world models with that version's Keras 2 (tf.keras up to "
-        "2.15, tf_keras from 2.16) and record what the writer saw, into "
-        "conformance/corpus/legacy/ (or --out).",
-    )
-    from conformance.tools import legacy_corpus as legacy_module
-
-    legacy_module.add_arguments(lc)
-    lc.set_defaults(run=legacy_corpus)
-
-
-    hs = commands.add_parser(
-        "history",
-        help="the suite on each TensorFlow release's own saver and loader (2.12-2.21), "
-        "out of process; write docs/history.md and docs/history.html",
-        description="Run the suite on tf.keras (2.12-2.15) and tf_keras (2.16-2.21), each in "
-        "its cached environment, and render the clauses x versions page.",
-    )
-    from conformance.tools import history as history_module
-
-    history_module.add_arguments(hs)
-    hs.set_defaults(run=history)
-    rp = commands.add_parser(
-        "reproduce",
-        help="write one standalone Python script per failure of a report (or for a spec)",
-    )
-    from conformance.tools import reproduce as reproduce_module
-
-    reproduce_module.add_arguments(rp)
-    rp.set_defaults(run=reproduce)
-    fd = commands.add_parser(
-        "findings",
-        help="write docs/findings.md: every expected failure of tf_keras and keras_export as an "
-        "upstream bug report (--check: exit 1 when the page is stale)",
-    )
-    from conformance.tools import findings as findings_module
-
-    findings_module.add_arguments(fd)
-    fd.set_defaults(run=findings)
+    for name, (module, help_text, description) in TOOLS.items():
+        sub = commands.add_parser(name, help=help_text, description=description)
+        importlib.import_module(f"conformance.tools.{module}").add_arguments(sub)
+        sub.set_defaults(run=RUNS.get(name) or _tool_main(module))
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

@@ -1,7 +1,15 @@
 """The suite's command line, built in one place: reproduce commands, the matrix, benchmarks."""
 
+import json
+import os
 import shlex
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def suite_command(
@@ -59,3 +67,36 @@ def reproduce_script_command(clause_id, test, report=None):
 
 def shell(command):
     return shlex.join(command)
+
+
+def run_for_report(command, report, log_path, *, timeout=None, prefix="conformance-"):
+    """Run a suite command from a temporary directory, this checkout first on ``PYTHONPATH``,
+    its output in ``log_path``; the report it wrote with ``exit_code`` and ``seconds``, or an
+    error document saying why there is none."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    report = Path(report)
+    report.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=prefix) as cwd, open(
+        log_path, "w", encoding="utf-8"
+    ) as log:
+        log.write(shell(command) + "\n")
+        log.flush()
+        try:
+            returncode = subprocess.run(
+                command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    seconds = round(time.perf_counter() - started, 1)
+    if returncode is None:
+        document = {"error": f"the suite ran past --timeout ({timeout} s); log: {log_path}"}
+    elif report.exists():
+        document = json.loads(report.read_text(encoding="utf-8"))
+        document["exit_code"] = returncode
+    else:
+        tail = Path(log_path).read_text(encoding="utf-8", errors="replace")[-1500:]
+        document = {"error": f"pytest exited {returncode} without a report: {tail}"}
+    document["seconds"] = seconds
+    return document

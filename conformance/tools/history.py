@@ -22,13 +22,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
+from conformance.command import run_for_report
 from conformance.tools import legacy_corpus
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MD = "docs/history.md"
 DEFAULT_HTML = "docs/history.html"
 DEFAULT_REPORTS = ".conformance-history"
@@ -41,22 +39,13 @@ SPEC_PREVIEW = 120
 STATUSES = ("pass", "fail", "xpass", "xfail", "not claimed", "skipped", "not run", "error")
 
 
-class UsageError(ValueError):
-    """A bad argument of the command (exit status 2)."""
+UsageError = legacy_corpus.UsageError  # a bad argument of the command (exit status 2)
 
 
 def parse_versions(text):
-    asked = [v.strip() for v in text.split(",") if v.strip()]
-    known = list(legacy_corpus.VERSIONS)
-    if not asked:
-        raise UsageError(f"--versions: name at least one of {', '.join(known)}")
-    unknown = [v for v in asked if v not in known]
-    if unknown:
-        raise UsageError(
-            f"--versions: unknown TensorFlow version(s) {', '.join(unknown)}; known: "
-            f"{', '.join(known)}"
-        )
-    return sorted(dict.fromkeys(asked), key=version_key)
+    """The history's versions are the writers' (no nightly), oldest first."""
+    return sorted(legacy_corpus.parse_versions(text, known=tuple(legacy_corpus.VERSIONS)),
+                  key=version_key)
 
 
 def parse_shard(text):
@@ -143,40 +132,14 @@ def run_version(version, python, reports_dir, *, profile, workers, clauses=None,
     wrote none), with ``tf_version`` and ``seconds`` added, written to the reports dir."""
     report = report_path(reports_dir, version)
     partial = report.with_suffix(".json.partial")
-    partial.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])]
-    )
-    command = suite_command(python, partial, profile, workers, clauses)
-    started = time.perf_counter()
     log_path = Path(reports_dir) / f"tf-{version}.log"
-    with tempfile.TemporaryDirectory(prefix="conformance-history-") as cwd, open(
-        log_path, "w", encoding="utf-8"
-    ) as log:
-        log.write(" ".join(command) + "\n")
-        log.flush()
-        try:
-            proc = subprocess.run(
-                command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                timeout=timeout,
-            )
-            returncode = proc.returncode
-        except subprocess.TimeoutExpired:
-            returncode = None
-    seconds = round(time.perf_counter() - started, 1)
-    if returncode is None:
-        document = {"error": f"the suite ran past --timeout ({timeout} s); log: {log_path}"}
-    elif partial.exists():
-        document = json.loads(partial.read_text(encoding="utf-8"))
-        document["exit_code"] = returncode
-    else:
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
-        document = {"error": f"pytest exited {returncode} without a report: {tail}"}
+    document = run_for_report(
+        suite_command(python, partial, profile, workers, clauses), partial, log_path,
+        timeout=timeout, prefix="conformance-history-",
+    )  # fmt: skip
     partial.unlink(missing_ok=True)
     document["tf_version"] = version
     document["worker_versions"] = environment_versions(python)
-    document["seconds"] = seconds
     document["log"] = str(log_path)
     # Written whole, then renamed: a killed run leaves the previous report, not half of one.
     tmp = report.with_suffix(".json.tmp")

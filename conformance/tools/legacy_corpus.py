@@ -60,15 +60,16 @@ class UsageError(ValueError):
     """A bad argument of the command (exit status 2)."""
 
 
-def parse_versions(text: str) -> list[str]:
+def parse_versions(text: str, known=KNOWN) -> list[str]:
+    """``--versions a,b,...``: each one of ``known``, duplicates dropped, order kept."""
     asked = [v.strip() for v in text.split(",") if v.strip()]
     if not asked:
-        raise UsageError(f"--versions: name at least one of {', '.join(KNOWN)}")
-    unknown = [v for v in asked if v not in KNOWN]
+        raise UsageError(f"--versions: name at least one of {', '.join(known)}")
+    unknown = [v for v in asked if v not in known]
     if unknown:
         raise UsageError(
             f"--versions: unknown TensorFlow version(s) {', '.join(unknown)}; known: "
-            f"{', '.join(KNOWN)}"
+            f"{', '.join(known)}"
         )
     return list(dict.fromkeys(asked))
 
@@ -247,7 +248,8 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--only", default="", help="comma-separated case names to rewrite")
     parser.add_argument("--all-specs", action="store_true",
-                        help="every writer writes every spec (default: " + SUBSET + ")")
+                        help="every writer writes every spec (default: "
+                        + SUBSET.replace("%", "%%") + ")")  # argparse formats help with %
     parser.add_argument("--venvs", default=None,
                         help="where the writers' environments are cached (default "
                         "$CONFORMANCE_LEGACY_VENVS or ~/.cache/keras-savedmodel-conformance"

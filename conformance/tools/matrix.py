@@ -9,16 +9,12 @@ alone (``render``), so it is never written by hand.
 """
 
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from importlib import metadata
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = "docs/conformance-matrix.md"
 SPEC_PREVIEW = 160  # characters of a minimal spec shown in a table cell
 
@@ -52,31 +48,15 @@ def suite_command(impl_name, report_path, profile, workers, extra=()):
     )
 
 
-def run_suite(impl_name, report_path, profile, workers, *, timeout=None, log=None):
+def run_suite(impl_name, report_path, profile, workers, *, log_path, timeout=None):
     """Run the suite on one implementation; the report document (or an error document)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    command = suite_command(impl_name, report_path, profile, workers)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="conformance-matrix-") as cwd:
-        proc = subprocess.run(
-            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-        )
-    seconds = time.perf_counter() - started
-    if log is not None:
-        log.write(proc.stdout[-20000:])
-        log.write(proc.stderr[-5000:])
-    if not os.path.exists(report_path):
-        return {
-            "implementation": impl_name,
-            "error": f"pytest exited {proc.returncode} without a report: "
-            + (proc.stderr or proc.stdout)[-1500:],
-            "seconds": round(seconds, 1),
-        }
-    with open(report_path, encoding="utf-8") as f:
-        document = json.load(f)
-    document["exit_code"] = proc.returncode
-    document["seconds"] = round(seconds, 1)
+    from conformance.command import run_for_report
+
+    document = run_for_report(
+        suite_command(impl_name, report_path, profile, workers), report_path, log_path,
+        timeout=timeout, prefix="conformance-matrix-",
+    )  # fmt: skip
+    document.setdefault("implementation", impl_name)
     return document
 
 
@@ -394,10 +374,10 @@ def main(args):
             notes.append(f"`{impl}`: suite report reused from an earlier run of this command")
             continue
         print(f"[matrix] suite on {impl} (profile {args.profile}, -n {args.workers})", flush=True)
-        with open(reports_dir / f"{impl}.log", "w", encoding="utf-8") as log:
-            reports[impl] = run_suite(
-                impl, str(report_path), args.profile, args.workers, timeout=args.timeout, log=log
-            )
+        reports[impl] = run_suite(
+            impl, str(report_path), args.profile, args.workers,
+            log_path=reports_dir / f"{impl}.log", timeout=args.timeout,
+        )  # fmt: skip
         with open(report_path, "w", encoding="utf-8") as f:
             json.dump(reports[impl], f, indent=1)
         print(f"[matrix]   {summary_line(impl, reports[impl])}", flush=True)
