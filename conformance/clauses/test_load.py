@@ -281,7 +281,6 @@ def _iterations(model):
 @pytest.mark.clause("LOAD-RESUME")
 @fresh_examples(compiled=True, max_layers=4, kinds=_deterministic_kinds())
 def test_loaded_model_resumes_training(implementation, clause, example):
-    import strategies
 
     spec, _ = example
     spec = _compiled(spec)
@@ -293,7 +292,7 @@ def test_loaded_model_resumes_training(implementation, clause, example):
                 resume_report(spec, clause.new_path("resume"), clause.new_path("fresh-optimizer"))
             )
             return
-        model = strategies.build_model(spec, framework=implementation.framework)
+        model = clause.build(spec)
         with_optimizer, _ = clause.save(model, "resume", include_optimizer=True)
         without_optimizer, _ = clause.save(model, "fresh-optimizer", include_optimizer=False)
         loaded = load_or_skip(implementation, with_optimizer)

@@ -254,7 +254,7 @@ def test_model_unchanged_by_save(implementation, clause, example):
             problems = save_unchanged(spec, data, clause.new_path("no-mutation"))
             assert not problems, "; ".join(problems)
             return
-        model = strategies.build_model(spec, framework=implementation.framework)
+        model = clause.build(spec)
         inputs = strategies.call_inputs(spec, data)
         before = _snapshot(model, inputs)
         implementation.save(model, clause.new_path("no-mutation"))

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from conformance import timing
 from conformance.api import ImplementationError
 from conformance.contract import CLAUSE_IDS, NEEDS_KERAS_API
 from conformance.expectations import XfailsError, same_test
@@ -25,6 +26,7 @@ from conformance.plugin import database, drawing, fuzz, shard, state
 from conformance.plugin.report import (
     FAILURE_PROPERTY,
     FINGERPRINT_PROPERTY,
+    TIMING_PROPERTY,
     compact_failure,
     write_report,
 )
@@ -80,6 +82,7 @@ def pytest_configure(config):
 
 _STATE_KEY = pytest.StashKey[state.ConformanceState]()
 _RUN_KEY = pytest.StashKey[object]()
+_TIMING_KEY = pytest.StashKey[dict]()
 
 
 def _state(config):
@@ -224,12 +227,23 @@ class ConformanceSession:
             raise pytest.UsageError(self.state.usage_error)
         return result
 
-    @pytest.hookimpl(tryfirst=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item):
+        # Where the test's time goes, by phase: kept with its report (report.TIMING_PROPERTY).
+        if _RUN_KEY not in item.stash:
+            return (yield)
+        timing.start()
+        try:
+            self._refuse_plain_savedmodel(item)
+            return (yield)
+        finally:
+            item.stash[_TIMING_KEY] = timing.stop()
+
+    def _refuse_plain_savedmodel(self, item):
         # A clause that reads keras_api cannot check anything on files without it: say so
         # once, on the first corpus spec, instead of shrinking every property's failure.
         clause_id = _clause_of(item)
-        if clause_id not in NEEDS_KERAS_API or _RUN_KEY not in item.stash:
+        if clause_id not in NEEDS_KERAS_API:
             return
         from conformance import corpus
         from conformance.plugin.example import keras_format_probe
@@ -252,6 +266,11 @@ class ConformanceSession:
         run = item.stash.get(_RUN_KEY, None)
         if call.when == "call" and run is not None:
             run.record()
+            seconds = item.stash.get(_TIMING_KEY, None)
+            if seconds is not None:
+                item.user_properties.append(
+                    (TIMING_PROPERTY, dict(seconds, total=call.duration))
+                )
         outcome = yield
         report = outcome.get_result()
         if (

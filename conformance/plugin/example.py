@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from hypothesis.errors import HypothesisException
 
+from conformance import timing
 from conformance.cache import LRUCache
 from conformance.command import reproduce_script_command, shell, suite_command
 from conformance.plugin.report import (
@@ -113,7 +114,8 @@ class CaseCache:
             if save_spec is not None:
                 model = save_spec(spec, path)
             else:
-                model = strategies.build_model(spec, framework=implementation.framework)
+                with timing.phase("build"):
+                    model = strategies.build_model(spec, framework=implementation.framework)
                 implementation.save(model, path)
         return Case(
             spec=spec,
@@ -182,6 +184,14 @@ class ClauseRun:
     def case(self, spec):
         """``spec`` built and saved by the implementation (shared by the clauses, cached)."""
         return case_cache().get(self.implementation, spec)
+
+    def build(self, spec):
+        """``spec`` built with the implementation's framework, a fresh model of the test's own
+        (timed as the suite's build, not the implementation's)."""
+        import strategies
+
+        with timing.phase("build"):
+            return strategies.build_model(spec, framework=self.implementation.framework)
 
     def new_path(self, label="model"):
         """A fresh path, nothing there yet, for a save of the test's own."""

@@ -24,6 +24,8 @@ LEGACY_PROPERTY = "conformance_legacy"
 LEGACY_OUTCOMES = ("config", "revived", "failed")
 # LOAD-HOSTILE tests: {outcome: number of mutated copies loaded with it}
 HOSTILE_PROPERTY = "conformance_hostile"
+# A test's seconds by phase (timing.PHASES) and in all ("total"): the split per clause.
+TIMING_PROPERTY = "conformance_seconds"
 
 STATUS_ORDER = ("fail", "xpass", "xfail", "pass", "not claimed", "skipped", "not run")
 DETAILS_KEPT = 20000  # characters of a failure's full output kept in the JSON report
@@ -79,6 +81,8 @@ class ClauseResult:
     legacy: dict = field(default_factory=dict)
     # LOAD-HOSTILE: outcome -> mutated copies loaded
     hostile: dict = field(default_factory=dict)
+    # seconds by phase summed over the clause's tests (timing.PHASES, "total")
+    seconds: dict = field(default_factory=dict)
 
     @property
     def status(self):
@@ -127,6 +131,9 @@ class ClauseReport:
             elif name == LEGACY_PROPERTY and report.when == "call":
                 how = "failed" if report.failed else value["how"]
                 result.legacy.setdefault(value["writer"], {})[value["case"]] = how
+            elif name == TIMING_PROPERTY and report.when == "call":
+                for phase, value_s in value.items():
+                    result.seconds[phase] = result.seconds.get(phase, 0.0) + value_s
             elif name == HOSTILE_PROPERTY and report.when == "call":
                 for outcome, n in value.items():
                     result.hostile[outcome] = result.hostile.get(outcome, 0) + n
@@ -196,7 +203,21 @@ class ClauseReport:
                 document[clause_id]["legacy"] = legacy_counts(result.legacy)
             if result.hostile:
                 document[clause_id]["hostile"] = dict(sorted(result.hostile.items()))
+            if result.seconds:
+                document[clause_id]["seconds"] = seconds_split(result.seconds)
         return document
+
+
+def seconds_split(seconds):
+    """``{phase: seconds}`` with the rest of the tests' time as ``"checks"`` (drawing, the
+    comparisons, calling the restored functions), rounded for the report."""
+    from conformance.timing import PHASES
+
+    split = {phase: seconds.get(phase, 0.0) for phase in PHASES}
+    total = seconds.get("total", 0.0)
+    split["checks"] = max(0.0, total - sum(split.values()))
+    split["total"] = total
+    return {phase: round(value, 3) for phase, value in split.items()}
 
 
 def legacy_counts(by_writer):

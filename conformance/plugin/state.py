@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+from conformance import timing
 from conformance.api import resolve_implementation
 from conformance.contract import parse_clause_list
 from conformance.expectations import read_xfails
@@ -151,7 +152,8 @@ class ConformanceState:
             # An adapter module beside the user's tests (pytest's rootdir) imports as written,
             # and quietly when it imports TensorFlow itself.
             with quiet_imports():
-                self._implementation = resolve_implementation(
+                implementation = resolve_implementation(
                     self.impl_spec, search_path=[self.config.rootpath]
                 )
+            self._implementation = timing.instrument(implementation)
         return self._implementation

@@ -7,6 +7,8 @@ layer, their object lists and traced functions, and the serving signatures.
 
 from dataclasses import dataclass
 
+from conformance import timing
+
 # What the format puts under ``keras_api`` (tf_keras' serialized_attributes.py).
 LAYER_OBJECTS = (
     "variables",
@@ -76,7 +78,8 @@ def load(path):
     from conformance.environment import quiet_tensorflow
 
     tf = quiet_tensorflow()
-    return tf.saved_model.load(str(path))
+    with timing.phase("read"):
+        return tf.saved_model.load(str(path))
 
 
 def keras_root(loaded, what="the saved root"):

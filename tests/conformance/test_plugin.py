@@ -153,6 +153,12 @@ def test_report_under_xdist(pytester, tmp_path):
     assert document["clauses"]["SAVE-OVERWRITE"]["status"] == "pass"
     assert document["clauses"]["SAVE-OVERWRITE"]["examples"] >= 1
     assert document["clauses"]["CALL-INFERENCE"]["status"] == "not run"
+    # The split of the clause's time crossed from the workers: saves are the implementation's.
+    split = document["clauses"]["SAVE-OVERWRITE"]["seconds"]
+    assert split["save"] > 0 and split["total"] >= split["save"] + split["build"]
+    assert split["checks"] == pytest.approx(
+        split["total"] - sum(split[p] for p in ("save", "load", "build", "read")), abs=0.01
+    )
     run_suite(pytester, f"--conformance-clauses={CHEAP_CLAUSE}", f"--conformance-report={markdown}")
     text = markdown.read_text()
     assert "| clause | status |" in text
