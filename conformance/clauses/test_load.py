@@ -279,7 +279,7 @@ def _iterations(model):
 
 
 @pytest.mark.clause("LOAD-RESUME")
-@fresh_examples(compiled=True, max_layers=4, kinds=_deterministic_kinds())
+@fresh_examples(share=0.4, compiled=True, max_layers=4, kinds=_deterministic_kinds())
 def test_loaded_model_resumes_training(implementation, clause, example):
 
     spec, _ = example

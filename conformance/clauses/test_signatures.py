@@ -309,7 +309,7 @@ def test_open_dimensions_stay_open(implementation, clause, example):
         "open_dims"
     ) is False:
         pytest.skip(f"{implementation.name} does not support open (None) input dimensions")
-    assume(spec.open_inputs())  # the first (corpus) example and specs nothing could open
+    assume(spec.open_inputs())  # drawn specs nothing could open
     with clause.example(spec):
         case = clause.case(spec)
         check_dynamic_signatures(case)

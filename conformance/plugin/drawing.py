@@ -102,13 +102,26 @@ class FirstExample:
     An implementation that fails a clause on the simplest model fails there at once, unshrunk
     (the model is minimal already), and the property stops; one that passes goes on to the
     drawn examples. Resolved when the test unpacks it, once the implementation is known.
+    ``open_dims``: the smallest corpus spec with every input axis opened that the layers take
+    (a property on open axes has nothing to check on a closed model).
     """
+
+    def __init__(self, open_dims=False):
+        self.open_dims = open_dims
 
     def _resolve(self):
         from conformance import corpus
         from conformance.api import outside_supports
 
-        for _, spec in corpus.corpus_specs():
+        specs = [spec for _, spec in corpus.corpus_specs()]
+        if self.open_dims:
+            from strategies.opendims import draw_open_dims
+
+            opened = [draw_open_dims(None, spec, every=True) for spec in specs]
+            specs = sorted(
+                (s for s in opened if s.open_inputs()), key=lambda s: len(s.nodes)
+            )  # stable: corpus order among equals
+        for spec in specs:
             if outside_supports(_SUPPORTED, spec) is None:
                 return spec, corpus.corpus_inputs(spec)
         reject()  # no corpus spec within the implementation's supports: drawn examples only
@@ -117,10 +130,13 @@ class FirstExample:
         return iter(self._resolve())
 
     def __repr__(self):
+        if self.open_dims:
+            return "FirstExample(the smallest corpus spec with open axes, within the supports)"
         return "FirstExample(the first corpus spec the implementation supports)"
 
 
 FIRST_EXAMPLE = FirstExample()
+FIRST_OPEN_EXAMPLE = FirstExample(open_dims=True)
 
 # Which zoo models the properties with ``zoo=True`` take as explicit examples: "first", "all"
 # or "none" (``--conformance-zoo``); None: all under nightly, else the first (a save takes
@@ -176,10 +192,10 @@ def _with_zoo_examples(test):
     return test
 
 
-def _with_first_example(test, zoo=False):
+def _with_first_example(test, zoo=False, open_dims=False):
     if zoo:
         test = _with_zoo_examples(test)
-    return example(example=FIRST_EXAMPLE)(test)
+    return example(example=FIRST_OPEN_EXAMPLE if open_dims else FIRST_EXAMPLE)(test)
 
 
 def _suite_settings(test, **values):
@@ -202,13 +218,27 @@ def shared_examples(zoo=False, **knobs):
     return decorate
 
 
-def fresh_examples(**knobs):
-    """Decorator: ``@given(example=examples(**knobs))`` with the test's own examples."""
+def fresh_examples(share=None, **knobs):
+    """Decorator: ``@given(example=examples(**knobs))`` with the test's own examples.
+
+    ``share``: a property whose every example trains or saves several models walks that share
+    of the profile's examples (at least ``MIN_SHARED``), except under nightly, which takes
+    them all: its cost in CI stays small, and the nightly draws the rest.
+    """
 
     def decorate(test):
-        return _suite_settings(_with_first_example(given(example=examples(**knobs))(test)))
+        values = {}
+        if share is not None and current_profile_name() != "nightly":
+            values["max_examples"] = max(MIN_SHARED, round(settings().max_examples * share))
+        first = _with_first_example(
+            given(example=examples(**knobs))(test), open_dims=bool(knobs.get("open_dims"))
+        )
+        return _suite_settings(first, **values)
 
     return decorate
+
+
+MIN_SHARED = 3
 
 
 def share_of_examples(share, minimum):
