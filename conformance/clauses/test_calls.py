@@ -144,7 +144,7 @@ def _check_consistent(case):
 
 
 @pytest.mark.clause("CALL-INFERENCE")
-@shared_examples(zoo=True)
+@shared_examples(zoo="first")
 def test_call_and_serving_equal_model(implementation, clause, example):
     spec, data = example
     with clause.example(spec):

@@ -183,7 +183,7 @@ def _gradients(model, inputs, variables):
 
 
 @pytest.mark.clause("LOAD-REVIVE")
-@shared_examples(zoo=True)
+@shared_examples(zoo="all")
 def test_revived_model_behaves(implementation, clause, example):
     spec, data = example
     with clause.example(spec):

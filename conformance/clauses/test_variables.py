@@ -68,7 +68,7 @@ def check_layer_tree(case):
 
 
 @pytest.mark.clause("VARS-EXACT")
-@shared_examples(zoo=True)
+@shared_examples(zoo="all")
 def test_variables_saved_once_bitwise(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):
@@ -76,7 +76,7 @@ def test_variables_saved_once_bitwise(implementation, clause, example):
 
 
 @pytest.mark.clause("LAYERS-TREE")
-@shared_examples(zoo=True)
+@shared_examples(zoo="all")
 def test_layer_tree_mirrors_model(implementation, clause, example):
     spec, _ = example
     with clause.example(spec):

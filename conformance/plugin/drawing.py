@@ -138,9 +138,11 @@ class FirstExample:
 FIRST_EXAMPLE = FirstExample()
 FIRST_OPEN_EXAMPLE = FirstExample(open_dims=True)
 
-# Which zoo models the properties with ``zoo=True`` take as explicit examples: "first", "all"
-# or "none" (``--conformance-zoo``); None: all under nightly, else the first (a save takes
-# 8-23 s with the reference on 2 cores, the first is the cheapest).
+# Which zoo models the properties with ``zoo`` take as explicit examples: "first", "all" or
+# "none" (``--conformance-zoo``); None: all under nightly, else the first (a save takes 8-23 s
+# with the reference on 2 cores, the first is the cheapest). Under "first" only the one
+# property with ``zoo="first"`` takes it; ``zoo="all"`` properties take the zoo only under
+# "all".
 _ZOO = {"choice": None}
 
 
@@ -159,8 +161,9 @@ class ZooExample:
     an explicit example; rejected (Hypothesis skips it) when the zoo choice leaves it out or
     the implementation does not support it. Resolved when the test unpacks it."""
 
-    def __init__(self, index):
+    def __init__(self, index, takes="first"):
         self.index = index
+        self.takes = takes  # the property's zoo: "first" (the one CI property) or "all"
 
     def _resolve(self):
         from conformance import corpus
@@ -168,7 +171,10 @@ class ZooExample:
 
         choice = zoo_choice()
         names = corpus.zoo_names()
-        if choice == "none" or (choice == "first" and self.index > 0) or self.index >= len(names):
+        left_out = choice == "none" or (
+            choice == "first" and (self.index > 0 or self.takes != "first")
+        )
+        if left_out or self.index >= len(names):
             reject()
         spec = corpus.zoo_spec(names[self.index])
         if outside_supports(_SUPPORTED, spec) is not None:
@@ -182,19 +188,19 @@ class ZooExample:
         return f"ZooExample({self.index}: conformance/corpus/zoo.json)"
 
 
-def _with_zoo_examples(test):
+def _with_zoo_examples(test, takes):
     from conformance import corpus
 
     # Hypothesis runs explicit examples last-applied first: the first corpus example (applied
     # after these), then the zoo cheapest first.
     for index in reversed(range(len(corpus.zoo_names()))):
-        test = example(example=ZooExample(index))(test)
+        test = example(example=ZooExample(index, takes))(test)
     return test
 
 
 def _with_first_example(test, zoo=False, open_dims=False):
     if zoo:
-        test = _with_zoo_examples(test)
+        test = _with_zoo_examples(test, "first" if zoo is True or zoo == "first" else "all")
     return example(example=FIRST_OPEN_EXAMPLE if open_dims else FIRST_EXAMPLE)(test)
 
 
@@ -208,8 +214,10 @@ def _on_shared_stream(test):
 
 
 def shared_examples(zoo=False, **knobs):
-    """Decorator: ``@given(example=examples(**knobs))`` on the shared stream; ``zoo=True``
-    adds the zoo's models (``zoo_choice``) as explicit examples after the first one."""
+    """Decorator: ``@given(example=examples(**knobs))`` on the shared stream; ``zoo`` adds
+    the zoo's models (``zoo_choice``) as explicit examples after the first one: ``"first"``
+    (or True) for the one property that takes the first model in every profile, ``"all"``
+    for those that take the zoo only when all of it is chosen (nightly)."""
 
     def decorate(test):
         test = _with_first_example(given(example=examples(**knobs))(test), zoo=zoo)

@@ -43,9 +43,9 @@ def test_application_is_fixed_and_never_drawn():
     assert "Application" not in drawn
 
 
-def _resolve(index):
+def _resolve(index, takes="first"):
     try:
-        spec, _ = drawing.ZooExample(index)
+        spec, _ = drawing.ZooExample(index, takes)
     except UnsatisfiedAssumption:
         return None
     return spec
@@ -63,8 +63,10 @@ def test_zoo_examples_follow_the_choice_and_the_supports(zoo_state):
     first, second = corpus.zoo_names()[:2]
     zoo_state.setattr(drawing, "current_profile_name", lambda: "dev")
     assert _resolve(0) == corpus.zoo_spec(first) and _resolve(1) is None
+    assert _resolve(0, takes="all") is None  # outside nightly only the one CI property
     zoo_state.setattr(drawing, "current_profile_name", lambda: "nightly")
     assert _resolve(1) == corpus.zoo_spec(second)
+    assert _resolve(0, takes="all") == corpus.zoo_spec(first)
     assert _resolve(len(corpus.zoo_names())) is None
     drawing.zoo_for("none")
     assert _resolve(0) is None
@@ -76,12 +78,16 @@ def test_zoo_examples_follow_the_choice_and_the_supports(zoo_state):
 def test_the_zoo_properties_carry_every_zoo_model_after_the_first_example():
     import importlib
 
+    firsts = []
     for module, name in ZOO_PROPERTIES:
         test = getattr(importlib.import_module(module), name)
         explicit = [e.kwargs["example"] for e in reversed(test.hypothesis_explicit_examples)]
         assert explicit[0] is drawing.FIRST_EXAMPLE, name
         zoo = [e.index for e in explicit[1:] if isinstance(e, drawing.ZooExample)]
         assert zoo == list(range(len(corpus.zoo_names()))), name
+        takes = {e.takes for e in explicit[1:] if isinstance(e, drawing.ZooExample)}
+        firsts.extend([name] if takes == {"first"} else [])
+    assert firsts == ["test_call_and_serving_equal_model"], "one CI property takes the first"
 
 
 def test_smallest_zoo_model_builds_alike_in_both_frameworks():
