@@ -3,7 +3,9 @@
 Sections: saveload (per corpus spec, every built-in), scaling (chains and nesting), profile
 (cProfile of a 40-layer reference save), throughput (the ci-profile suite with -n 0 and -n 2;
 minutes of full CPU: run it on an idle machine), firstrun (a broken adapter's first run
-against the reference's, same profile, side by side). Without a section all five run.
+against the reference's, same profile, side by side), split (each clause's time per example by
+phase: the implementation's save and load, the suite's build, reading and checks; reference
+and tf_keras, triage profile). Without a section all six run.
 flake (the ci-profile suite --runs times, default 10, with -n workers, default 2: per-clause
 statuses and example counts compared across runs; exit 1 when they differ) runs only when
 named. --quick checks the machinery in a few minutes: fewer specs, sizes and runs, and a
@@ -17,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import common, first_run, flake, profile_save, saveload, scaling, throughput
+from bench import common, first_run, flake, profile_save, saveload, scaling, split, throughput
 
 SECTIONS = {
     "saveload": saveload.run,
@@ -26,9 +28,10 @@ SECTIONS = {
     "throughput": throughput.run,
     "firstrun": first_run.run,
     "flake": flake.run,
+    "split": split.run,
 }
 # What runs without a section: flake is N whole suite runs, only when asked for.
-DEFAULT_SECTIONS = ("saveload", "scaling", "profile", "throughput", "firstrun")
+DEFAULT_SECTIONS = ("saveload", "scaling", "profile", "throughput", "firstrun", "split")
 # Profiles that draw the same examples every run (derandomized, no database): flake compares
 # runs, and the others differ by design.
 REPEATABLE_PROFILES = ("ci", "triage")
@@ -45,17 +48,18 @@ def parse_args(argv=None):
                         f"{flake.QUICK_RUNS}, at least 2)")
     parser.add_argument("--impl", action="append",
                         help="implementation(s) to measure (default: every built-in; "
-                        "scaling: reference and tf_keras; profile, throughput: reference)")
+                        "scaling, split: reference and tf_keras; profile, throughput: reference)")
     parser.add_argument("--workers", default="0,2",
                         help="throughput: comma-separated -n values (default 0,2)")
     parser.add_argument("-n", "--numprocesses", type=int, default=None, metavar="N",
                         help=f"flake: xdist workers of each run (-n N; default "
                         f"{flake.DEFAULT_WORKERS}, 0 without xdist)")
     parser.add_argument("--profile", default=None,
-                        help="throughput: Hypothesis profile (default ci; quick: dev); flake: "
+                        help="throughput: Hypothesis profile (default ci; quick: dev); split: "
+                        "default triage; flake: "
                         f"{' or '.join(REPEATABLE_PROFILES)} (default ci)")
     parser.add_argument("--clauses", default=None,
-                        help="throughput, flake: only these clause ids (comma-separated)")
+                        help="throughput, flake, split: only these clause ids (comma-separated)")
     parser.add_argument("--out", default=str(common.DEFAULT_OUT), help="where JSON goes")
     args = parser.parse_args(argv)
     unknown = [name for name in args.sections if name not in SECTIONS]

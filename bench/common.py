@@ -38,6 +38,15 @@ def suite_command(workers, report, impl, clauses, profile):
     )
 
 
+def suite_env():
+    """The environment of a suite run: CI's settings, and this checkout's suite first on the
+    path, whatever an installed copy points at."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(
+        os.environ, CI="true", PYTHONPATH=os.pathsep.join([str(ROOT), *([path] if path else [])])
+    )
+
+
 def run_logged(command, cwd, env, log, label=""):
     """Run ``command`` in ``cwd``, its output into the file ``log``; (exit code, seconds)."""
     print(f"  {label}$ {' '.join(command[2:])}  (log: {log})", flush=True)

@@ -9,7 +9,6 @@ when the runs differ.
 """
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -28,14 +27,9 @@ def run_once(index, workers, impl, clauses, profile, out_dir):
     with tempfile.TemporaryDirectory(prefix="bench-flake-") as cwd:
         report = Path(cwd) / "report.json"
         command = common.suite_command(workers, report, impl, clauses, profile)
-        # This checkout's suite, whatever an installed copy points at.
-        path = os.environ.get("PYTHONPATH")
-        env = dict(
-            os.environ,
-            CI="true",
-            PYTHONPATH=os.pathsep.join([str(common.ROOT), *([path] if path else [])]),
+        returncode, wall = common.run_logged(
+            command, cwd, common.suite_env(), log, label=f"run {index}: "
         )
-        returncode, wall = common.run_logged(command, cwd, env, log, label=f"run {index}: ")
         document = json.loads(report.read_text()) if report.exists() else None
     return {"run": index, "exit_code": returncode, "wall_s": wall, "log": str(log),
             "report": document}
