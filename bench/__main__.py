@@ -8,7 +8,9 @@ phase: the implementation's save and load, the suite's build, reading and checks
 and tf_keras, triage profile). Without a section all six run.
 flake (the ci-profile suite --runs times, default 10, with -n workers, default 2: per-clause
 statuses and example counts compared across runs; exit 1 when they differ) runs only when
-named. --quick checks the machinery in a few minutes: fewer specs, sizes and runs, and a
+named; so does bigmodels (MobileNetV3Small, EfficientNetB0 and ResNet50 saved by the
+reference, tf_keras and a bare tf.saved_model.save: seconds and peak memory, minutes of CPU).
+--quick checks the machinery in a few minutes: fewer specs, sizes and runs, and a
 three-clause suite under the dev profile (flake: 2 runs of two clauses). Figures go to stdout
 and to bench/out/<section>.json. The benchmarks live in the repository, not in the installed
 package: run them from a clone.
@@ -19,7 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import common, first_run, flake, profile_save, saveload, scaling, split, throughput
+from bench import (
+    bigmodels,
+    common,
+    first_run,
+    flake,
+    profile_save,
+    saveload,
+    scaling,
+    split,
+    throughput,
+)
 
 SECTIONS = {
     "saveload": saveload.run,
@@ -29,6 +41,7 @@ SECTIONS = {
     "firstrun": first_run.run,
     "flake": flake.run,
     "split": split.run,
+    "bigmodels": bigmodels.run,
 }
 # What runs without a section: flake is N whole suite runs, only when asked for.
 DEFAULT_SECTIONS = ("saveload", "scaling", "profile", "throughput", "firstrun", "split")
@@ -48,7 +61,8 @@ def parse_args(argv=None):
                         f"{flake.QUICK_RUNS}, at least 2)")
     parser.add_argument("--impl", action="append",
                         help="implementation(s) to measure (default: every built-in; "
-                        "scaling, split: reference and tf_keras; profile, throughput: reference)")
+                        "scaling, split, bigmodels: reference and tf_keras; profile, throughput: "
+                        "reference)")
     parser.add_argument("--workers", default="0,2",
                         help="throughput: comma-separated -n values (default 0,2)")
     parser.add_argument("-n", "--numprocesses", type=int, default=None, metavar="N",
