@@ -231,3 +231,11 @@ def test_coverage_table_counts_what_was_drawn():
     assert set(f.pairs) <= reachable_pairs()
     text = table(f)
     assert "layer kinds drawn:" in text and "adjacent kind pairs:" in text
+
+
+def test_coverage_draws_in_runs_as_many_specs_as_asked():
+    from strategies.coverage import draw_specs
+
+    f = draw_specs(25, seed=1, per_run=10)
+    assert f.specs == 25
+    assert f.kinds != draw_specs(25, seed=1).kinds  # other runs, other specs
