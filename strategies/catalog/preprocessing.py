@@ -185,12 +185,18 @@ register(
 
 
 def _resizing_params(draw, shapes, dtype):
-    return {
+    ((h, w, _),) = shapes
+    p = {
         "height": ints(draw, 1, 8),
         "width": ints(draw, 1, 8),
         "interpolation": pick(draw, ("bilinear", "nearest", "area")),
         "crop_to_aspect_ratio": draw(st.booleans()),
     }
+    # the crop to the target's aspect ratio must keep a pixel each way (a 1x1 image cropped
+    # to 1:8 is empty: "input image must be of non-zero size")
+    if w * p["height"] < p["width"] or h * p["width"] < p["height"]:
+        p["crop_to_aspect_ratio"] = False
+    return p
 
 
 register(
