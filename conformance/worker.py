@@ -324,7 +324,7 @@ class Session:
 
     def _from_config(self, request):
         K = _framework_module(self.framework)
-        model = K.models.model_from_json(request["keras_json"])
+        model = K.models.model_from_json(_older_keras_config(K, request["keras_json"]))
         arrays = _load_arrays(request["weights"])
         model.set_weights([arrays[f"a{i}"] for i in range(len(arrays))])
         return model
@@ -597,6 +597,38 @@ class Session:
         before = _snapshot(model, inputs)
         self.impl.save(model, _required(request, "path"))
         return {"problems": _differences(before, _snapshot(model, inputs))}
+
+
+# InputLayer arguments newer Keras 2 releases write and older ones refuse, with the value
+# that means "as before": dropped when the worker's InputLayer does not take them.
+_NEWER_INPUT_ARGUMENTS = {"optional": False}
+
+
+def _older_keras_config(K, text):
+    """A model's JSON from a newer tf_keras (the suite's) made readable by this Keras: tf.keras
+    2.15 refuses InputLayer's ``optional`` that tf_keras 2.21 writes."""
+    import inspect
+
+    accepted = set(inspect.signature(K.layers.InputLayer.__init__).parameters)
+    if all(key in accepted for key in _NEWER_INPUT_ARGUMENTS):
+        return text
+    document = json.loads(text)
+
+    def visit(node):
+        if isinstance(node, dict):
+            config = node.get("config")
+            if node.get("class_name") == "InputLayer" and isinstance(config, dict):
+                for key, default in _NEWER_INPUT_ARGUMENTS.items():
+                    if key not in accepted and config.get(key, default) == default:
+                        config.pop(key, None)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(document)
+    return json.dumps(document)
 
 
 def _call_args(arrays, structure):

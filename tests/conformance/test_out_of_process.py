@@ -204,3 +204,32 @@ def test_what_is_not_claimed_says_why():
 
     assert set(NOT_CLAIMED) <= set(CLAUSE_IDS)
     assert all(len(reason) > 40 for reason in NOT_CLAIMED.values())
+
+
+def test_a_newer_input_layer_config_reads_in_an_older_keras():
+    """tf_keras 2.21 writes InputLayer's ``optional``, which tf.keras 2.15 refuses: the worker
+    drops it where its InputLayer does not take it and the value is the old meaning."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("worker_module", ROOT / "conformance/worker.py")
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+
+    class OldInputLayer:
+        def __init__(self, input_shape=None, batch_input_shape=None, dtype=None, name=None,
+                     **kwargs):
+            pass
+
+    old = types.SimpleNamespace(layers=types.SimpleNamespace(InputLayer=OldInputLayer))
+    layer = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 4],
+                                                    "optional": False}}
+    text = json.dumps({"class_name": "Functional", "config": {"layers": [layer]}})
+    read = json.loads(worker._older_keras_config(old, text))
+    assert read["config"]["layers"][0]["config"] == {"batch_input_shape": [None, 4]}
+    layer["config"]["optional"] = True  # a meaning the old Keras lacks: left for it to refuse
+    text = json.dumps({"class_name": "Functional", "config": {"layers": [layer]}})
+    assert json.loads(worker._older_keras_config(old, text)) == json.loads(text)
+    import tf_keras
+
+    assert worker._older_keras_config(tf_keras, text) == text  # this tf_keras takes it
