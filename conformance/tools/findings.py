@@ -37,7 +37,9 @@ IMPLEMENTATIONS = ("tf_keras", "keras_export")
 LIBRARY = {"tf_keras": "tf_keras", "keras_export": "Keras"}
 REGENERATE = "python -m conformance findings"
 # What the script text depends on besides the spec: the tool and the custom classes it inlines.
-TOOL_SOURCES = ("conformance/tools/reproduce.py", "strategies/catalog/custom.py")
+TOOL_SOURCES = ("conformance/reproducers/source.py", "conformance/reproducers/checks.py",
+                "conformance/savedmodel/functions.py",
+                "strategies/catalog/custom.py")
 TARGET_MEDIAN = 3
 
 _REF = re.compile(r"\b([\w.-]+/[\w.-]+)#(\d+)|(?<![\w/])#(\d+)\b")
