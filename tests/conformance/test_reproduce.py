@@ -444,3 +444,74 @@ def test_clauses_without_a_standalone_script_are_refused_saying_why(clause, caps
     err = capsys.readouterr().err
     assert clause in err and REFUSED[clause] in err
 
+
+def test_a_report_names_each_failures_script_or_why_there_is_none(tmp_path):
+    """``write_beside``: a drawn spec's failure gets its script under ``<stem>.repro/``; a
+    fixed model's, a refused clause's and one whose script cannot be made say why; an
+    earlier run's script is removed; nothing raises."""
+    from conformance.reproducers.beside import write_beside
+
+    broken = dict(SMALL_SPEC, nodes=[dict(SMALL_SPEC["nodes"][0], kind="NoSuchLayer")])
+    document = {"implementation": "reference", "clauses": {
+        "VARS-EXACT": {"failures": [
+            {"test": "c/test_variables.py::test_variables_saved_once_bitwise",
+             "spec": json.dumps(SMALL_SPEC), "message": "[VARS-EXACT] m"},
+            {"test": "c/test_variables.py::test_other[x]", "spec": json.dumps(broken)},
+        ]},
+        "SAVE-OVERWRITE": {"failures": [
+            {"test": "c/test_save.py::test_overwrite", "spec": '{"models": "two"}'}]},
+        "SAVE-ATOMIC": {"failures": [{"test": "t", "spec": json.dumps(SMALL_SPEC)}]},
+        "LOAD-REVIVE": {"failures": [{"test": "t2", "spec": "not json"}]},
+    }}
+    report = tmp_path / "out" / "report.json"
+    stale = tmp_path / "out" / "report.repro" / "repro_old.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("# an earlier run's")
+    written = write_beside(document, report)
+    first, other = document["clauses"]["VARS-EXACT"]["failures"]
+    assert written == [Path(first["reproducer"])]
+    assert Path(first["reproducer"]).parent == tmp_path / "out" / "report.repro"
+    assert "[VARS-EXACT]" in Path(first["reproducer"]).read_text()
+    assert not stale.exists()
+    assert other["reproducer"] is None and "could not be made" in other["no_reproducer"]
+    (overwrite,) = document["clauses"]["SAVE-OVERWRITE"]["failures"]
+    assert "fixed fixtures" in overwrite["no_reproducer"]
+    (atomic,) = document["clauses"]["SAVE-ATOMIC"]["failures"]
+    assert "fault harness" in atomic["no_reproducer"]
+    (revive,) = document["clauses"]["LOAD-REVIVE"]["failures"]
+    assert "fixed model" in revive["no_reproducer"]
+
+
+def test_the_report_is_written_when_no_script_can_be(tmp_path, monkeypatch):
+    from conformance.plugin import report as report_module
+    from conformance.reproducers import beside
+
+    def fails(document, path):
+        raise OSError("read-only folder")
+
+    monkeypatch.setattr(beside, "write_beside", fails)
+    document = {"clauses": {}}
+    report_module.write_reproducers(document, tmp_path / "r.json")
+    assert "read-only folder" in document["reproducers_error"]
+
+
+def test_a_failing_run_writes_the_scripts_beside_its_report_under_xdist(tmp_path):
+    """A planted bug caught under xdist: the controller's report names the script it wrote,
+    the failure message names the file, and the script exits 1 with the clause's message."""
+    from conformance.command import suite_command
+
+    report = tmp_path / "report.json"
+    command = suite_command(
+        "tests.conformance.planted:FixesBatchDimension", clauses="SIG-SERVING",
+        profile="triage", report=report, workers=2, select="names", python=True, quiet=True,
+    )
+    proc = subprocess.run(command, cwd=tmp_path, env=_env(True), capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout[-3000:]
+    (failure,) = json.loads(report.read_text())["clauses"]["SIG-SERVING"]["failures"]
+    script = Path(failure["reproducer"])
+    assert script.parent == tmp_path / "report.repro" and script.exists()
+    assert f"script file: {script}" in proc.stdout
+    done, _ = _run([sys.executable, str(script)], tmp_path, project=True)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    assert "[SIG-SERVING] serving input 'in_0'" in done.stdout
