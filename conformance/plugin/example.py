@@ -33,7 +33,7 @@ from conformance.plugin.report import (
     LEGACY_PROPERTY,
 )
 from conformance.reproducers.beside import reproducer_path
-from conformance.reproducers.source import refusal
+from conformance.reproducers.source import FIXTURE_CLAUSES, refusal
 
 CACHE_SIZE = 32
 
@@ -304,7 +304,8 @@ class ClauseRun:
         extra = "".join(f"\n  {k}: {v}" for k, v in details.items())
         report = config.getoption("conformance_report", default=None) if config else None
         beside = ""
-        if report and hasattr(spec, "to_json") and refusal(None, self.clause_id) is None:
+        rebuilt = hasattr(spec, "to_json") or self.clause_id in FIXTURE_CLAUSES
+        if report and rebuilt and refusal(None, self.clause_id) is None:
             path = reproducer_path(report, self.clause_id, self.request.node.nodeid)
             failure["script_file"] = f"{path} (written beside the report when the run ends)"
             beside = f"\n  script file: {failure['script_file']}"

@@ -42,7 +42,7 @@ def _drawn_spec(failure):
 def write_beside(document, report_path, limit=MAX_SCRIPTS):
     """Write the scripts of ``document``'s failures beside ``report_path``; set each failure's
     ``reproducer`` (the path) or ``no_reproducer`` (why none). Returns the paths written."""
-    from conformance.reproducers.source import ReproduceError, refusal
+    from conformance.reproducers.source import FIXTURE_CLAUSES, ReproduceError, refusal
 
     folder = scripts_folder(report_path)
     impl = document.get("implementation") or "reference"
@@ -51,7 +51,7 @@ def write_beside(document, report_path, limit=MAX_SCRIPTS):
         for failure in result.get("failures", []):
             spec = _drawn_spec(failure)
             why = refusal(None, clause_id)
-            if why is None and spec is None:
+            if why is None and spec is None and clause_id not in FIXTURE_CLAUSES:
                 why = "the failing model is the test's own fixed model, not a drawn spec"
             if why is None and len(written) >= limit:
                 why = (f"only the report's first {limit} failures get a script: "
@@ -89,9 +89,12 @@ def write_beside(document, report_path, limit=MAX_SCRIPTS):
 
 def _source(spec, clause_id, impl, failure):
     from conformance.environment import quiet_tensorflow
-    from conformance.reproducers.source import script_source
+    from conformance.reproducers.source import fixture_script_source, script_source
     from strategies.spec import ModelSpec
 
     quiet_tensorflow()
+    if spec is None:
+        return fixture_script_source(clause_id, impl, message=failure.get("message", ""),
+                                     test=failure.get("test", ""))
     return script_source(ModelSpec.from_dict(spec), clause_id, impl,
                          message=failure.get("message", ""), test=failure.get("test", ""))

@@ -823,7 +823,8 @@ def reproduce(model, tmp):
     return problems
 '''
 
-CHECKS["LOAD-RESAVE"] = '''
+# The suite's signature fingerprint (conformance/savedmodel/fingerprint.py), written out.
+FINGERPRINT = '''
 def spec_document(value):
     if isinstance(value, tf.TensorSpec):
         shape = None if value.shape.rank is None else value.shape.as_list()
@@ -891,7 +892,9 @@ def fingerprint(path):
             str(tf.saved_model.experimental.read_fingerprint(path).signature_def_hash)
             if os.path.exists(os.path.join(path, "fingerprint.pb")) else None),
     }
+'''
 
+CHECKS["LOAD-RESAVE"] = FINGERPRINT + '''
 
 def differences(first, second):
     out = [f"{key} differs" for key in ("signatures", "signature_def_hash")
@@ -1004,5 +1007,321 @@ def reproduce(model, tmp):
         if revived is not None:
             problems += compare_outputs(flat(revived(inputs, training=False)), want,
                                         f"the loaded model ({where})")
+    return problems
+'''
+
+
+# --- the clauses of fixed models: the script builds the clause's own fixture -----------------
+# (its source is written out of conformance/expected/fixtures.py: FIXTURE_FUNCTIONS says which)
+
+FILES = '''
+def tree_digest(path):
+    """A digest of every file's relative path and bytes under path."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(directory, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\\0")
+            with open(full, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def optimizer_value_keys(path):
+    """The checkpoint keys of the optimizer's variable values (optimizer/...)."""
+    prefix = os.path.join(path, "variables", "variables")
+    return sorted(key for key, _ in tf.train.list_variables(prefix)
+                  if key.endswith("VARIABLE_VALUE") and key.startswith("optimizer/"))
+'''
+
+FIXTURE_CHECKS = {}
+FIXTURE_FUNCTIONS = {}
+
+FIXTURE_FUNCTIONS["SAVE-OVERWRITE"] = ("set_weights", "small_functional")
+FIXTURE_CHECKS["SAVE-OVERWRITE"] = '''
+def reproduce(model, tmp):
+    """overwrite=False on an existing path raises FileExistsError and leaves the files as
+    they were; overwrite=True replaces them with the new model."""
+    first = small_functional(K, name="first", units=3)
+    second = small_functional(K, name="second", units=5)
+    path = os.path.join(tmp, "overwrite")
+    save(first, path)
+    before = tree_digest(path)
+    problems = []
+    stdin, sys.stdin = sys.stdin, io.StringIO("")  # a prompt must not wait for a terminal
+    try:
+        save(second, path, overwrite=False)
+    except FileExistsError:
+        pass
+    except Exception as exc:
+        problems.append(f"overwrite=False on an existing path raised {type(exc).__name__} "
+                        f"({' '.join(str(exc).split())[:300]}), expected FileExistsError")
+    else:
+        problems.append("overwrite=False on an existing path raised nothing, expected "
+                        "FileExistsError")
+    finally:
+        sys.stdin = stdin
+    if tree_digest(path) != before:
+        problems.append("overwrite=False changed the existing files")
+    save(second, path, overwrite=True)
+    if tree_digest(path) == before:
+        problems.append("overwrite=True did not replace the files")
+    saved = list(root_api(tf.saved_model.load(path)).variables)
+    got, want = [v.shape.as_list() for v in saved], [list(v.shape) for v in second.variables]
+    if got != want:
+        problems.append(f"after overwrite=True the path holds variables of shapes {got}, the "
+                        f"new model's are {want}")
+    return problems
+'''
+
+FIXTURE_FUNCTIONS["SAVE-SIGNATURES"] = ("set_weights", "small_functional")
+FIXTURE_CHECKS["SAVE-SIGNATURES"] = '''
+def reproduce(model, tmp):
+    """signatures={'predict_scores': predict} writes exactly that signature, with its input
+    and output names and shapes, computing the model's outputs."""
+    model = small_functional(K, name="signed")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+    def predict(features):
+        return {"scores": model(features, training=False)}
+
+    path = os.path.join(tmp, "signatures")
+    save(model, path, signatures={"predict_scores": predict})
+    loaded = tf.saved_model.load(path)
+    written = sorted(loaded.signatures.keys())
+    problems = []
+    if written != ["predict_scores"]:
+        problems.append(f"signatures written: {written}, given: ['predict_scores']")
+    if "predict_scores" not in written:
+        return problems
+    function = loaded.signatures["predict_scores"]
+    inputs = {n: (s.dtype.name, s.shape.as_list())
+              for n, s in function.structured_input_signature[1].items()}
+    if inputs != {"features": ("float32", [None, 4])}:
+        problems.append(f"predict_scores inputs {inputs}, expected features float32 [None, 4]")
+    if list(function.structured_outputs) != ["scores"]:
+        problems.append(f"predict_scores outputs {list(function.structured_outputs)}, "
+                        "expected ['scores']")
+        return problems
+    x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+    problems.append(close(function(features=tf.constant(x))["scores"].numpy(),
+                          np.asarray(model(x, training=False)), "predict_scores output"))
+    return problems
+'''
+
+FIXTURE_FUNCTIONS["SAVE-OPTIMIZER"] = ("set_weights", "small_functional", "trained_compiled")
+FIXTURE_CHECKS["SAVE-OPTIMIZER"] = '''
+def optimizer_variables(model):
+    optimizer = model.optimizer
+    found = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+    return list(found)
+
+
+def reproduce(model, tmp):
+    """include_optimizer=False writes no optimizer variables and leaves the optimizer as it
+    was; include_optimizer=True writes its slot variables bitwise."""
+    model = trained_compiled(K)
+    optimizer = model.optimizer
+    values = [np.array(v.numpy()) for v in optimizer_variables(model)]
+    without = os.path.join(tmp, "no-optimizer")
+    save(model, without, include_optimizer=False)
+    problems = []
+    written = optimizer_value_keys(without)
+    if written:
+        problems.append(f"include_optimizer=False wrote optimizer variables: {written[:5]}")
+    if model.optimizer is not optimizer:
+        problems.append("saving replaced model.optimizer")
+    problems += [bitwise(v.numpy(), value, f"optimizer variable {v.name}")
+                 for v, value in zip(optimizer_variables(model), values)]
+    with_optimizer = os.path.join(tmp, "with-optimizer")
+    save(model, with_optimizer, include_optimizer=True)
+    keys = optimizer_value_keys(with_optimizer)
+    if not keys:
+        return problems + ["include_optimizer=True wrote no optimizer variables"]
+    reader = tf.train.load_checkpoint(os.path.join(with_optimizer, "variables", "variables"))
+    saved = {reader.get_tensor(key).tobytes() for key in keys}
+    for variable, value in zip(optimizer_variables(model), values):
+        if value.ndim > 0 and value.tobytes() not in saved:  # slots; scalars may be re-derived
+            problems.append(f"optimizer variable {variable.name} was not saved bitwise")
+    return problems
+'''
+
+FIXTURE_FUNCTIONS["SAVE-UNBUILT"] = ("unbuilt_sequential", "model_with_unbuilt_layer")
+FIXTURE_CHECKS["SAVE-UNBUILT"] = '''
+def no_call_functions(api):
+    return api is None or not any(concrete_functions(getattr(api, n, None))
+                                  for n in CALL_FUNCTIONS)
+
+
+def reproduce(model, tmp):
+    """A model whose inputs are unknown is refused before anything is written; a model with
+    a never-called sub-layer saves, with a warning naming the layer, which is saved without
+    call functions."""
+    problems = []
+    path = os.path.join(tmp, "unbuilt")
+    before = set(os.listdir(tmp))
+    try:
+        save(unbuilt_sequential(K), path)
+    except Exception:
+        pass  # tf_keras' save refuses it (raise_model_input_error): so must this one
+    else:
+        problems.append("saving a model whose inputs are unknown (never built or called) "
+                        "succeeded; tf_keras' save refuses it before writing anything")
+    if os.path.lexists(path):
+        problems.append("the refused save left an entry at the path")
+    left = sorted(set(os.listdir(tmp)) - before - {"unbuilt"})
+    if left:
+        problems.append(f"the refused save left {left[:5]} beside the path")
+    path = os.path.join(tmp, "unbuilt-layer")
+    model = model_with_unbuilt_layer(K)
+    with captured_messages():  # the save's messages only
+        save(model, path)
+    if not any("never_called_dense" in m for m in SAVE_MESSAGES):
+        problems.append("no warning names the unbuilt layer 'never_called_dense'; messages: "
+                        f"{[m[:200] for m in SAVE_MESSAGES[:5]]}")
+    tree = saved_tree(tf.saved_model.load(path))
+    unbuilt = [(where, api) for where, api in tree[1:]
+               if api is not None and not list(getattr(api, "variables", None) or [])]
+    if not unbuilt:
+        problems.append("the unbuilt layer is missing from the saved layer tree")
+    problems += [f"the unbuilt layer ({where}) was saved with call functions"
+                 for where, api in unbuilt if not no_call_functions(api)]
+    if no_call_functions(tree[0][1]):
+        problems.append("the built root lost its call functions")
+    return problems
+'''
+
+CHECKS["LOAD-CORRUPT"] = '''
+def relative_files(path):
+    return [os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path)
+            for f in files]
+
+
+def truncate(relative, keep=0.5):
+    def damage(path):
+        target = os.path.join(path, relative)
+        size = os.path.getsize(target)
+        with open(target, "r+b") as f:
+            f.truncate(int(size * keep))
+    return damage
+
+
+def flip(relative, where=0.5):
+    def damage(path):
+        target = os.path.join(path, relative)
+        with open(target, "r+b") as f:
+            data = bytearray(f.read())
+            data[int(len(data) * where)] ^= 0x10
+            f.seek(0)
+            f.write(data)
+    return damage
+
+
+def remove(relative):
+    return lambda path: os.remove(os.path.join(path, relative))
+
+
+def replace(relative, content):
+    def damage(path):
+        with open(os.path.join(path, relative), "wb") as f:
+            f.write(content)
+    return damage
+
+
+# The clause's damages, each to its own copy of the saved model.
+CORRUPTIONS = (
+    ("missing-path", shutil.rmtree),
+    ("empty-directory", lambda p: [remove(n)(p) for n in relative_files(p)]),
+    ("saved_model.pb-truncated", truncate("saved_model.pb")),
+    ("saved_model.pb-bit-flipped", flip("saved_model.pb", 0.37)),
+    ("saved_model.pb-garbage", replace("saved_model.pb", b"\\x00not a protobuf\\xff" * 8)),
+    ("variables.index-missing", remove("variables/variables.index")),
+    ("variables-data-truncated", truncate("variables/variables.data-00000-of-00001", 0.3)),
+    ("variables-data-bit-flipped", flip("variables/variables.data-00000-of-00001", 0.5)),
+    ("keras_metadata-garbage", replace("keras_metadata.pb", b"\\x0a\\x05{not json")),
+)
+
+
+def reproduce(model, tmp):
+    """A damaged copy fails to load with an error naming its path (a harmless bit flip may
+    load, and then gives the model's outputs)."""
+    path = os.path.join(tmp, "model")
+    save(model, path)
+    inputs = model_inputs(DATA)
+    want = flat(model(inputs, training=False))
+    problems = []
+    for name, damage in CORRUPTIONS:
+        copy = os.path.join(tmp, f"corrupt-{name}")
+        shutil.copytree(path, copy)
+        if name.startswith("keras_metadata") and not os.path.exists(
+                os.path.join(copy, "keras_metadata.pb")):
+            continue
+        damage(copy)
+        try:
+            loaded = load(copy)
+        except Exception as exc:
+            message = str(exc)
+            if copy not in message and os.path.basename(copy) not in message:
+                problems.append(f"{name}: {type(exc).__name__} does not name the path: "
+                                f"{' '.join(message.split())[:300]}")
+            continue
+        if name != "saved_model.pb-bit-flipped":
+            problems.append(f"{name}: the damaged copy loaded without an error (load "
+                            f"returned a {type(loaded).__name__})")
+            continue
+        if not callable(loaded):
+            problems.append(f"{name}: load returned a {type(loaded).__name__} without an error")
+            continue
+        problems += compare_outputs(flat(loaded(inputs, training=False)), want,
+                                    f"{name}: output of the loaded damaged copy")
+    return problems
+'''
+
+FIXTURE_FUNCTIONS["SAVE-CONCURRENT"] = ("set_weights", "small_functional")
+FIXTURE_CHECKS["SAVE-CONCURRENT"] = FINGERPRINT + '''
+
+THREADED_SAVE_TIMEOUT = 120  # seconds for three small saves (about 1 s each alone)
+
+
+def reproduce(model, tmp):
+    """Three models saved from three threads at once equal the same saves one after another:
+    no error, no deadlock, the same fingerprints and variables."""
+    models = [small_functional(K, name=f"m{i}", units=2 + i) for i in range(3)]
+    sequential = [os.path.join(tmp, f"sequential-{i}") for i in range(3)]
+    for one, path in zip(models, sequential):
+        save(one, path)
+    threaded = [os.path.join(tmp, f"threaded-{i}") for i in range(3)]
+    errors = []
+
+    def save_one(one, path):
+        try:
+            save(one, path)
+        except Exception as exc:
+            errors.append(f"{one.name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=save_one, args=pair, daemon=True, name=pair[0].name)
+               for pair in zip(models, threaded)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + THREADED_SAVE_TIMEOUT
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [thread.name for thread in threads if thread.is_alive()]
+    if stuck:
+        return [f"saves from threads did not finish in {THREADED_SAVE_TIMEOUT} s (a deadlock?):"
+                f" {', '.join(stuck)} still saving"]
+    if errors:
+        return [f"saves from threads failed: {errors}"]
+    problems = []
+    for one, first, second in zip(models, sequential, threaded):
+        if json.dumps(fingerprint(second), sort_keys=True) != json.dumps(fingerprint(first),
+                                                                        sort_keys=True):
+            problems.append(f"{one.name}: the threaded save's structure differs from the "
+                            "sequential one")
+        want = [v.numpy() for v in root_api(tf.saved_model.load(first)).variables]
+        got = [v.numpy() for v in root_api(tf.saved_model.load(second)).variables]
+        problems += [bitwise(g, w, f"{one.name}: threaded save's variable {i}")
+                     for i, (g, w) in enumerate(zip(got, want))]
     return problems
 '''

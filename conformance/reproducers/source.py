@@ -13,34 +13,35 @@ import inspect
 import re
 from dataclasses import replace
 
-from conformance.reproducers.checks import CHECKS, HELPERS, MAIN, TREE, TREE_NAMES
+from conformance.reproducers.checks import (
+    CHECKS,
+    FILES,
+    FIXTURE_CHECKS,
+    FIXTURE_FUNCTIONS,
+    HELPERS,
+    MAIN,
+    TREE,
+    TREE_NAMES,
+)
 
 # Clauses whose check a script reproduces, in the contract's order.
 COVERED = tuple(c for c in (
     "FORMAT-KERAS-API", "VARS-EXACT", "LAYERS-TREE", "CALL-INFERENCE", "CALL-TRAINING",
     "CALL-CONSISTENT", "LOSSES-REGULARIZATION", "LOSSES-ACTIVITY", "SIG-SERVING", "SIG-DYNAMIC",
-    "SAVE-NO-MUTATION", "LOAD-REVIVE", "LOAD-RESAVE", "LOAD-RESUME",
-) if c in CHECKS)
+    "SAVE-UNBUILT", "SAVE-OVERWRITE", "SAVE-OPTIMIZER", "SAVE-SIGNATURES", "SAVE-NO-MUTATION",
+    "SAVE-CONCURRENT",
+    "LOAD-REVIVE", "LOAD-RESAVE", "LOAD-CORRUPT", "LOAD-RESUME",
+) if c in CHECKS or c in FIXTURE_CHECKS)
+# Of those, the clauses whose scripts build the clause's own fixed models (any spec ignored).
+FIXTURE_CLAUSES = tuple(c for c in COVERED if c in FIXTURE_CHECKS)
 # Clauses a standalone script cannot reproduce, and why.
 REFUSED = {
     "SIG-STABLE": "it compares fingerprints across separate processes and hash seeds and with "
     "the reference's golden values, which one script's single save cannot",
-    "SAVE-UNBUILT": "its models are the clause's fixed fixtures (an input-less Sequential, a "
-    "never-called sub-layer), not a drawn spec",
-    "SAVE-OVERWRITE": "its models are the clause's fixed fixtures (two small functional models "
-    "saved to one path), not a drawn spec",
-    "SAVE-OPTIMIZER": "its model is the clause's fixed fixture (a small functional model "
-    "trained one step), not a drawn spec",
-    "SAVE-SIGNATURES": "its model and tf.function are the clause's fixed fixture, not a drawn "
-    "spec",
     "SAVE-ATOMIC": "it kills the saving process and injects faults into each file operation "
     "of the save, which needs the suite's fault harness (conformance/clauses/test_durability.py)",
-    "SAVE-CONCURRENT": "it races saves from threads against sequential ones on the clause's "
-    "fixtures, a timing harness rather than one save",
     "SAVE-ASSETS": "its models are the clause's fixed vocabulary-file fixtures, checked in a "
     "fresh process after the files are removed",
-    "LOAD-CORRUPT": "it damages the saved files at positions the clause draws and needs the "
-    "suite's damage list, not a rebuilt model",
     "LOAD-HOSTILE": "it applies the mutation engine of conformance/hostile.py to the files, "
     "which a script does not carry",
     "LOAD-LEGACY": "it loads the legacy corpus files written by older TensorFlow versions "
@@ -351,11 +352,22 @@ _IMPL = {
         "def load(path):\n    return tf_keras.models.load_model(path)\n"
     ),
     "keras_export": (
-        "def save(model, path, **kwargs):\n"
-        "    # an inference export takes no save arguments (include_optimizer, signatures...)\n"
-        "    if kwargs:\n"
-        "        raise TypeError(f'model.export takes none of {sorted(kwargs)}')\n"
-        "    model.export(path, format='tf_saved_model', verbose=False)\n\n\n"
+        "def save(model, path, overwrite=True, include_optimizer=True, signatures=None):\n"
+        "    # as the suite's keras_export adapter calls Keras: an existing path is refused\n"
+        "    # (overwrite=False) or replaced as a whole; include_optimizer has no effect (an\n"
+        "    # inference export); signatures become the endpoints of an ExportArchive\n"
+        "    if os.path.exists(path):\n"
+        "        if not overwrite:\n"
+        "            raise FileExistsError(f'{path} exists and overwrite=False')\n"
+        "        shutil.rmtree(path)\n"
+        "    if signatures is None:\n"
+        "        model.export(path, format='tf_saved_model', verbose=False)\n"
+        "        return\n"
+        "    archive = keras.export.ExportArchive()\n"
+        "    archive.track(model)\n"
+        "    for key, function in signatures.items():\n"
+        "        archive.add_endpoint(key, function)\n"
+        "    archive.write_out(path, verbose=False)\n\n\n"
         "def load(path):\n    return keras.layers.TFSMLayer(path, call_endpoint='serve')\n"
     ),
 }
@@ -538,6 +550,72 @@ def refusal(spec, clause):
     return None
 
 
+def _head(clause, impl, framework, origin, message, constants, note="", imports=()):
+    """The script's docstring, imports and constants."""
+    needs = "" if impl in ("tf_keras", "keras_export") else " and the implementation"
+    lines = [f"import {m}" for m in sorted(("contextlib", "json", "logging", "os", "re",
+                                             "shutil", "sys", "tempfile", "traceback",
+                                             "warnings", *imports))]
+    values = "".join(f"{k} = {v!r}\n" for k, v in constants.items())
+    return f'''"""Reproducer: clause {clause} on implementation {impl!r}.
+
+Generated by `python -m conformance reproduce` from {origin}.
+Needs only {framework} and TensorFlow{needs}.
+Exits 1 while the divergence is there, 0 once it is gone.{note}
+{("Suite message: " + message.splitlines()[0][:300]) if message else ""}
+"""
+
+{chr(10).join(lines)}
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+import {framework}
+import {framework} as K
+
+CLAUSE = {clause!r}
+{values}'''
+
+
+def _fixture_code(clause):
+    """The clause's fixture builders, written out of conformance/expected/fixtures.py."""
+    from conformance.expected import fixtures
+
+    sources = []
+    for name in FIXTURE_FUNCTIONS[clause]:
+        source = inspect.getsource(getattr(fixtures, name))
+        # the suite's out-of-process worker's tag: no part of the model
+        source = re.sub(r"\n    # No config to send.*?\n    model\.conformance_fixture = .*?\n",
+                        "\n", source, flags=re.S)
+        sources.append(source.rstrip())
+    return ("# The clause's fixed models (conformance/expected/fixtures.py), written out.\n"
+            + "\n\n\n".join(sources) + "\n")
+
+
+def fixture_script_source(clause, impl, *, message="", test=""):
+    """The standalone script of a clause whose models are its own fixed fixtures."""
+    if clause not in FIXTURE_CHECKS:
+        raise ReproduceError(refusal(None, clause) or f"clause {clause} is checked on drawn specs")
+    framework = FRAMEWORK_OF.get(impl)
+    if framework is None:
+        from conformance.api import resolve_implementation
+
+        framework = getattr(resolve_implementation(impl), "framework", "keras")
+    origin = f"the clause's fixed models{f' ({test})' if test else ''}"
+    imports = ("hashlib", "io", "threading", "time")
+    parts = [_head(clause, impl, framework, origin, message, {}, imports=imports)]
+    parts.append(_fixture_code(clause))
+    parts.append("def build_model():\n    return None  # the check builds the clause's models\n")
+    parts.append(_impl_code(impl).rstrip() + "\n")
+    parts.append(HELPERS.strip() + "\n")
+    parts.append(TREE.strip() + "\n")
+    parts.append(FILES.strip() + "\n")
+    parts.append(FIXTURE_CHECKS[clause].strip() + "\n")
+    return "\n\n\n".join(p.strip("\n") for p in parts) + "\n" + MAIN
+
+
 def script_source(spec, clause, impl, *, message="", test=""):
     """The standalone script reproducing ``clause`` on ``spec`` with ``impl``."""
     import strategies
@@ -546,6 +624,8 @@ def script_source(spec, clause, impl, *, message="", test=""):
     why = refusal(spec, clause)
     if why:
         raise ReproduceError(why)
+    if clause in FIXTURE_CHECKS:
+        return fixture_script_source(clause, impl, message=message, test=test)
     framework = FRAMEWORK_OF.get(impl)
     if framework is None:
         from conformance.api import resolve_implementation
@@ -573,45 +653,17 @@ def script_source(spec, clause, impl, *, message="", test=""):
     open_axes = {i.name: list(i.open_axes) for i in spec.inputs if i.open_axes}
     output_open = {name: list(spec.node(o).open_axes)
                    for name, o in zip(output_names, spec.outputs) if spec.node(o).open_axes}
-    needs = "" if impl in ("tf_keras", "keras_export") else " and the implementation"
     lengths = (f"\nIt calls at the probe lengths and with each open axis {OPEN_EXTRAS} longer."
                if spec.open_inputs() else "")
-    head = f'''"""Reproducer: clause {clause} on implementation {impl!r}.
-
-Generated by `python -m conformance reproduce` from the shrunk spec{f" of {test}" if test else ""}.
-Needs only {framework} and TensorFlow{needs}.
-Exits 1 while the divergence is there, 0 once it is gone.{lengths}
-{("Suite message: " + message.splitlines()[0][:300]) if message else ""}
-"""
-
-import contextlib
-import json
-import logging
-import os
-import re
-import sys
-import tempfile
-import traceback
-import warnings
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np
-import tensorflow as tf
-import {framework}
-import {framework} as K
-
-CLAUSE = {clause!r}
-INPUT_NAMES = {list(spec.input_names())!r}
-OUTPUT_NAMES = {output_names!r}
-DTYPE = {spec.dtype!r}
-SUBCLASSED = {spec.topology == "subclassed"!r}
-SERVING_INPUTS = {serving_inputs!r}
-OPEN_AXES = {open_axes!r}
-OUTPUT_OPEN_AXES = {output_open!r}
-DETERMINISTIC_IN_TRAINING = {strategies.deterministic_in_training(spec)!r}
-'''
+    constants = {
+        "INPUT_NAMES": list(spec.input_names()), "OUTPUT_NAMES": output_names,
+        "DTYPE": spec.dtype, "SUBCLASSED": spec.topology == "subclassed",
+        "SERVING_INPUTS": serving_inputs, "OPEN_AXES": open_axes,
+        "OUTPUT_OPEN_AXES": output_open,
+        "DETERMINISTIC_IN_TRAINING": strategies.deterministic_in_training(spec),
+    }
+    origin = f"the shrunk spec{f' of {test}' if test else ''}"
+    head = _head(clause, impl, framework, origin, message, constants, lengths)
     parts = [head]
     if uses_custom:
         parts.append(_custom_code(framework))

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from conformance.reproducers.source import (  # noqa: F401  (the tool's public names)
     COVERED,
+    FIXTURE_CLAUSES,
     FRAMEWORK_OF,
     OPEN_EXTRAS,
     REFUSED,
     UNWRITTEN_KINDS,
     ReproduceError,
+    fixture_script_source,
     layer_code,
     refusal,
     script_source,
@@ -38,9 +40,11 @@ def failures_of(report_path, clause=None, test=None):
             try:
                 spec = json.loads(failure.get("spec", ""))
             except ValueError:
-                continue
-            if "nodes" not in spec:
-                continue  # a fixed model's failure: no spec to rebuild
+                spec = None
+            if not isinstance(spec, dict) or "nodes" not in spec:
+                if clause_id not in FIXTURE_CLAUSES:
+                    continue  # a fixed model's failure: no spec to rebuild
+                spec = None  # the script builds the clause's own fixed models
             out.append((clause_id, failure.get("test", ""), spec, failure.get("message", "")))
     return document.get("implementation", "reference"), out
 
@@ -80,8 +84,12 @@ def main(args):
     elif args.report:
         impl, items = failures_of(args.report, args.clause, args.test)
         impl = args.impl or impl
+    elif args.clause in FIXTURE_CLAUSES:  # no spec: the clause's own fixed models
+        items = [(args.clause, "", None, "")]
+        impl = args.impl or "reference"
     else:
-        raise ReproduceError("give a REPORT.json or --spec SPEC.json --clause ID")
+        raise ReproduceError("give a REPORT.json or --spec SPEC.json --clause ID (a clause of "
+                             f"fixed models alone: {', '.join(FIXTURE_CLAUSES)})")
     if args.clause and refusal(None, args.clause):
         raise ReproduceError(refusal(None, args.clause))
     out = Path(args.out)
@@ -89,9 +97,12 @@ def main(args):
     written, skipped = [], []
     for index, (clause, test, spec_dict, message) in enumerate(items):
         try:
-            source = script_source(
-                ModelSpec.from_dict(spec_dict), clause, impl, message=message, test=test
-            )
+            if spec_dict is None:
+                source = fixture_script_source(clause, impl, message=message, test=test)
+            else:
+                source = script_source(
+                    ModelSpec.from_dict(spec_dict), clause, impl, message=message, test=test
+                )
         except ReproduceError as exc:
             skipped.append(f"{clause} {test}: {exc}")
             continue
