@@ -1325,3 +1325,128 @@ def reproduce(model, tmp):
                      for i, (g, w) in enumerate(zip(got, want))]
     return problems
 '''
+
+FIXTURE_FUNCTIONS["SAVE-ASSETS"] = ("set_weights",)
+FIXTURE_CHECKS["SAVE-ASSETS"] = r'''
+ASSET_DATA = {
+    "in_0": np.array([["w0", "w1", "w7"], ["w3", "w3", "w5"]]),
+    "in_1": np.array([[0, 1, 7], [2, 6, 6]], dtype="int32"),
+}
+# Serves the saved model in a fresh interpreter (TensorFlow only), its inputs by name.
+SERVE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, data = sys.argv[1], json.loads(sys.argv[2])
+fn = tf.saved_model.load(path).signatures["serving_default"]
+names = sorted(fn.structured_input_signature[1])
+keys = names if set(names) == set(data) else sorted(data)
+args = {n: tf.constant(np.array(data[k], dtype=fn.structured_input_signature[1][n].dtype.name
+        if fn.structured_input_signature[1][n].dtype != tf.string else object))
+        for n, k in zip(names, keys)}
+out = fn(**args)
+print(json.dumps([np.asarray(out[k]).tolist() for k in sorted(out)]))
+"""
+
+
+def vocabulary_file(folder, entries):
+    """A vocabulary file holding entries one a line (named by its content, as the suite's)."""
+    text = "".join(f"{e}\n" for e in entries)
+    path = os.path.join(folder, f"vocab_{zlib.crc32(text.encode()):08x}.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def asset_model(string_vocab, int_vocab, folder):
+    """The clause's model: StringLookup and IntegerLookup, each with a vocabulary file,
+    counted, into a Dense; its outputs on ASSET_DATA; the files' bytes by path."""
+    os.makedirs(folder, exist_ok=True)
+    strings = vocabulary_file(folder, [f"w{i}" for i in string_vocab])
+    ints = vocabulary_file(folder, list(int_vocab))
+    in_0 = K.Input((3,), dtype="string", name="in_0")
+    in_1 = K.Input((3,), dtype="int32", name="in_1")
+    x_0 = K.layers.StringLookup(vocabulary=strings, output_mode="count",
+                                name="n0_stringlookup")(in_0)
+    x_1 = K.layers.IntegerLookup(vocabulary=ints, output_mode="count",
+                                 name="n1_integerlookup")(in_1)
+    x_2 = K.layers.Concatenate(name="n2_concatenate")([x_0, x_1])
+    model = K.Model([in_0, in_1], K.layers.Dense(2, name="n3_dense")(x_2), name="model")
+    set_weights(model, seed=7)
+    expected = np.asarray(model([ASSET_DATA["in_0"], ASSET_DATA["in_1"]]))
+    contents = {}
+    for path in (strings, ints):
+        with open(path, "rb") as f:
+            contents[path] = f.read()
+    return model, expected, contents
+
+
+def asset_files(path):
+    root = os.path.join(path, "assets")
+    out = {}
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        with open(os.path.join(root, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+def served_in_fresh_process(path, expected, what):
+    data = {k: v.tolist() for k, v in ASSET_DATA.items()}
+    run = subprocess.run([sys.executable, "-c", SERVE, path, json.dumps(data)],
+                         capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        return [f"{what}: serving_default failed in a fresh process: "
+                f"{run.stderr.strip().splitlines()[-3:]}"]
+    served = [np.array(o) for o in json.loads(run.stdout.strip().splitlines()[-1])]
+    return [close(served[0], expected, what)]
+
+
+def reproduce(model, tmp):
+    """The vocabulary files travel as assets/ (named relatively in saved_model.pb, not by
+    their original paths in keras_metadata.pb) and serve once the originals are gone; a
+    model saved over another leaves none of the earlier model's assets."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    problems = []
+    model, expected, originals = asset_model((0, 2, 3), (1, 2, 6), os.path.join(tmp, "vocab"))
+    path = os.path.join(tmp, "assets")
+    save(model, path)
+    assets = asset_files(path)
+    missing = [f for f, text in originals.items() if text not in assets.values()]
+    if missing:
+        problems.append(f"no file under assets/ holds the vocabulary of {missing}")
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    named = [a.filename for a in proto.meta_graphs[0].asset_file_def]
+    if not named or not all(not os.path.isabs(n) and n in assets for n in named):
+        problems.append(f"saved_model.pb names its assets {named}, not files under assets/ "
+                        f"({sorted(assets)})")
+    metadata = b""
+    if os.path.exists(os.path.join(path, "keras_metadata.pb")):  # a plain SavedModel has none
+        with open(os.path.join(path, "keras_metadata.pb"), "rb") as f:
+            metadata = f.read()
+    absolute = [o for o in originals if o.encode() in metadata]
+    if absolute:
+        problems.append(f"keras_metadata.pb holds the original vocabulary paths {absolute}")
+    for f in originals:
+        os.remove(f)
+    problems += served_in_fresh_process(path, expected, "serving_default after the "
+                                        "vocabulary files went")
+    folder = os.path.join(tmp, "vocab-over")
+    model_a, _, originals_a = asset_model((0, 2, 3), (1, 2, 6), folder)
+    model_b, expected_b, originals_b = asset_model((1, 4), (0, 3, 5, 7), folder)
+    over = os.path.join(tmp, "assets-over")
+    save(model_a, over)
+    save(model_b, over)
+    assets = asset_files(over)
+    stale = [name for name, text in assets.items() if text in originals_a.values()]
+    if stale:
+        problems.append(f"assets of the earlier save left behind: {stale}")
+    if sorted(assets.values()) != sorted(originals_b.values()):
+        problems.append(f"assets/ holds {sorted(assets)}, not the second model's vocabularies "
+                        "only")
+    problems += served_in_fresh_process(over, expected_b, "serving_default of the model saved "
+                                        "over")
+    return problems
+'''

@@ -29,7 +29,7 @@ COVERED = tuple(c for c in (
     "FORMAT-KERAS-API", "VARS-EXACT", "LAYERS-TREE", "CALL-INFERENCE", "CALL-TRAINING",
     "CALL-CONSISTENT", "LOSSES-REGULARIZATION", "LOSSES-ACTIVITY", "SIG-SERVING", "SIG-DYNAMIC",
     "SAVE-UNBUILT", "SAVE-OVERWRITE", "SAVE-OPTIMIZER", "SAVE-SIGNATURES", "SAVE-NO-MUTATION",
-    "SAVE-CONCURRENT",
+    "SAVE-CONCURRENT", "SAVE-ASSETS",
     "LOAD-REVIVE", "LOAD-RESAVE", "LOAD-CORRUPT", "LOAD-RESUME",
 ) if c in CHECKS or c in FIXTURE_CHECKS)
 # Of those, the clauses whose scripts build the clause's own fixed models (any spec ignored).
@@ -40,8 +40,6 @@ REFUSED = {
     "the reference's golden values, which one script's single save cannot",
     "SAVE-ATOMIC": "it kills the saving process and injects faults into each file operation "
     "of the save, which needs the suite's fault harness (conformance/clauses/test_durability.py)",
-    "SAVE-ASSETS": "its models are the clause's fixed vocabulary-file fixtures, checked in a "
-    "fresh process after the files are removed",
     "LOAD-HOSTILE": "it applies the mutation engine of conformance/hostile.py to the files, "
     "which a script does not carry",
     "LOAD-LEGACY": "it loads the legacy corpus files written by older TensorFlow versions "
@@ -604,7 +602,7 @@ def fixture_script_source(clause, impl, *, message="", test=""):
 
         framework = getattr(resolve_implementation(impl), "framework", "keras")
     origin = f"the clause's fixed models{f' ({test})' if test else ''}"
-    imports = ("hashlib", "io", "threading", "time")
+    imports = ("hashlib", "io", "subprocess", "threading", "time", "zlib")
     parts = [_head(clause, impl, framework, origin, message, {}, imports=imports)]
     parts.append(_fixture_code(clause))
     parts.append("def build_model():\n    return None  # the check builds the clause's models\n")
