@@ -33,6 +33,8 @@ from conformance.plugin.report import (
     HOSTILE_PROPERTY,
     LEGACY_PROPERTY,
 )
+from conformance.reproducers.beside import reproducer_path
+from conformance.reproducers.source import FIXTURE_CLAUSES, refusal
 
 CACHE_SIZE = 32
 
@@ -310,9 +312,16 @@ class ClauseRun:
         props[:] = [p for p in props if p[0] != FAILURE_PROPERTY]
         props.append((FAILURE_PROPERTY, failure))
         extra = "".join(f"\n  {k}: {v}" for k, v in details.items())
+        report = config.getoption("conformance_report", default=None) if config else None
+        beside = ""
+        rebuilt = hasattr(spec, "to_json") or self.clause_id in FIXTURE_CLAUSES
+        if report and rebuilt and refusal(None, self.clause_id) is None:
+            path = reproducer_path(report, self.clause_id, self.request.node.nodeid)
+            failure["script_file"] = f"{path} (written beside the report when the run ends)"
+            beside = f"\n  script file: {failure['script_file']}"
         return (
             f"[{self.clause_id}] {error}\n  spec: {spec_json}{extra}\n  reproduce: {command}"
-            f"\n  script: {script}"
+            f"\n  script: {script}{beside}"
         )
 
     def record(self):

@@ -64,6 +64,7 @@ def compact_failure(report):
             f"  spec: {failure.get('spec', '')}",
             f"  reproduce: {failure.get('command', '')}",
             *([f"  script: {failure['script']}"] if failure.get("script") else []),
+            *([f"  script file: {failure['script_file']}"] if failure.get("script_file") else []),
             "  (Hypothesis' full output: rerun with -v, or read the JSON or JUnit report)",
         ]
     )
@@ -366,29 +367,43 @@ def markdown(document):
         "|---|---|---|---|---|---|",
     ]
     for clause_id, result in document["clauses"].items():
-        message, spec = "", ""
+        message, spec, script = "", "", None
         command = _clause_command(document, clause_id)
         if result["failures"]:
             last = result["failures"][-1]
             message = first_line(last.get("message", ""))
             spec = f"`{last.get('spec', '')}`"
             command = last.get("command", "") or command
+            script = last.get("reproducer")
         elif result["status"] in ("not claimed", "skipped") and result["skip_reasons"]:
             message = "; ".join(result["skip_reasons"])
         elif result.get("consumer"):
             message = consumer_summary(result["consumer"])
         elif result["status"] == "xfail":
             message = "expected failure (see the xfails file)"
+        reproduce = f"`{command}`" + (f"; script `{script}`" if script else "")
         lines.append(
             f"| {clause_id} | {result['status']} | {result['examples']} | {_cell(message)} | "
-            f"{_cell(spec)} | {_cell(f'`{command}`')} |"
+            f"{_cell(spec)} | {_cell(reproduce)} |"
         )
     lines += legacy_markdown(document)
     return "\n".join(lines) + "\n"
 
 
+def write_reproducers(document, path):
+    """The failures' scripts beside the report (``conformance.reproducers.beside``); a
+    problem there is written into the report, and the report is still written."""
+    from conformance.reproducers.beside import write_beside
+
+    try:
+        write_beside(document, path)
+    except Exception as exc:  # noqa: BLE001  (the scripts are a convenience, the report is not)
+        document["reproducers_error"] = f"{type(exc).__name__}: {first_line(exc)}"
+
+
 def write_report(path, state, config):
     document = report_document(state, config)
+    write_reproducers(document, path)
     text = markdown(document) if str(path).endswith(".md") else json.dumps(document, indent=2)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

@@ -37,7 +37,9 @@ IMPLEMENTATIONS = ("tf_keras", "keras_export")
 LIBRARY = {"tf_keras": "tf_keras", "keras_export": "Keras"}
 REGENERATE = "python -m conformance findings"
 # What the script text depends on besides the spec: the tool and the custom classes it inlines.
-TOOL_SOURCES = ("conformance/tools/reproduce.py", "strategies/catalog/custom.py")
+TOOL_SOURCES = ("conformance/reproducers/source.py", "conformance/reproducers/checks.py",
+                "conformance/savedmodel/functions.py", "conformance/expected/fixtures.py",
+                "strategies/catalog/custom.py")
 TARGET_MEDIAN = 3
 
 _REF = re.compile(r"\b([\w.-]+/[\w.-]+)#(\d+)|(?<![\w/])#(\d+)\b")
@@ -277,8 +279,10 @@ def _tool_digest(root=ROOT):
 
 def reproducer_refusal(finding):
     """Why the reproduce tool writes no script for this finding, or None when it does."""
-    from conformance.tools.reproduce import COVERED, UNWRITTEN_KINDS
+    from conformance.tools.reproduce import FIXTURE_CLAUSES, refusal
 
+    if finding.clause in FIXTURE_CLAUSES:
+        return None  # the script builds the clause's own fixed models
     spec = finding.spec
     why = []
     if spec is None or "nodes" not in spec:
@@ -291,17 +295,9 @@ def reproducer_refusal(finding):
         else:
             why.append("the entry has no single failing spec (it is about fixed models or a "
                        "whole corpus), and the reproduce tool rebuilds one drawn spec")
-    else:
-        lookups = sorted(set(kinds_of(spec)) & UNWRITTEN_KINDS)
-        if lookups:
-            why.append(f"the spec has {', '.join(lookups)}, whose vocabularies the tool does "
-                       "not write into a script yet")
-        if any(i.get("open_axes") for i in spec.get("inputs", ())):
-            why.append("the spec has open axes, and the tool's script calls at the probe "
-                       "length only")
-    if finding.clause not in COVERED:
-        why.append(f"the tool has no check for clause {finding.clause} yet (it covers "
-                   f"{', '.join(COVERED)})")
+    tool = refusal(None, finding.clause)
+    if tool:
+        why.append(tool)
     return "; ".join(why) or None
 
 
@@ -318,12 +314,15 @@ def reproducer_name(finding, key):
 def write_reproducer(finding, path):
     """Write the tool's script (imports TensorFlow: the tool builds the model)."""
     from conformance.environment import quiet_tensorflow
-    from conformance.tools.reproduce import script_source
+    from conformance.tools.reproduce import FIXTURE_CLAUSES, fixture_script_source, script_source
     from strategies.spec import ModelSpec
 
     quiet_tensorflow()
-    source = script_source(ModelSpec.from_dict(finding.spec), finding.clause, finding.impl,
-                           test=finding.test)
+    if finding.clause in FIXTURE_CLAUSES:
+        source = fixture_script_source(finding.clause, finding.impl, test=finding.test)
+    else:
+        source = script_source(ModelSpec.from_dict(finding.spec), finding.clause, finding.impl,
+                               test=finding.test)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(source)
 
@@ -512,7 +511,8 @@ def render(findings, headers, scripts, refusals):
                           json.dumps(f.spec, sort_keys=True), "```", "", "</details>", ""]
             if f.number in scripts:
                 name, source = scripts[f.number]
-                checks = re.search(r'^def check\(.*?\):\n\s+"""(.*?)"""', source, re.M | re.S)
+                checks = re.search(r'^def (?:check|reproduce)\(.*?\):\n\s+"""(.*?)"""', source,
+                                   re.M | re.S)
                 checks = " ".join(checks.group(1).split()) if checks else ""
                 lines += [
                     f"**Reproducer** ([`docs/findings/{name}`](findings/{name}); exits 1 while "

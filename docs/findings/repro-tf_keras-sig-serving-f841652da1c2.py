@@ -7,11 +7,14 @@ Exits 1 while the divergence is there, 0 once it is gone.
 """
 
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
+import traceback
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -28,6 +31,9 @@ OUTPUT_NAMES = ['n0_activation']
 DTYPE = 'float32'
 SUBCLASSED = False
 SERVING_INPUTS = {'in_0': ('float32', [None, 1])}
+OPEN_AXES = {}
+OUTPUT_OPEN_AXES = {}
+DETERMINISTIC_IN_TRAINING = True
 
 
 def build_layers():
@@ -41,9 +47,13 @@ def build_layers():
 # The model's weights (what the suite set from the spec's seed), exactly.
 WEIGHTS = [
 ]
-DATA = {
-    'in_0': np.array([[0.06286510825157166]], dtype='float32').reshape((1, 1)),
-}
+# The call inputs: the probe lengths first
+DATASETS = [
+    {
+        'in_0': np.array([[0.06286510825157166]], dtype='float32').reshape((1, 1)),
+    },
+]
+DATA = DATASETS[0]
 
 
 def find_layer(model, name):
@@ -63,12 +73,12 @@ def build_model():
     return model
 
 
-def model_inputs():
-    return DATA['in_0']
+def model_inputs(data=DATA):
+    return data['in_0']
 
 
-def save(model, path):
-    model.save(path, save_format='tf')
+def save(model, path, **kwargs):
+    model.save(path, save_format='tf', **kwargs)
 
 
 def load(path):
@@ -111,6 +121,98 @@ def call_traced(function, inputs):
     return function(inputs, training=False) if takes else function(inputs)
 
 
+# Which saved functions call which, read from saved_model.pb's function library.
+CALL_FUNCTIONS = ('__call__', 'call_and_return_conditional_losses', 'call_and_return_all_conditional_losses')
+
+
+def read_meta_graph(path):
+    """The (single) MetaGraphDef of the SavedModel directory ``path``."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(os.fspath(path), "saved_model.pb"), "rb") as file:
+        proto.ParseFromString(file.read())
+    return proto.meta_graphs[0]
+
+
+def _callees(attr_values):
+    """The function names an op's attributes refer to (single functions and lists)."""
+    names = []
+    for value in attr_values:
+        if value.HasField("func"):
+            names.append(value.func.name)
+        elif value.HasField("list"):
+            names.extend(func.name for func in value.list.func)
+    return names
+
+
+def reachable_functions(meta_graph, names):
+    """``names`` and every library function they call, directly or not."""
+    library = {f.signature.name: f for f in meta_graph.graph_def.library.function}
+    seen, stack = set(names), list(names)
+    while stack:
+        name = stack.pop()
+        function = library.get(name)
+        if function is None:
+            continue
+        for node in function.node_def:
+            for callee in _callees(node.attr.values()):
+                if callee not in seen:
+                    seen.add(callee)
+                    stack.append(callee)
+    return seen
+
+
+def signature_functions(meta_graph, key="serving_default"):
+    """The functions the signature's output nodes in the main graph call (its wrapper)."""
+    signature = meta_graph.signature_def[key]
+    wanted = {info.name.lstrip("^").split(":")[0] for info in signature.outputs.values()}
+    return {
+        callee
+        for node in meta_graph.graph_def.node
+        if node.name in wanted
+        for callee in _callees(node.attr.values())
+    }
+
+
+def layer_call_functions(meta_graph):
+    """``{function name: where}`` for every saved layer's call functions.
+
+    The call functions are the children named in ``tree.CALL_FUNCTIONS`` of every
+    ``keras_api`` object (the root's and every layer's reached from it); ``where`` reads
+    ``root.keras_api.layers.0.keras_api.__call__``.
+    """
+    nodes = meta_graph.object_graph_def.nodes
+    paths, queue = {0: "root"}, [0]
+    while queue:  # breadth first: each object under its shortest path
+        node_id = queue.pop(0)
+        for child in nodes[node_id].children:
+            if child.node_id not in paths:
+                paths[child.node_id] = f"{paths[node_id]}.{child.local_name}"
+                queue.append(child.node_id)
+    found = {}
+    for node_id in sorted(paths):
+        for api in nodes[node_id].children:
+            if api.local_name != "keras_api":
+                continue
+            for child in nodes[api.node_id].children:
+                function = nodes[child.node_id]
+                if child.local_name in CALL_FUNCTIONS and function.WhichOneof("kind") == "function":
+                    where = f"{paths[node_id]}.keras_api.{child.local_name}"
+                    for name in function.function.concrete_functions:
+                        found.setdefault(name, where)
+    return found
+
+
+def layer_functions_called_by_signature(path, key="serving_default"):
+    """``[(object path, function name)]`` of the saved layer call functions that the
+    signature ``key`` reaches, sorted; empty when it calls none (a flat signature)."""
+    meta_graph = read_meta_graph(path)
+    layer_functions = layer_call_functions(meta_graph)
+    reached = reachable_functions(meta_graph, signature_functions(meta_graph, key))
+    return sorted((layer_functions[name], name) for name in reached if name in layer_functions)
+
+
 def check(model, path, inputs, data):
     """serving_default: the model's input names, dtypes and shapes (batch None), its outputs."""
     serving = tf.saved_model.load(path).signatures["serving_default"]
@@ -133,6 +235,11 @@ def check(model, path, inputs, data):
     if outputs != sorted(OUTPUT_NAMES):
         problems.append(f"serving_default outputs: expected {sorted(OUTPUT_NAMES)}, "
                         f"actual {outputs}")
+    nested = layer_functions_called_by_signature(path)
+    if nested:  # tf_keras traces serving_default with the layers' own calls
+        problems.append(f"serving_default calls {len(nested)} saved layer call function(s), "
+                        f"e.g. {', '.join(f'{name} ({where})' for where, name in nested[:3])}; "
+                        "it must be one flat function, as tf_keras traces it")
     return problems
 
 
@@ -158,14 +265,27 @@ def captured_messages():
     SAVE_MESSAGES.extend(str(w.message) for w in caught)
 
 
+def save_and_check(model, tmp):
+    """The default run: one save, then the clause's check on every data set."""
+    path = os.path.join(tmp, "model")
+    with captured_messages():
+        save(model, path)
+    problems = []
+    for data in DATASETS:
+        problems += [p for p in check(model, path, model_inputs(data), data) if p not in problems]
+    return problems
+
+
 def main():
     model = build_model()
-    inputs = model_inputs()
+    run = globals().get("reproduce", save_and_check)
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model")
-        with captured_messages():
-            save(model, path)
-        problems = [p for p in check(model, path, inputs, DATA) if p]
+        try:
+            problems = [p for p in run(model, tmp) if p]
+        except Exception as exc:  # the clause fails on an exception as on a divergence
+            traceback.print_exc()
+            text = " ".join(str(exc).split())[:600]
+            problems = [f"raised {type(exc).__name__}: {text}"]
     for problem in problems:
         print(f"[{CLAUSE}] {problem}")
     if problems:

@@ -7,11 +7,14 @@ Exits 1 while the divergence is there, 0 once it is gone.
 """
 
 import contextlib
+import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
+import traceback
 import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -28,6 +31,9 @@ OUTPUT_NAMES = ['n7_activityregularization']
 DTYPE = 'float32'
 SUBCLASSED = False
 SERVING_INPUTS = {'in_0': ('int32', [None, 6])}
+OPEN_AXES = {}
+OUTPUT_OPEN_AXES = {}
+DETERMINISTIC_IN_TRAINING = False
 
 
 def build_layers():
@@ -54,9 +60,13 @@ WEIGHTS = [
     np.array([0.03345851972699165, 0.053326431661844254, -0.0024842554703354836, -0.04923904314637184, -0.020156579092144966, 0.07295681536197662, 0.05084686726331711, -0.049157578498125076, 0.04373317211866379, 0.04001111909747124, -0.07077924907207489, -0.06872830539941788, -0.041399408131837845, 0.03919604793190956, -0.037560682743787766, -0.0017878822982311249], dtype='float32').reshape((16,)),
     np.array([0.1955758035182953, 0.05964384600520134, 0.10598287731409073, -0.1629069745540619], dtype='float32').reshape((4,)),
 ]
-DATA = {
-    'in_0': np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype='int32').reshape((2, 6)),
-}
+# The call inputs: the probe lengths first
+DATASETS = [
+    {
+        'in_0': np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype='int32').reshape((2, 6)),
+    },
+]
+DATA = DATASETS[0]
 
 
 def find_layer(model, name):
@@ -76,12 +86,12 @@ def build_model():
     return model
 
 
-def model_inputs():
-    return DATA['in_0']
+def model_inputs(data=DATA):
+    return data['in_0']
 
 
-def save(model, path):
-    model.save(path, save_format='tf')
+def save(model, path, **kwargs):
+    model.save(path, save_format='tf', **kwargs)
 
 
 def load(path):
@@ -124,6 +134,149 @@ def call_traced(function, inputs):
     return function(inputs, training=False) if takes else function(inputs)
 
 
+CALL_FUNCTIONS = ("__call__", "call_and_return_conditional_losses",
+                  "call_and_return_all_conditional_losses")
+
+
+def concrete_functions(function):
+    return list(getattr(function, "concrete_functions", None) or []) if function else []
+
+
+def training_of(concrete):
+    """The training value a concrete call function was traced with (None: it takes none)."""
+    args, kwargs = concrete.structured_input_signature
+    if "training" in kwargs:
+        return kwargs["training"]
+    return next((a for a in args[1:] if isinstance(a, bool)), None)
+
+
+def training_values(function):
+    """The training values a saved call function was traced for."""
+    out = set()
+    for concrete in concrete_functions(function):
+        args, kwargs = concrete.structured_input_signature
+        if "training" in kwargs or any(isinstance(a, bool) for a in args[1:]):
+            out.add(training_of(concrete))
+    return out
+
+
+def call_saved(function, inputs, training):
+    """Call a saved call function, with training when it was traced with one."""
+    if training_values(function):
+        return function(inputs, training=training)
+    return function(inputs)
+
+
+def made_up_args(concrete, batch=2, seed=0):
+    """Tensors fitting one traced signature (as the suite makes them): floats uniform in
+    [0, 1), integers zeros, an open axis 8 long; Python values (training) kept."""
+    args, kwargs = concrete.structured_input_signature
+    rng = np.random.default_rng(seed)
+
+    def make(spec):
+        if not isinstance(spec, tf.TensorSpec):
+            return spec
+        shape = [(batch if i == 0 else 8) if d is None else d
+                 for i, d in enumerate(spec.shape.as_list())]
+        if spec.dtype.is_floating:
+            return tf.constant(rng.uniform(0.0, 1.0, shape).astype(spec.dtype.as_numpy_dtype))
+        return tf.zeros(shape, dtype=spec.dtype)
+
+    return tf.nest.map_structure(make, args), tf.nest.map_structure(make, kwargs)
+
+
+def traced_calls(function):
+    """(training, args, kwargs) for each traced signature of a saved call function."""
+    for concrete in concrete_functions(function):
+        args, kwargs = made_up_args(concrete)
+        yield training_of(concrete), args, kwargs
+
+
+def sublayers(layer):
+    """A layer's direct sub-layers as the format lists them in keras_api.layers."""
+    if isinstance(layer, K.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def saved_tree(loaded):
+    """(path, keras_api or None) of every saved object, depth first; a shared one once."""
+    seen, out = set(), []
+
+    def visit(obj, path):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        api = getattr(obj, "keras_api", None)
+        out.append((path, api))
+        children = list(getattr(api, "layers", None) or []) if api is not None else []
+        for index, child in enumerate(children):
+            visit(child, f"{path}.layers[{index}]")
+
+    visit(loaded, "root")
+    return out
+
+
+def layers_by_path(model):
+    """The model's layers by saved-tree path ("root.layers[0]..."), each at its first place."""
+    seen, out = set(), {}
+
+    def visit(layer, path):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        out[path] = layer
+        for index, child in enumerate(sublayers(layer)):
+            visit(child, f"{path}.layers[{index}]")
+
+    visit(model, "root")
+    return out
+
+
+def own_training(layer):
+    if K.__name__ == "keras":
+        return bool(layer._call_has_training_arg)
+    return bool(layer._expects_training_arg)
+
+
+def uses_training(layer):
+    """Whether the layer's call, or a descendant's, takes training."""
+    return own_training(layer) or any(own_training(sub)
+                                      for sub in layer._flatten_layers(include_self=False))
+
+
+def weight_regularization_losses(model):
+    if K.__name__ == "keras":
+        return [float(loss) for loss in model._get_regularization_losses()]
+    return [float(loss()) for layer in model._flatten_layers(include_self=True)
+            for loss in layer._callable_losses]
+
+
+def losses_total(losses):
+    return float(sum(np.asarray(loss, dtype=np.float64) for loss in losses))
+
+
+def compare_outputs(got, want, what, dtype=None):
+    if len(got) != len(want):
+        return [f"{what}: {len(got)} outputs, the model gives {len(want)}"]
+    return [close(g, w, f"{what}, output {i}", dtype) for i, (g, w) in enumerate(zip(got, want))]
+
+
+def root_api(loaded, what="the saved root"):
+    api = getattr(loaded, "keras_api", None)
+    if api is None:
+        raise AssertionError(f"{what} has no keras_api (a plain SavedModel, not the Keras "
+                             "format)")
+    return api
+
+
+def require(api, name, where="root"):
+    function = getattr(api, name, None)
+    if function is None:
+        raise AssertionError(f"{where}: keras_api has no {name}")
+    return function
+
+
 LAYER_OBJECTS = ("variables", "trainable_variables", "non_trainable_variables", "layers",
                  "metrics", "regularization_losses", "layer_regularization_losses",
                  "layer_metrics")
@@ -131,12 +284,6 @@ CALL_FUNCTIONS = ("__call__", "call_and_return_conditional_losses",
                   "call_and_return_all_conditional_losses")
 ROOT_ENDPOINTS = ("variables", "trainable_variables", "regularization_losses", "__call__",
                   "call_and_return_all_conditional_losses")
-
-
-def sublayers(layer):
-    if isinstance(layer, K.Model):
-        return list(layer.layers)
-    return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
 def check(model, path, inputs, data):
@@ -204,14 +351,27 @@ def captured_messages():
     SAVE_MESSAGES.extend(str(w.message) for w in caught)
 
 
+def save_and_check(model, tmp):
+    """The default run: one save, then the clause's check on every data set."""
+    path = os.path.join(tmp, "model")
+    with captured_messages():
+        save(model, path)
+    problems = []
+    for data in DATASETS:
+        problems += [p for p in check(model, path, model_inputs(data), data) if p not in problems]
+    return problems
+
+
 def main():
     model = build_model()
-    inputs = model_inputs()
+    run = globals().get("reproduce", save_and_check)
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model")
-        with captured_messages():
-            save(model, path)
-        problems = [p for p in check(model, path, inputs, DATA) if p]
+        try:
+            problems = [p for p in run(model, tmp) if p]
+        except Exception as exc:  # the clause fails on an exception as on a divergence
+            traceback.print_exc()
+            text = " ".join(str(exc).split())[:600]
+            problems = [f"raised {type(exc).__name__}: {text}"]
     for problem in problems:
         print(f"[{CLAUSE}] {problem}")
     if problems:
