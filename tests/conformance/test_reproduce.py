@@ -4,7 +4,9 @@ The scripts run in fresh interpreters where ``conformance`` and ``strategies`` c
 imported (``sys.modules`` entries set to None); the planted bugs' scripts import their adapter
 module (``tests.conformance.planted``, which itself needs the project), as a user's adapter
 would be imported. Scripts run in parallel subprocesses. A few corpus specs by default; every
-corpus spec under the ``nightly`` profile.
+corpus spec under the ``nightly`` profile. Outside nightly the planted bugs' and expectation
+entries' scripts run as a share (one planted bug per clause as in test_planted, and each
+implementation's first entry); nightly runs them all.
 """
 
 import json
@@ -260,8 +262,15 @@ def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(
     """Planted bugs and tf_keras' and keras_export's expectation entries: exit 1 with the
     clause's message; the reference: exit 0. Project-free scripts run where conformance
     cannot be imported."""
+    from tests.conformance import planted as planted_module
+
+    # Outside nightly a share: a clause's later planted bugs run only in the nightly (as in
+    # test_planted), and of each implementation's expectation entries the first.
+    everything = _nightly()
     guarded, planted = [], []  # (what, clause, script, expected exit code)
     for clause, bug, key in PLANTED:
+        if getattr(planted_module, bug).nightly_only and not everything:
+            continue
         spec = _planted_spec(key)
         impl = f"tests.conformance.planted:{bug}"
         planted.append((bug, clause, _script(spec, clause, impl, tmp_path / bug), 1))
@@ -278,7 +287,8 @@ def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(
         "LOAD-CORRUPT", "SAVE-CONCURRENT",
     }
     for impl in ("tf_keras", "keras_export"):
-        for clause, test, spec in _expectation_cases(impl):
+        cases = _expectation_cases(impl)
+        for clause, test, spec in cases if everything else cases[:1]:
             where = tmp_path / impl / test
             guarded.append((f"{impl} {test}", clause, _script(spec, clause, impl, where), 1))
             if _nightly():  # the reference on the clause's planted-bug spec runs always
@@ -297,19 +307,15 @@ def test_scripts_catch_planted_bugs_and_expected_failures_and_pass_on_reference(
             assert code == want, f"{clause} on {what}: exit {code}\n{out}"
             assert f"[{clause}]" in out, out
             assert ("DIVERGENCE" in out) == bool(want), out
-    for (cases, _), (_results, seconds) in zip(batches, outcomes):
-        # a few seconds each alone; a ceiling on a machine shared with other test runs
-        assert seconds < 40 * len(cases), f"{len(cases)} scripts took {seconds:.0f} s"
 
 
 def test_a_script_runs_alone_in_an_isolated_interpreter(tmp_path):
     """``python -I``: no PYTHONPATH, no cwd on sys.path; tf_keras' fixed batch dimension."""
     clause, _, spec = next(c for c in _expectation_cases("tf_keras") if c[0] == "SIG-SERVING")
     script = _script(spec, clause, "tf_keras", tmp_path)
-    done, seconds = _run([sys.executable, "-I", str(script)], tmp_path)
+    done, _seconds = _run([sys.executable, "-I", str(script)], tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert "[SIG-SERVING] serving input 'in_0': expected float32 [None, 1]" in done.stdout
-    assert seconds < 90
 
 
 @pytest.mark.parametrize("impl", ["reference", "tf_keras"])
