@@ -599,10 +599,12 @@ def _change_entry(entry, change, value, data_size):
         return f"set crc32c = {entry.crc32c}"
     if change == "slices":
         extents = SLICES[value % len(SLICES)]
-        piece = entry.slices.add()
-        for start, length in extents:
-            piece.extent.add(start=start, length=length)
-        return f"added a slice {list(extents)}"
+        times = 1 + value // len(SLICES) % 2  # the same slice twice: a CHECK of the reader
+        for _ in range(times):
+            piece = entry.slices.add()
+            for start, length in extents:
+                piece.extent.add(start=start, length=length)
+        return f"added the slice {list(extents)} {'twice' if times == 2 else 'once'}"
     raise ValueError(change)
 
 

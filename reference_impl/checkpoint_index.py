@@ -3,8 +3,9 @@
 ``tf.train.load_checkpoint`` parses each entry and builds its shape without checking either,
 and makes a tensor of the entry's dtype when reading it: a value that is no
 ``BundleEntryProto``, a negative dimension, an element count past int64, more dimensions
-than a tensor can have, or a dtype with no tensors (0, an unknown number, a reference type)
-end the process with a CHECK failure instead of an exception.
+than a tensor can have, a dtype with no tensors (0, an unknown number, a reference type),
+or one slice of a key listed twice end the process with a CHECK failure instead of an
+exception.
 :func:`check_entries` reads the index (a LevelDB-format table of ``BundleEntryProto``
 values) in Python first and refuses those entries with an error naming the file. A table
 it cannot make sense of is left to TensorFlow's reader, which reports it.
@@ -42,6 +43,7 @@ def check_entries(index_path: str | os.PathLike[str]) -> None:
         entries = _entries(data)
     except _Unreadable:
         return
+    slices: set[tuple[bytes, tuple[tuple[int, int], ...]]] = set()
     for key, value in entries:
         if not key:
             continue  # the BundleHeaderProto
@@ -53,6 +55,15 @@ def check_entries(index_path: str | os.PathLike[str]) -> None:
             problem = "its value is no BundleEntryProto"
         else:
             problem = _problem(entry)
+        for piece in entry.slices:
+            # The reader CHECKs that no slice of a key comes twice (in one entry or in two
+            # entries of the same key).
+            extents = tuple(
+                (e.start, e.length if e.HasField("length") else -1) for e in piece.extent
+            )
+            if (key, extents) in slices:
+                problem = problem or f"its slice {list(extents)} comes twice"
+            slices.add((key, extents))
         if problem:
             raise CorruptSavedModelError(index_path, f"checkpoint entry '{name}': {problem}")
 

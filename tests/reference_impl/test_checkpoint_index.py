@@ -28,6 +28,16 @@ def _dtype(n):
     return change
 
 
+def _slices(*extents):
+    """One single-extent slice per ``(start, length)``."""
+
+    def change(entry):
+        for start, length in extents:
+            entry.slices.add().extent.add(start=start, length=length)
+
+    return change
+
+
 @pytest.fixture
 def index(tmp_path):
     prefix = str(tmp_path / "variables")
@@ -56,6 +66,7 @@ def _rewrite(index, change):
     (_dtype(0), "dtype 0"),
     (_dtype(999), "dtype 999"),
     (_dtype(101), "dtype 101"),  # DT_FLOAT_REF
+    (_slices((0, 1), (0, 1)), "comes twice"),
 ])
 def test_an_entry_tensorflow_aborts_on_is_refused(index, change, cause):
     _rewrite(index, change)
@@ -66,6 +77,7 @@ def test_an_entry_tensorflow_aborts_on_is_refused(index, change, cause):
 
 @pytest.mark.parametrize("change", [
     None, _dims(*[1] * 254), _dims(2**62, 1), _dims(0), _dtype(3), _dtype(21),
+    _slices((0, 1), (1, 1)),
 ])
 def test_other_entries_are_left_to_tensorflow(index, change):
     if change is not None:
