@@ -4,9 +4,8 @@ Each run is a subprocess ``python -m pytest --pyargs conformance --hypothesis-pr
 from an empty temporary directory, with a ``--conformance-report`` JSON there. The ci profile
 is derandomized and uses no example database, so every run should give each clause the same
 status (pass, fail, xfail...) and the same number of examples (LOAD-HOSTILE: the same loads
-per outcome too): the figure is "N runs:
-identical", or the clauses whose status or example count differ. ``python -m bench`` exits 1
-when the runs differ.
+per outcome too): the figure is "N runs: identical", or the clauses whose results differ.
+``python -m bench`` exits 1 when the runs differ.
 """
 
 import json
