@@ -506,10 +506,8 @@ def _mutate_index(data, root, change, site, value):
     entry_class, header_class = _bundle_messages()
     data_path = os.path.join(root, DATA)
     data_size = os.path.getsize(data_path) if os.path.isfile(data_path) else 0
-    at = site % len(entries)
-    key = entries[at][0]
     if change in ("delete", "duplicate", "swap", "key", "garbage", "reorder"):
-        what = _change_entries(entries, at, change, value)
+        what = _change_entries(entries, site % len(entries), change, value)
     else:
         header = change == "header"
         parsed = _parsed(entries, header_class if header else entry_class, header)
