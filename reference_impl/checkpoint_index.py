@@ -44,9 +44,11 @@ def check_entries(index_path: str | os.PathLike[str]) -> None:
     except _Unreadable:
         return
     slices: set[tuple[bytes, tuple[tuple[int, int], ...]]] = set()
-    for key, value in entries:
-        if not key:
+    for i, (key, value) in enumerate(entries):
+        if i == 0 and not key:
             continue  # the BundleHeaderProto
+        # The reader takes the first entry in file order for the header and parses every
+        # other one as a tensor's, an empty key out of place included.
         name = key.decode("utf-8", "replace")
         entry = tensor_bundle_pb2.BundleEntryProto()
         try:

@@ -85,6 +85,16 @@ def test_other_entries_are_left_to_tensorflow(index, change):
     check_entries(index)
 
 
+def test_a_garbled_header_out_of_place_is_refused(index):
+    """Found by LOAD-HOSTILE: entries reversed, then the header's value garbled. The reader
+    takes the first entry for the header and parses the real one, last, as a tensor's."""
+    entries = bundle.read_table(index.read_bytes())
+    entries = [(key, b"\x08\x80" if not key else value) for key, value in reversed(entries)]
+    index.write_bytes(bundle.write_table(entries))
+    with pytest.raises(CorruptSavedModelError, match="checkpoint entry '': its value is no"):
+        check_entries(index)
+
+
 def test_a_table_it_cannot_read_is_left_to_tensorflow(index):
     index.write_bytes(index.read_bytes()[:-1])
     check_entries(index)
