@@ -3,9 +3,9 @@
 Each run is a subprocess ``python -m pytest --pyargs conformance --hypothesis-profile=ci``
 from an empty temporary directory, with a ``--conformance-report`` JSON there. The ci profile
 is derandomized and uses no example database, so every run should give each clause the same
-status (pass, fail, xfail...) and the same number of examples: the figure is "N runs:
-identical", or the clauses whose status or example count differ. ``python -m bench`` exits 1
-when the runs differ.
+status (pass, fail, xfail...) and the same number of examples (LOAD-HOSTILE: the same loads
+per outcome too): the figure is "N runs: identical", or the clauses whose results differ.
+``python -m bench`` exits 1 when the runs differ.
 """
 
 import json
@@ -36,11 +36,12 @@ def run_once(index, workers, impl, clauses, profile, out_dir):
 
 
 def clause_results(document):
-    """clause id -> (status, examples) of the clauses a report ran (not "not run")."""
+    """clause id -> (status, examples, outcome counts) of the clauses a report ran (not
+    "not run"); the counts are LOAD-HOSTILE's loads per outcome, None for other clauses."""
     if document is None:
         return {}
     return {
-        clause_id: (result["status"], result["examples"])
+        clause_id: (result["status"], result["examples"], result.get("hostile"))
         for clause_id, result in document["clauses"].items()
         if result["status"] != "not run"
     }
@@ -51,23 +52,27 @@ def compare_reports(documents):
     that wrote no report), and the clauses where runs differ.
 
     Returns ``{"runs", "identical", "differing": [clause ids], "clauses": {clause id:
-    {"statuses": [...], "examples": [...], "identical": bool}}}``, one list entry per run,
-    in run order. A clause that one run ran and another did not differs (status "not run"
+    {"statuses": [...], "examples": [...], "outcomes": [...], "identical": bool}}}``, one
+    list entry per run, in run order (``outcomes``: LOAD-HOSTILE's loads per outcome, which
+    must agree too). A clause that one run ran and another did not differs (status "not run"
     there, or ``NO_REPORT`` for a run without a report, examples None).
     """
     per_run = [clause_results(document) for document in documents]
     clause_ids = sorted({clause_id for results in per_run for clause_id in results})
     clauses = {}
     for clause_id in clause_ids:
-        statuses, examples = [], []
+        statuses, examples, outcomes = [], [], []
         for document, results in zip(documents, per_run):
-            status, count = results.get(
-                clause_id, (NO_REPORT if document is None else "not run", None)
+            status, count, tally = results.get(
+                clause_id, (NO_REPORT if document is None else "not run", None, None)
             )
             statuses.append(status)
             examples.append(count)
-        same = len(set(statuses)) == 1 and len(set(examples)) == 1
-        clauses[clause_id] = {"statuses": statuses, "examples": examples, "identical": same}
+            outcomes.append(tally)
+        same = (len(set(statuses)) == 1 and len(set(examples)) == 1
+                and all(tally == outcomes[0] for tally in outcomes))
+        clauses[clause_id] = {"statuses": statuses, "examples": examples,
+                              "outcomes": outcomes, "identical": same}
     differing = [clause_id for clause_id, entry in clauses.items() if not entry["identical"]]
     missing = [i + 1 for i, document in enumerate(documents) if document is None]
     identical = not differing and not missing and bool(documents)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from conformance.savedmodel import bundle
+
 OUTCOMES = (
     "model",  # loaded
     "clean-error",  # an exception of the implementation's error family naming the path
@@ -174,6 +176,14 @@ def _mutation():
         st.builds(Mutation, st.just("json"), st.just(METADATA), st.tuples(
             st.integers(0, 64), _site, st.integers(0, len(JSON_VALUES) - 1)
         )),
+        # Two draws of the index's (one an entry's field, one the header or the entries):
+        # TensorFlow's checkpoint reader is where the crashes were.
+        st.builds(Mutation, st.just("index"), st.just(INDEX), st.tuples(
+            st.sampled_from(INDEX_CHANGES[:7]), _site, st.integers(0, 40)
+        )),
+        st.builds(Mutation, st.just("index"), st.just(INDEX), st.tuples(
+            st.sampled_from(INDEX_CHANGES[7:]), _site, st.integers(0, 40)
+        )),
         st.builds(Mutation, st.just("truncate"), any_file, st.tuples(_fraction)),
         st.builds(Mutation, st.just("flip"), any_file, st.tuples(_fraction, st.integers(0, 7))),
         st.builds(Mutation, st.just("remove"), any_file),
@@ -262,6 +272,8 @@ def _apply_one(m, root, sentinel, outside):
         data, what = _mutate_proto(m.file, data, *m.args)
     elif m.op == "json":
         data, what = _mutate_json(data, *m.args, sentinel=sentinel)
+    elif m.op == "index":
+        data, what = _mutate_index(data, root, *m.args)
     else:
         raise ValueError(m.op)
     with open(path, "wb") as f:
@@ -437,6 +449,188 @@ def _mutate_json(data, node, site, value, sentinel):
     )
 
 
+# -- the checkpoint index: its entries changed, written back as a valid table -----------------
+
+# How an index mutation changes the TensorBundle's entries (conformance.savedmodel.bundle):
+# one field of one entry (the first seven), the header, or the entries themselves.
+INDEX_CHANGES = (
+    "dtype", "shape", "offset", "size", "shard_id", "crc32c", "slices",
+    "header", "delete", "duplicate", "swap", "key", "garbage", "reorder",
+)
+# DataType numbers: invalid, the common ones, resource, variant, a _REF type, unknown, -1.
+DTYPES = (0, 1, 2, 3, 4, 7, 9, 10, 14, 19, 20, 21, 23, 29, 101, 120, 999, -1)
+SHAPES = (
+    ("dim", -1), ("dim", -2), ("dim", 0), ("dim", 2), ("dim", 2**31), ("dim", 2**62),
+    ("dim", 2**63 - 1), ("add", 1), ("add", 2**40), ("drop", None), ("unknown_rank", None),
+    ("overflow", 2**32), ("rank", 255),  # elements past int64; past TensorShape's 254 dims
+)
+HEADER = (
+    ("num_shards", 0), ("num_shards", 2), ("num_shards", -1), ("num_shards", 2**31 - 1),
+    ("endianness", 1), ("endianness", 2), ("endianness", -1), ("producer", 2**31 - 1),
+    ("min_consumer", 2**31 - 1), ("min_consumer", 2), ("bad_consumers", 1), ("clear", None),
+)
+SHARD_IDS = (1, 2, -1, 2**31 - 1)
+# Slice extents (start, length) that make an entry a partitioned variable's.
+SLICES = (((0, 1),), ((0, -1),), ((-1, 2),), ((2**62, 2**62),), ((0, 1), (0, 1), (0, 1)))
+# Values that are no BundleEntryProto: empty, a truncated varint, a 2 GiB length.
+GARBAGE = (b"", b"\xff", b"\x08\x80", b"\x22\xff\xff\xff\xff\x07", b"\x0a\x04evil" * 1000)
+KEYS = (b"\xff\xfe", b"\x00", b"k" * 65536, b"../../variables/x", b"_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
+def _bundle_messages():
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
+    return tensor_bundle_pb2.BundleEntryProto, tensor_bundle_pb2.BundleHeaderProto
+
+
+def _parsed(entries, parser, header):
+    """The positions and messages of the header's entry or the tensors' that parse."""
+    found = []
+    for i, (key, value) in enumerate(entries):
+        if (key == bundle.HEADER_KEY) != header:
+            continue
+        try:
+            found.append((i, parser.FromString(value)))
+        except Exception:  # an earlier mutation's garbage: not an entry to change
+            continue
+    return found
+
+
+def _mutate_index(data, root, change, site, value):
+    try:
+        entries = bundle.read_table(data)
+    except bundle.TableError as exc:
+        raise _NotApplicable(f"the index is no table: {exc}") from exc
+    if not entries:
+        raise _NotApplicable("an empty index")
+    entry_class, header_class = _bundle_messages()
+    data_path = os.path.join(root, DATA)
+    data_size = os.path.getsize(data_path) if os.path.isfile(data_path) else 0
+    if change in ("delete", "duplicate", "swap", "key", "garbage", "reorder"):
+        what = _change_entries(entries, site % len(entries), change, value)
+    else:
+        header = change == "header"
+        parsed = _parsed(entries, header_class if header else entry_class, header)
+        if not parsed:
+            raise _NotApplicable(f"no entry to change the {change} of")
+        at, entry = parsed[site % len(parsed)]
+        key = entries[at][0]
+        what = _change_entry(entry, change, value, data_size)
+        entries[at] = (key, entry.SerializeToString())
+        what = f"{what} of {key.decode('latin-1')[:60]!r}"
+    data = bundle.write_table(entries)
+    return data, f"variables.index: {what}{_rehash_fingerprint(root, data)}"
+
+
+def _change_entries(entries, at, change, value):
+    key = entries[at][0].decode("latin-1")[:60]
+    if change == "delete":
+        del entries[at]
+        return f"deleted entry {key!r}"
+    if change == "duplicate":
+        entries.insert(at + 1, entries[at])
+        return f"duplicated entry {key!r}"
+    if change == "swap":
+        if len(entries) < 2:
+            raise _NotApplicable("one entry: nothing to swap it with")
+        other = (at + 1 + value % (len(entries) - 1)) % len(entries)
+        (k1, v1), (k2, v2) = entries[at], entries[other]
+        entries[at], entries[other] = (k1, v2), (k2, v1)
+        return f"swapped the values of {key!r} and {k2.decode('latin-1')[:60]!r}"
+    if change == "key":
+        new = KEYS[value % len(KEYS)]
+        entries[at] = (new, entries[at][1])
+        return f"renamed entry {key!r} to {new[:20]!r}"
+    if change == "garbage":
+        new = GARBAGE[value % len(GARBAGE)]
+        entries[at] = (entries[at][0], new)
+        return f"replaced the value of {key!r} by {new[:12]!r} ({len(new)} bytes)"
+    entries.reverse()  # keys out of order: the header last
+    return "reversed the entries' order"
+
+
+def _change_entry(entry, change, value, data_size):
+    if change == "header":
+        field, new = HEADER[value % len(HEADER)]
+        if field == "clear":
+            entry.Clear()
+        elif field in ("producer", "min_consumer"):
+            setattr(entry.version, field, new)
+        elif field == "bad_consumers":
+            entry.version.bad_consumers.append(entry.version.producer)
+        else:
+            setattr(entry, field, new)
+        return f"set header {field} = {new}"
+    if change == "dtype":
+        entry.dtype = DTYPES[value % len(DTYPES)]
+        return f"set dtype = {entry.dtype}"
+    if change == "shape":
+        how, n = SHAPES[value % len(SHAPES)]
+        dims = entry.shape.dim
+        if how == "unknown_rank":
+            entry.shape.unknown_rank = True
+        elif how in ("overflow", "rank"):
+            for _ in range(2 if how == "overflow" else n):
+                dims.add(size=n if how == "overflow" else 1)
+        elif how == "drop" and dims:
+            del dims[len(dims) - 1]
+        elif how == "add" or not dims:
+            dims.add(size=n if n is not None else 1)
+        else:
+            dims[len(dims) - 1].size = n
+        return f"shape {how} {n}: now {[d.size for d in dims][:8]}, rank {len(dims)}"
+    if change == "offset":
+        choices = (data_size, data_size - entry.size + 1, data_size + 1, 2**31, 2**63 - 1,
+                   -1, entry.offset + 1)
+        entry.offset = choices[value % len(choices)]
+        return f"set offset = {entry.offset} (data file {data_size} bytes)"
+    if change == "size":
+        choices = (0, max(entry.size - 1, 0), entry.size + 1, data_size + 1, 2**31,
+                   2**63 - 1, -1)
+        entry.size = choices[value % len(choices)]
+        return f"set size = {entry.size} (data file {data_size} bytes)"
+    if change == "shard_id":
+        entry.shard_id = SHARD_IDS[value % len(SHARD_IDS)]
+        return f"set shard_id = {entry.shard_id}"
+    if change == "crc32c":
+        entry.crc32c ^= (1, 0x80000000, entry.crc32c)[value % 3]
+        return f"set crc32c = {entry.crc32c}"
+    if change == "slices":
+        extents = SLICES[value % len(SLICES)]
+        times = 1 + value // len(SLICES) % 2  # the same slice twice: a CHECK of the reader
+        for _ in range(times):
+            piece = entry.slices.add()
+            for start, length in extents:
+                piece.extent.add(start=start, length=length)
+        return f"added the slice {list(extents)} {'twice' if times == 2 else 'once'}"
+    raise ValueError(change)
+
+
+def _rehash_fingerprint(root, index):
+    """Record the new index's hash in ``fingerprint.pb``, where it holds one, so that a
+    loader checking it reaches the entries (a stale hash is what ``flip`` tries)."""
+    path = os.path.join(root, "fingerprint.pb")
+    if not os.path.isfile(path) or os.path.islink(path):
+        return ""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    fingerprint = fingerprint_pb2.FingerprintDef()
+    try:
+        with open(path, "rb") as f:
+            fingerprint.ParseFromString(f.read())
+    except Exception:
+        return ""
+    if not fingerprint.checkpoint_hash:
+        return ""
+    import tensorflow as tf
+
+    digest = tf.fingerprint(tf.constant([index])).numpy()[0]
+    fingerprint.checkpoint_hash = int.from_bytes(bytes(digest), "little")
+    with open(path, "wb") as f:
+        f.write(fingerprint.SerializeToString())
+    return " (fingerprint.pb's checkpoint_hash updated)"
+
+
 # -- the guarded loader ----------------------------------------------------------------------
 
 _WORKER = r"""
@@ -498,9 +692,12 @@ class Worker:
         self.warm_path = warm_path
         self.env = env
         self.proc = None
+        self.results = None
         self.restarts = 0
 
     def _start(self):
+        if self.results is not None:  # a dead child's pipe
+            self.results.close()
         read, write = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER, self.impl_spec, str(self.memory), str(write)],
@@ -569,6 +766,9 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self._kill()
             self.proc = None
+        if self.results is not None:
+            self.results.close()
+            self.results = None
 
     def __enter__(self):
         return self

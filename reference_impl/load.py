@@ -165,7 +165,10 @@ def _class_module(record: Mapping[str, Any], custom_objects: dict[str, Any]) -> 
     if not isinstance(name, str):
         return None
     registered = record.get("registered_name") or name
-    modules = [record["module"]] if record.get("module") else list(_BUILTIN_MODULES)
+    module = record.get("module")
+    if not isinstance(registered, str) or module and not isinstance(module, str):
+        return None  # a name that is no string names no class (Keras' lookup would raise)
+    modules = [module] if module else list(_BUILTIN_MODULES)
     for module in modules:
         try:
             find_class(name, registered, module, custom_objects)

@@ -31,6 +31,8 @@ What is checked, and what cannot be:
   index, and every tensor reads back. TensorFlow's checkpoint reader verifies a CRC32C of
   each tensor as it reads it, so reading all of them detects altered or truncated data.
   Reading costs a pass over the variable data, the price of loading the model anyway.
+  Before TensorFlow reads the index, an entry whose shape or dtype would make its reader
+  abort the process is refused (:mod:`reference_impl.checkpoint_index`).
 * The checkpoint's object graph must match the SavedModel's: every variable the SavedModel
   declares is in the checkpoint with the same dtype and shape (variables copied from
   another model fail here).
@@ -49,7 +51,7 @@ import tensorflow as tf
 from google.protobuf import message, text_format
 from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 
-from reference_impl import atomic, integrity
+from reference_impl import atomic, checkpoint_index, integrity
 from reference_impl.errors import (
     CorruptSavedModelError,
     MetadataError,
@@ -266,6 +268,7 @@ def _check_variables(
 
     _check_shards(prefix)
     _check_index_hash(path, index_path)
+    checkpoint_index.check_entries(index_path)  # what TensorFlow's reader would abort on
     reader = _corrupt(
         index_path, "unreadable checkpoint index", lambda: tf.train.load_checkpoint(prefix)
     )

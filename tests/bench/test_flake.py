@@ -46,3 +46,15 @@ def test_a_clause_one_run_left_out_and_a_run_without_report_differ():
     assert comparison["runs_without_report"] == [3]
     assert not comparison["identical"]
     assert "no report from run(s) 3" in figure(comparison)
+
+
+def test_load_hostile_outcome_counts_must_agree():
+    first = _report(LOAD_HOSTILE=("pass", 300))
+    first["clauses"]["LOAD-HOSTILE"]["hostile"] = {"clean-error": 190, "model": 110}
+    second = copy.deepcopy(first)
+    assert compare_reports([first, copy.deepcopy(first)])["identical"]
+    second["clauses"]["LOAD-HOSTILE"]["hostile"] = {"clean-error": 189, "model": 111}
+    comparison = compare_reports([first, second])
+    assert comparison["differing"] == ["LOAD-HOSTILE"]
+    assert comparison["clauses"]["LOAD-HOSTILE"]["outcomes"][1] == {"clean-error": 189,
+                                                                   "model": 111}

@@ -674,3 +674,20 @@ def test_frozen_layer_without_a_trainable_argument_loads_frozen(tmp_path):
     loaded = reference_impl.load(str(tmp_path / "m"))
     assert loaded.get_layer("sd").trainable is False
     assert loaded.get_layer("d").trainable is True
+
+
+def test_a_module_that_is_no_string_names_no_class(tmp_path):
+    """Found by LOAD-HOSTILE: a layer's metadata "module" set to a number reached Keras'
+    lookup, which raised a bare AttributeError; now the class is unknown, so revived."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
+    path = str(tmp_path / "model")
+    reference_impl.save(model, path)
+    nodes = metadata.read_metadata(path)
+    for node in nodes:
+        if node.metadata.get("class_name") == "Dense":
+            node.metadata["module"] = 10**60
+    metadata.write_metadata(path, nodes)
+    os.remove(os.path.join(path, integrity.MANIFEST_FILENAME))
+    with pytest.warns(UserWarning, match="class 'Dense' is not built in"):
+        loaded = reference_impl.load(path)
+    assert isinstance(loaded, RevivedSequential)
