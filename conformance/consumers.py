@@ -362,8 +362,24 @@ def save_control(model, spec, input_keys, path):
     function = tf.function(serve).get_concrete_function(**specs)
     holder = tf.Module()
     holder.model_variables = [_tf_variable(v) for v in model.variables]
+    # Lookup tables are resources but not variables: the function captures them, so they
+    # must be tracked too.
+    holder.model_resources = _resources(model)
     holder.serve = function
     tf.saved_model.save(holder, str(path), signatures={"serving_default": function})
+
+
+def _resources(model):
+    """The tracked TensorFlow resources of ``model``'s layers that are not variables (a lookup
+    layer's table), which a plain ``tf.Module`` holding the variables does not reach."""
+    import tensorflow as tf
+
+    found = []
+    for layer in getattr(model, "_flatten_layers", lambda: [model])():
+        for value in vars(layer).values():
+            if isinstance(value, tf.saved_model.experimental.TrackableResource):
+                found.append(value)
+    return found
 
 
 def _tf_variable(variable):

@@ -169,6 +169,39 @@ def test_values_stage_catches_a_changed_output():
     consumers.run_pipeline(consumer, case.path, expected, check_values=assert_converted_close)
 
 
+@pytest.mark.parametrize("framework", ["keras", "tf_keras"])
+def test_the_control_tracks_a_lookup_layers_table(framework, tmp_path):
+    """A StringLookup's table is a resource, not a variable: the control's tf.Module must
+    track it, or tf.saved_model.save refuses the function that captures it."""
+    import tensorflow as tf
+
+    import strategies
+    from strategies.spec import ModelSpec
+
+    def node(index, kind, inputs, out_shape, params):
+        return {"id": f"n{index}", "inputs": inputs, "kind": kind, "out_shape": out_shape,
+                "layer_name": f"n{index}_{kind.lower()}", "params": params,
+                "regularizers": [], "shares": None, "submodel": None}
+
+    spec = ModelSpec.from_dict({
+        "dict_inputs": False, "dtype": "float32", "extra": {}, "name": "model", "seed": 0,
+        "inputs": [{"batch_size": None, "dtype": "string", "name": "in_0", "shape": [1],
+                    "vocab": 3}],
+        "nodes": [
+            node(0, "StringLookup", ["in_0"], [2], {"output_mode": "multi_hot",
+                                                     "source": "list", "universe": 3,
+                                                     "vocabulary": [0]}),
+            node(1, "Dense", ["n0"], [2], {"units": 2, "activation": "linear",
+                                          "use_bias": True}),
+        ],
+        "outputs": ["n1"], "topology": "functional",
+    })
+    model = strategies.build_model(spec, framework=framework)
+    consumers.save_control(model, spec, {"in_0": "in_0"}, tmp_path / "control")
+    serve = tf.saved_model.load(str(tmp_path / "control")).signatures["serving_default"]
+    assert serve(in_0=tf.constant([["w0"], ["zz"]])), "the control serves"
+
+
 def test_converter_message_keeps_its_summary_and_drops_locations():
     text = textwrap.dedent(
         """\
