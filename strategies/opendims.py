@@ -118,6 +118,10 @@ def _propagate(spec: ModelSpec, input_tags: dict[str, Tags]) -> tuple[ModelSpec,
 def open_spec(spec: ModelSpec, opened: dict[str, tuple[int, ...]]) -> ModelSpec | None:
     """``spec`` with the axes ``opened`` (input name -> axes) open, or None if some layer
     downstream does not take them."""
+    if opened and _orthogonal_activity(spec):
+        # OrthogonalRegularizer on activities needs a static batch, and a model with open
+        # axes is traced with an open batch as well
+        return None
     tags = {
         i.name: tuple(
             f"{i.name}:{a}" if a in opened.get(i.name, ()) else None for a in range(len(i.shape))
@@ -128,6 +132,16 @@ def open_spec(spec: ModelSpec, opened: dict[str, tuple[int, ...]]) -> ModelSpec 
         return _propagate(spec, tags)[0]
     except _Closed:
         return None
+
+
+def _orthogonal_activity(spec: ModelSpec) -> bool:
+    for n in spec.nodes:
+        if any(slot == "activity_regularizer" and reg.kind == "orthogonal"
+               for slot, reg in n.regularizers):
+            return True
+        if n.submodel is not None and _orthogonal_activity(n.submodel):
+            return True
+    return False
 
 
 def candidate_axes(inp: InputSpec) -> tuple[int, ...]:

@@ -139,3 +139,74 @@ def test_open_specs_build_with_none_and_run_at_two_lengths_in_both_frameworks(se
             for a, b, ref in zip(*results[framework], spec.outputs, strict=True):
                 if spec.node(ref).open_axes:
                     assert a.shape != b.shape, (framework, ref)
+
+
+# SIG-DYNAMIC's shrunk failure on the reference (ci stream, 2026-12-02): an orthogonal activity
+# regularizer needs a static batch, which a model traced with open axes does not have.
+_ORTHOGONAL_ACTIVITY = {'dict_inputs': False,
+ 'dtype': 'float32',
+ 'extra': {},
+ 'inputs': [{'batch_size': 1,
+             'dtype': 'float32',
+             'name': 'in_0',
+             'shape': [1, 1],
+             'vocab': None}],
+ 'name': 'model',
+ 'nodes': [{'id': 'n0',
+            'inputs': ['in_0'],
+            'kind': 'UnitNormalization',
+            'layer_name': 'n0_unitnormalization',
+            'out_shape': [1, 1],
+            'params': {'axis': -1},
+            'regularizers': [],
+            'shares': None,
+            'submodel': None},
+           {'id': 'n1',
+            'inputs': ['n0'],
+            'kind': 'Conv1D',
+            'layer_name': 'n1_conv1d',
+            'out_shape': [1, 1],
+            'params': {'activation': 'linear',
+                       'filters': 1,
+                       'kernel_size': [1],
+                       'padding': 'valid',
+                       'strides': [1],
+                       'use_bias': True},
+            'regularizers': [],
+            'shares': None,
+            'submodel': None},
+           {'id': 'n2',
+            'inputs': ['n1'],
+            'kind': 'SimpleRNN',
+            'layer_name': 'n2_simplernn',
+            'out_shape': [1],
+            'params': {'activation': 'tanh',
+                       'go_backwards': False,
+                       'return_sequences': False,
+                       'units': 1,
+                       'use_bias': True},
+            'regularizers': [],
+            'shares': None,
+            'submodel': None},
+           {'id': 'n3',
+            'inputs': ['n2'],
+            'kind': 'Dense',
+            'layer_name': 'n3_dense',
+            'out_shape': [1],
+            'params': {'activation': 'linear', 'units': 1, 'use_bias': False},
+            'regularizers': [['activity_regularizer',
+                              {'kind': 'orthogonal',
+                               'params': {'factor': 0.0, 'mode': 'rows'}}]],
+            'shares': None,
+            'submodel': None}],
+ 'outputs': ['n3'],
+ 'seed': 0,
+ 'topology': 'sequential'}
+
+
+def test_a_spec_with_an_orthogonal_activity_regularizer_stays_closed():
+    from strategies.spec import ModelSpec
+
+    spec = ModelSpec.from_dict(_ORTHOGONAL_ACTIVITY)
+    assert open_spec(spec, {"in_0": (0,)}) is None
+    assert open_spec(spec, {}) is not None  # nothing opened: the spec as it is
