@@ -12,9 +12,7 @@ most 10 minutes.
 import json
 import os
 import re
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from bench import common
@@ -44,19 +42,12 @@ def run_suite(workers, impl, clauses, profile, out_dir):
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as cwd:
         report = Path(cwd) / "report.json"
         command = common.suite_command(workers, report, impl, clauses, profile)
-        env = dict(os.environ, CI="true")
-        print(f"  $ {' '.join(command[2:])}  (log: {log})", flush=True)
         load = os.getloadavg()[0]
-        start = time.perf_counter()
-        with open(log, "w") as stream:
-            proc = subprocess.run(
-                command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT
-            )
-        wall = time.perf_counter() - start
+        returncode, wall = common.run_logged(command, cwd, dict(os.environ, CI="true"), log)
         examples, statuses = examples_in(report) if report.exists() else (None, {})
     per_minute = examples / (wall / 60) if examples else None
     return {
-        "workers": workers, "command": " ".join(command[2:]), "exit_code": proc.returncode,
+        "workers": workers, "command": " ".join(command[2:]), "exit_code": returncode,
         "wall_s": wall, "session_s": session_seconds(log), "examples": examples,
         "examples_per_minute": per_minute,
         "load_average_before": load,
