@@ -52,6 +52,7 @@ def pytest_configure(config):
     if not state.runs_suite(config):
         return
     drawing.register()
+    drawing.pin_local_constants()
     fuzz.configure()
     for line in _SUITE_WARNING_FILTERS:
         config.addinivalue_line("filterwarnings", line)
