@@ -1011,6 +1011,174 @@ def reproduce(model, tmp):
 '''
 
 
+# The consumers (conformance/consumers.py): the saved model converts, the converted one runs
+# and agrees with serving_default; a stage the converter fails on a plain
+# tf.saved_model.save of the model too is the converter's limit, not a divergence.
+CONSUMER = """
+STAGES = ("convert", "load", "names", "run", "values")
+# Converted kernels sum and fuse their own way: a few ulps per layer (expected/tolerances.py).
+CONVERTED_TOLERANCES = {"float64": 1e-6, "float32": 1e-5, "float16": 1e-2, "bfloat16": 5e-2}
+
+
+CONVERTED = {}  # SavedModel path -> (input names, output names, run) or its StageFailed
+
+
+class StageFailed(Exception):
+    def __init__(self, stage, message):
+        super().__init__(f"{stage}: {message}")
+        self.stage, self.message = stage, " ".join(str(message).split())[:600]
+
+
+def convert(path, tmp):
+    \"\"\"(input names, output names, run(feed) -> {name: array}) of the converted model.\"\"\"
+    if CONSUMER == "tflite":
+        try:
+            converter = tf.lite.TFLiteConverter.from_saved_model(
+                path, signature_keys=["serving_default"])
+            content = converter.convert()
+        except Exception as exc:
+            raise StageFailed("convert", f"{type(exc).__name__}: {exc}") from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
+            signature = interpreter.get_signature_list()["serving_default"]
+            runner = interpreter.get_signature_runner("serving_default")
+        except Exception as exc:
+            raise StageFailed("load", f"{type(exc).__name__}: {exc}") from None
+        return (list(signature["inputs"]), list(signature["outputs"]),
+                lambda feed: {k: np.asarray(v) for k, v in runner(**feed).items()})
+    import onnxruntime
+
+    output = os.path.join(tmp, os.path.basename(path) + ".onnx")
+    done = subprocess.run(
+        [sys.executable, "-m", "tf2onnx.convert", "--saved-model", path,
+         "--signature_def", "serving_default", "--output", output],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1"))
+    if done.returncode != 0 or not os.path.exists(output):
+        said = [line for line in done.stderr.splitlines() if "ERROR" in line or "Error" in line]
+        raise StageFailed("convert", f"tf2onnx exit {done.returncode}: {' | '.join(said[-3:])}")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(output, sess_options=options,
+                                               providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise StageFailed("load", f"onnxruntime: {type(exc).__name__}: {exc}") from None
+    names = [o.name for o in session.get_outputs()]
+    return ([i.name for i in session.get_inputs()], names,
+            lambda feed: dict(zip(names, session.run(names, feed))))
+
+
+def pipeline(path, tmp, inputs, outputs, feed, want):
+    \"\"\"Take the SavedModel at ``path`` through every stage; raise StageFailed at the first
+    that fails. ``want``: output name -> the array serving_default computed.\"\"\"
+    if path not in CONVERTED:  # once per SavedModel: each data set runs the same conversion
+        try:
+            CONVERTED[path] = convert(path, tmp)
+        except StageFailed as failure:
+            CONVERTED[path] = failure
+    if isinstance(CONVERTED[path], StageFailed):
+        raise CONVERTED[path]
+    got_inputs, got_outputs, run = CONVERTED[path]
+    if sorted(got_inputs) != sorted(inputs) or sorted(got_outputs) != sorted(outputs):
+        raise StageFailed("names", f"converted inputs {sorted(got_inputs)} and outputs "
+                          f"{sorted(got_outputs)}; expected inputs {sorted(inputs)} and "
+                          f"outputs {sorted(outputs)}")
+    try:
+        got = run({k: np.asarray(v) for k, v in feed.items()})
+    except Exception as exc:
+        raise StageFailed("run", f"{type(exc).__name__}: {exc}") from None
+    for name in outputs:
+        g, w = np.asarray(got[name]), np.asarray(want[name])
+        tol = max(CONVERTED_TOLERANCES.get(str(d), 0.0) for d in (g.dtype, w.dtype))
+        if g.shape != w.shape or not np.allclose(g.astype(np.float64), w.astype(np.float64),
+                                                 rtol=tol, atol=tol, equal_nan=True):
+            raise StageFailed("values", f"output {name!r}: expected "
+                              f"{w.ravel()[:8].tolist()} {list(w.shape)}, actual "
+                              f"{g.ravel()[:8].tolist()} {list(g.shape)}")
+
+
+def save_control(model, path, keys):
+    \"\"\"The model's inference call saved plainly (tf.saved_model.save), named as the contract
+    says: what the converter makes of a SavedModel nothing could be wrong with.\"\"\"
+    specs = {keys[n]: tf.TensorSpec([None, *SERVING_INPUTS[n][1][1:]], SERVING_INPUTS[n][0],
+                                    name=keys[n]) for n in INPUT_NAMES}
+    by_key = {key: name for name, key in keys.items()}
+
+    def serve(**feed):
+        data = {by_key[key]: value for key, value in feed.items()}
+        return dict(zip(OUTPUT_NAMES, tf.nest.flatten(model(model_inputs(data),
+                                                            training=False))))
+
+    function = tf.function(serve).get_concrete_function(**specs)
+    holder = tf.Module()
+    # Keras 3 variables hold their tf.Variable as .value; lookup tables are resources the
+    # function captures, so they are tracked too.
+    holder.model_variables = [v if isinstance(v, tf.Variable) else v.value
+                              for v in model.variables]
+    holder.model_resources = [
+        value for layer in getattr(model, "_flatten_layers", lambda: [model])()
+        for value in vars(layer).values()
+        if isinstance(value, tf.saved_model.experimental.TrackableResource)]
+    holder.serve = function
+    tf.saved_model.save(holder, path, signatures={"serving_default": function})
+
+
+def reproduce(model, tmp):
+    \"\"\"serving_default names what the contract says (a converted model keeps its names);
+    the converted model gives serving_default's outputs, unless a plain save of the same
+    model fails the same stage (then the converter is the one to blame).\"\"\"
+    path = os.path.join(tmp, "model")
+    with captured_messages():
+        save(model, path)
+    serving = tf.saved_model.load(path).signatures["serving_default"]
+    names = sorted(serving.structured_input_signature[1])
+    outputs = sorted(serving.structured_outputs)
+    inputs = names if SUBCLASSED else list(INPUT_NAMES)
+    if names != sorted(inputs) or outputs != sorted(OUTPUT_NAMES):
+        return [f"serving_default names its inputs {names} and outputs {outputs}, the contract "
+                f"{sorted(inputs)} and {sorted(OUTPUT_NAMES)} (SIG-SERVING): a converted model "
+                "keeps the serving signature's names"]
+    keys = {n: n for n in INPUT_NAMES} if names == sorted(INPUT_NAMES) else dict(
+        zip(INPUT_NAMES, sorted(names, key=lambda k: (len(k), k))))
+    problems = []
+    for data in DATASETS:  # the probe lengths, then open axes longer
+        feed = {keys[n]: np.asarray(data[n]) for n in INPUT_NAMES}
+        result = serving(**{k: tf.constant(v) for k, v in feed.items()})
+        want = {n: np.asarray(result[n]) for n in OUTPUT_NAMES}
+        try:
+            pipeline(path, tmp, list(keys.values()), OUTPUT_NAMES, feed, want)
+            continue
+        except StageFailed as failure:
+            found = failure
+        control = os.path.join(tmp, "control")
+        if not os.path.exists(control):
+            save_control(model, control, keys)
+        control_serving = tf.saved_model.load(control).signatures["serving_default"]
+        control_want = {n: np.asarray(v) for n, v in control_serving(
+            **{k: tf.constant(v) for k, v in feed.items()}).items()}
+        try:
+            pipeline(control, tmp, list(keys.values()), OUTPUT_NAMES, feed, control_want)
+            got_to = "passes every stage"
+        except StageFailed as control_failure:
+            if STAGES.index(control_failure.stage) <= STAGES.index(found.stage):
+                print(f"[{CLAUSE}] unsupported by the converter (not a divergence): "
+                      f"{found.stage}: {found.message}; a plain tf.saved_model.save of the "
+                      f"model fails {control_failure.stage} too")
+                continue
+            got_to = f"gets to {control_failure.stage}"
+        problems.append(f"{CONSUMER}: the implementation's SavedModel fails at {found.stage}: "
+                        f"{found.message}; a plain tf.saved_model.save of the same model "
+                        f"{got_to}, so the {CONSUMER} consumer is not the one to blame")
+    return problems
+"""
+CHECKS["CONSUMER-TFLITE"] = 'CONSUMER = "tflite"\n' + CONSUMER
+CHECKS["CONSUMER-ONNX"] = 'CONSUMER = "onnx"\n' + CONSUMER
+
+
 # --- the clauses of fixed models: the script builds the clause's own fixture -----------------
 # (its source is written out of conformance/expected/fixtures.py: FIXTURE_FUNCTIONS says which)
 

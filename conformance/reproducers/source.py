@@ -31,6 +31,7 @@ COVERED = tuple(c for c in (
     "SAVE-UNBUILT", "SAVE-OVERWRITE", "SAVE-OPTIMIZER", "SAVE-SIGNATURES", "SAVE-NO-MUTATION",
     "SAVE-CONCURRENT", "SAVE-ASSETS",
     "LOAD-REVIVE", "LOAD-RESAVE", "LOAD-CORRUPT", "LOAD-RESUME",
+    "CONSUMER-TFLITE", "CONSUMER-ONNX",
 ) if c in CHECKS or c in FIXTURE_CHECKS)
 # Of those, the clauses whose scripts build the clause's own fixed models (any spec ignored).
 FIXTURE_CLAUSES = tuple(c for c in COVERED if c in FIXTURE_CHECKS)
@@ -44,10 +45,6 @@ REFUSED = {
     "which a script does not carry",
     "LOAD-LEGACY": "it loads the legacy corpus files written by older TensorFlow versions "
     "(conformance/corpus/legacy), which a script cannot carry",
-    "CONSUMER-TFLITE": "it runs the suite's conversion pipeline (conformance/consumers.py) "
-    "through the TFLite converter, not a save-and-load check",
-    "CONSUMER-ONNX": "it runs the suite's conversion pipeline (conformance/consumers.py) "
-    "through tf2onnx and onnxruntime, not a save-and-load check",
 }
 FRAMEWORK_OF = {"reference": "keras", "keras_export": "keras", "tf_keras": "tf_keras"}
 # Constructor arguments left out: weights are set from the script's values; input shapes
@@ -661,7 +658,8 @@ def script_source(spec, clause, impl, *, message="", test=""):
         "DETERMINISTIC_IN_TRAINING": strategies.deterministic_in_training(spec),
     }
     origin = f"the shrunk spec{f' of {test}' if test else ''}"
-    head = _head(clause, impl, framework, origin, message, constants, lengths)
+    imports = ("subprocess",) if clause.startswith("CONSUMER-") else ()
+    head = _head(clause, impl, framework, origin, message, constants, lengths, imports)
     parts = [head]
     if uses_custom:
         parts.append(_custom_code(framework))
